@@ -1,0 +1,41 @@
+# tidecast: `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-unit test-integration lint demo bench clean
+
+help:  ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,bench,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv from scratch with everything (torch pinned to 2.13.0)
+
+test: $(STAMP)  ## Run every test: unit, then integration on the embedded broker and Redis
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP)  ## Unit tests only (no servers)
+	$(BIN)/pytest -q tests/unit
+
+test-integration: $(STAMP)  ## Integration tests only (embedded broker and Redis)
+	$(BIN)/pytest -q tests/integration
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+demo: $(STAMP)  ## Run the main job on the embedded broker and Redis
+	$(BIN)/tidecast demo
+
+bench: $(STAMP)  ## Run the benchmarks in bench/ (prints reports)
+	$(BIN)/python bench/ingest.py
+
+clean:  ## Remove the venv and local state
+	rm -rf $(VENV) .tidecast build *.egg-info

@@ -1,0 +1,1 @@
+"""Kafka consumer loops: the ingest worker and the forecast reader."""

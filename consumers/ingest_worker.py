@@ -1,0 +1,182 @@
+"""The ingest worker: a consumer-group member on the clicks and sales topics that feeds the windows.
+
+Per poll batch and partition: :class:`~tidecast.stream.ingest.PartitionIngestor` classifies the records,
+rejects go to the DLQ, and the batch (window deltas + offsets + watermark + counters) is committed to
+the store in one atomic call by the :class:`~tidecast.consumers.committer.Committer`. On assignment the
+worker seeks every partition to the offset stored in the store, so a crash anywhere neither loses nor
+double-counts an event. Kafka offset commits happen too, but only as a courtesy for lag tools.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from tidecast.config import Settings
+from tidecast.consumers.committer import Committer
+from tidecast.consumers.dlq import dlq_message
+from tidecast.consumers.kafka_config import consumer_config, producer_config
+from tidecast.stream.ingest import Batch, PartitionIngestor
+from tidecast.stream.store import WindowStore
+from tidecast.stream.timebuckets import Buckets
+
+
+@dataclass(slots=True)
+class IngestProgress:
+    """Running totals of this worker process (the store holds the durable ones)."""
+
+    records: int = 0
+    ingested: int = 0
+    duplicates: int = 0
+    late: int = 0
+    invalid: int = 0
+    first_record_at: float | None = None
+    last_commit_at: float | None = None
+
+    def add(self, batch: Batch) -> None:
+        if self.first_record_at is None:
+            self.first_record_at = time.monotonic()
+        c = batch.counts
+        self.records += c.ingested + c.duplicates + c.late + c.invalid
+        self.ingested += c.ingested
+        self.duplicates += c.duplicates
+        self.late += c.late
+        self.invalid += c.invalid
+
+    @property
+    def busy_seconds(self) -> float:
+        """From the first record polled to the last batch committed."""
+        if self.first_record_at is None:
+            return 0.0
+        return (self.last_commit_at or time.monotonic()) - self.first_record_at
+
+    @property
+    def rate(self) -> float:
+        """Records per second while busy."""
+        return self.records / max(self.busy_seconds, 1e-9)
+
+
+class IngestWorker:
+    """Consume, validate, bucket and commit until stopped or idle (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        store: WindowStore,
+        max_poll_records: int = 5000,
+        on_progress: Callable[[IngestProgress], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.buckets = Buckets(settings.bucket_seconds)
+        self.on_progress = on_progress
+        self.progress = IngestProgress()
+        self.max_poll_records = max_poll_records
+        self.ingestors: dict[TopicPartition, PartitionIngestor] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group))
+        self.producer = KafkaProducer(**producer_config(bootstrap, "tidecast-dlq"))
+        self.committer = Committer(store, on_commit=self._committed)
+        self._stop = False
+
+    def stop(self) -> None:
+        """Ask the loop to finish after the current batch (safe from a signal handler)."""
+        self._stop = True
+
+    def run(self, until_idle: float | None = None) -> IngestProgress:
+        """Consume until :meth:`stop` or until no record arrived for ``until_idle`` seconds."""
+        topics = list(self.settings.topics.inputs)
+        self.consumer.subscribe(topics, listener=_Rebalance(self))
+        self._last_activity = time.monotonic()
+        last_report = last_kafka_commit = 0.0
+        try:
+            while not self._stop:
+                polled = self.consumer.poll(timeout_ms=200, max_records=self.max_poll_records)
+                now = time.monotonic()
+                if polled:
+                    self._last_activity = now
+                    for tp, records in polled.items():
+                        self._ingest(tp, records)
+                elif until_idle is not None and now - self._last_activity >= until_idle and self.ingestors:
+                    break
+                if now - last_kafka_commit >= 1.0:
+                    self._commit_kafka()
+                    last_kafka_commit = now
+                if self.on_progress and now - last_report >= 0.5:
+                    self.on_progress(self.progress)
+                    last_report = now
+            self.committer.drain()
+            self._commit_kafka()
+        finally:
+            self.close()
+        if self.on_progress:
+            self.on_progress(self.progress)
+        return self.progress
+
+    def close(self) -> None:
+        try:
+            self.committer.close()
+        finally:
+            self.producer.close(timeout=10)
+            self.consumer.close(autocommit=False)
+
+    def _ingest(self, tp: TopicPartition, records: list) -> None:
+        ingestor = self.ingestors[tp]
+        batch = ingestor.apply(records)
+        acks = []
+        if batch.rejects:
+            now_ms = int(time.time() * 1000)
+            dlq = self.settings.topics.dlq
+            acks = [self.producer.send(dlq, key=r.key, value=dlq_message(r, now_ms)) for r in batch.rejects]
+        ingestor.adopt(batch)  # speculative: if the commit fails the worker stops and restarts from the store
+        self.committer.submit(batch, acks)
+        self.progress.add(batch)
+
+    def _committed(self, batch: Batch) -> None:
+        self.committed[TopicPartition(batch.topic, batch.partition)] = batch.next_offset
+        self.progress.last_commit_at = time.monotonic()
+
+    def _commit_kafka(self) -> None:
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in list(self.committed.items())}
+        offsets = {tp: meta for tp, meta in offsets.items() if tp in self.ingestors}
+        if offsets:
+            self.consumer.commit_async(offsets)
+
+    def _assigned(self, assigned: list[TopicPartition]) -> None:
+        self._last_activity = time.monotonic()
+        for tp in assigned:
+            state = self.store.load_partition(tp.topic, tp.partition)
+            self.ingestors[tp] = PartitionIngestor(
+                tp.topic,
+                tp.partition,
+                self.buckets,
+                self.settings.lateness_seconds * 1000,
+                self.settings.retention,
+                state,
+            )
+            if state.next_offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, state.next_offset)
+
+    def _revoked(self, revoked: list[TopicPartition]) -> None:
+        self.committer.drain()
+        for tp in revoked:
+            self.ingestors.pop(tp, None)
+            self.committed.pop(tp, None)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: IngestWorker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked):
+        self.worker._revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned):
+        self.worker._assigned(list(assigned))

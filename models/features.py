@@ -1,0 +1,244 @@
+"""Model inputs from a dense rolling history: per-series scaling, lags, price, promo, calendar, hashed ids.
+
+The history of ``S`` series is a float32 array ``[S, L, F]`` of the last ``L`` closed buckets ending at bucket
+index ``t`` (``history[:, -1]`` is bucket ``t``), channels in :data:`CHANNELS` order, missing = 0. A *sample*
+is a pair (series row, origin bucket ``o <= t``): its inputs come only from buckets ``<= o``, its targets are
+the units of buckets ``o+1 .. o+H`` and the label of step ``h`` is *matured* only when ``o + h <= t``.
+
+Positions before ``first_seen`` (pre-launch) and before the start of the array are *inactive*: they are left
+out of every mean and imputed with the series' active mean, so a new series looks like a flat one at its own
+level (with an age feature telling the model it is new).
+
+>>> import numpy as np
+>>> spec = FeatureSpec(horizon=3, lags=8, aux_lags=2, scale_window=8)
+>>> hist = np.zeros((2, 12, len(CHANNELS)), np.float32)
+>>> hist[:, :, UNITS] = 4.0
+>>> batch = build_batch(hist, np.array([0, 11]), t=50, bucket_seconds=86_400, spec=spec,
+...                     rows=np.array([0, 0]), lags_back=np.array([0, 2]))
+>>> batch.x.shape == (2, spec.n_inputs), batch.scale.tolist(), batch.mask.tolist()
+(True, [5.0, 5.0], [[False, False, False], [True, True, False]])
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CHANNELS = ("units", "orders", "revenue", "returns", "views", "add_to_cart", "promo_orders")
+UNITS, ORDERS, REVENUE, RETURNS, VIEWS, ADD_TO_CART, PROMO_ORDERS = range(len(CHANNELS))
+BUCKET_ORIGIN_S = 345_600  # 1970-01-05T00:00:00Z, a Monday (stream.timebuckets.BUCKET_ORIGIN_MS / 1000)
+N_CALENDAR = 6  # sin/cos of hour-of-day, day-of-week, day-of-year for each target bucket
+N_STATIC = 6
+N_AUX = 5  # returns, views, add_to_cart, relative price, promo share
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """Shape of the inputs. ``lags`` buckets of units, ``aux_lags`` of the other channels."""
+
+    horizon: int = 14
+    lags: int = 28
+    aux_lags: int = 7
+    scale_window: int = 28
+    scale_eps: float = 1.0
+    clip: float = 50.0
+
+    def __post_init__(self) -> None:
+        if not (self.horizon >= 1 and self.lags >= 1 and 1 <= self.aux_lags <= self.lags):
+            raise ValueError("need horizon >= 1, lags >= 1 and 1 <= aux_lags <= lags")
+        if not (1 <= self.scale_window <= self.lags) or self.scale_eps <= 0:
+            raise ValueError("need 1 <= scale_window <= lags and scale_eps > 0")
+
+    @property
+    def n_inputs(self) -> int:
+        """Width of the dense series input vector ``x`` (the calendar comes separately, per target step)."""
+        return self.lags + N_AUX * self.aux_lags + N_STATIC
+
+
+@dataclass(slots=True)
+class Batch:
+    """Samples ready for the network. ``y``/``mask`` are empty (``[N, 0]``) when built for forecasting.
+
+    ``x`` float32 [N, D] series inputs; ``cal`` float32 [N, H, 6] calendar of the target buckets;
+    ``scale`` float32 [N] (series level, units per bucket, > 0); ``y`` float32 [N, H]
+    target units (0 where not matured); ``mask`` bool [N, H] matured labels; ``rows``/``origin`` int64 [N].
+    """
+
+    x: np.ndarray
+    cal: np.ndarray
+    scale: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray
+    rows: np.ndarray
+    origin: np.ndarray
+
+
+def calendar_features(origins: np.ndarray, horizon: int, bucket_seconds: int) -> np.ndarray:
+    """Calendar encoding ``[N, horizon, 6]`` of the target buckets ``o+1 .. o+horizon`` of each origin ``o``.
+
+    Hour-of-day when buckets are shorter than a day, day-of-week when shorter than a week, and day-of-year
+    (week-of-year for weekly buckets) always; each as (sin, cos), zero when it does not apply.
+
+    >>> calendar_features(np.array([-1]), 1, 86_400)[0, 0, 2:4].round(3).tolist()  # bucket 0 is a Monday
+    [0.0, 1.0]
+    """
+    if bucket_seconds <= 0:
+        raise ValueError("bucket_seconds must be positive")
+    buckets = np.asarray(origins, np.int64)[:, None] + 1 + np.arange(horizon, dtype=np.int64)
+    start_s = BUCKET_ORIGIN_S + buckets * int(bucket_seconds)
+    day = start_s // 86_400
+    sec = (start_s % 86_400).astype(np.float64)
+    out = np.zeros((*buckets.shape, N_CALENDAR), np.float32)
+    tau = 2.0 * math.pi
+    if bucket_seconds < 86_400:
+        angle = tau * sec / 86_400.0
+        out[..., 0], out[..., 1] = np.sin(angle), np.cos(angle)
+    if bucket_seconds < 604_800:
+        angle = tau * (((day + 3) % 7) + sec / 86_400.0) / 7.0  # 1970-01-01 was a Thursday; Monday = 0
+        out[..., 2], out[..., 3] = np.sin(angle), np.cos(angle)
+    angle = tau * np.mod(day.astype(np.float64), 365.2425) / 365.2425
+    out[..., 4], out[..., 5] = np.sin(angle), np.cos(angle)
+    return out
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _digest(text: str) -> tuple[int, int]:
+    raw = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little")
+
+
+def hash_ids(keys: Sequence[str], n_buckets: int, salt: str) -> np.ndarray:
+    """Two stable hash buckets per key (int64 ``[N, 2]``), from BLAKE2b (never Python's salted ``hash``).
+
+    The model sums the two embedding rows, so two keys share a vector only if both hashes collide.
+
+    >>> hash_ids(["sku-1"], 1024, "sku").tolist() == hash_ids(["sku-1"], 1024, "sku").tolist()
+    True
+    """
+    flat = np.fromiter(
+        (h for key in keys for h in _digest(f"{salt}\x1f{key}")), dtype=np.int64, count=2 * len(keys)
+    )
+    return (flat % n_buckets).reshape(len(keys), 2)
+
+
+def _window(history: np.ndarray, rows: np.ndarray | None, ends: np.ndarray, length: int) -> np.ndarray:
+    """``history[rows, ends-length+1 .. ends]`` as ``[N, length, F]``; positions outside the array read 0."""
+    n_pos = history.shape[1]
+    if rows is None and n_pos >= length and bool(np.all(ends == n_pos - 1)):
+        return history[:, n_pos - length :]  # the forecasting fast path: a view, no copy
+    pos = ends[:, None] - length + 1 + np.arange(length)
+    inside = (pos >= 0) & (pos < n_pos)
+    which = rows if rows is not None else np.arange(history.shape[0])[:, None]
+    picked = history[which, np.clip(pos, 0, n_pos - 1)]
+    return np.where(inside[..., None], picked, np.float32(0.0))
+
+
+def _masked_mean(values: np.ndarray, active: np.ndarray | None, count: np.ndarray) -> np.ndarray:
+    """Mean over the active positions of each row (``active=None``: all active), float32, 0 when none."""
+    total = values.sum(axis=1, dtype=np.float32) if active is None else np.where(active, values, 0).sum(
+        axis=1, dtype=np.float32)
+    return total / np.maximum(count, 1).astype(np.float32)
+
+
+def build_batch(
+    history: np.ndarray,
+    first_seen: np.ndarray,
+    t: int,
+    bucket_seconds: int,
+    spec: FeatureSpec,
+    rows: np.ndarray | None = None,
+    lags_back: np.ndarray | None = None,
+    with_targets: bool = True,
+) -> Batch:
+    """Build samples at origins ``t - lags_back`` for series ``rows`` (default: every row, origin ``t``).
+
+    Inputs read only buckets ``<= origin``; targets read only buckets ``<= t`` (``mask`` marks them).
+    ``first_seen`` is indexed by row of ``history`` (bucket index of each series' first activity).
+    """
+    n_series, n_pos, _ = history.shape
+    all_rows = rows is None
+    rows_arr = np.arange(n_series, dtype=np.int64) if all_rows else np.asarray(rows, np.int64)
+    back = np.zeros(len(rows_arr), np.int64) if lags_back is None else np.asarray(lags_back, np.int64)
+    if np.any(back < 0):
+        raise ValueError("origins must not lie after t (lags_back >= 0)")
+    n, w, a, sw = len(rows_arr), spec.lags, spec.aux_lags, spec.scale_window
+    ends = (n_pos - 1) - back  # array position of each origin
+    origin = int(t) - back
+    seen = np.asarray(first_seen, np.int64)[rows_arr]
+
+    win = _window(history, None if all_rows else rows_arr[:, None], ends, w)
+    # channel-major float32 copies: contiguous rows make the reductions below fast
+    long_channels = (UNITS, REVENUE, VIEWS, ADD_TO_CART)
+    units, revenue, views, carts = (np.array(win[..., c], np.float32) for c in long_channels)
+    returns, orders, promo = (np.array(win[:, -a:, c], np.float32) for c in (RETURNS, ORDERS, PROMO_ORDERS))
+
+    first_pos = np.maximum(seen - (origin - (w - 1)), (w - 1) - ends)  # first active window position
+    active: np.ndarray | None = np.arange(w) >= first_pos[:, None]
+    n_active = np.clip(w - first_pos, 0, w)
+    n_active_sw = np.clip(np.minimum(w - first_pos, sw), 0, sw)
+    if bool(np.all(first_pos <= 0)):
+        active = None  # every position active: the common case, no masking needed
+    a_sw = None if active is None else active[:, -sw:]
+    a_aux = None if active is None else active[:, -a:]
+
+    mean_u = _masked_mean(units[:, -sw:], a_sw, n_active_sw)
+    mean_v = _masked_mean(views[:, -sw:], a_sw, n_active_sw)
+    mean_c = _masked_mean(carts[:, -sw:], a_sw, n_active_sw)
+    scale = mean_u + np.float32(spec.scale_eps)
+    inv = (np.float32(1.0) / scale)[:, None]
+    if active is not None:  # impute inactive (pre-launch) positions with the series' active mean
+        units = np.where(active, units, mean_u[:, None])
+        views = np.where(active, views, mean_v[:, None])
+        carts = np.where(active, carts, mean_c[:, None])
+        returns = np.where(a_aux, returns, 0)
+    units_x = units * inv
+    views_x = views[:, -a:] / (mean_v[:, None] + np.float32(1.0))
+    carts_x = carts[:, -a:] / (mean_c[:, None] + np.float32(1.0))
+    returns_x = returns * inv
+
+    priced = (units > 0) & (revenue > 0)
+    if active is not None:
+        priced &= active
+    price = np.divide(revenue, units, out=np.zeros_like(revenue), where=priced)
+    n_priced = priced.sum(axis=1)
+    usual = price.sum(axis=1, dtype=np.float32) / np.maximum(n_priced, 1).astype(np.float32)
+    rel = np.divide(price[:, -a:], usual[:, None], out=np.ones((n, a), np.float32),
+                    where=priced[:, -a:] & (usual[:, None] > 0))
+    price_x = np.clip(rel, 0.0, 5.0)
+    has_orders = orders > 0 if a_aux is None else a_aux & (orders > 0)
+    promo_x = np.clip(np.divide(promo, orders, out=np.zeros_like(promo), where=has_orders), 0.0, 1.0)
+
+    zeros = units[:, -sw:] == 0
+    if a_sw is not None:
+        zeros &= a_sw
+    zero_frac = zeros.sum(axis=1) / np.maximum(n_active_sw, 1)
+    age = np.clip(origin - seen + 1, 0, 1000)
+    static = np.stack(
+        [np.log1p(mean_u), np.log1p(mean_v), np.log1p(mean_c), zero_frac, n_active / w,
+         np.log1p(age) / math.log(1001.0)],
+        axis=1,
+    ).astype(np.float32)
+
+    x = np.concatenate([units_x, returns_x, views_x, carts_x, price_x, promo_x, static], axis=1)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=spec.clip, neginf=-spec.clip)
+    np.clip(x, -spec.clip, spec.clip, out=x)
+    uniq, inverse = np.unique(origin, return_inverse=True)
+    cal = calendar_features(uniq, spec.horizon, bucket_seconds)[inverse.reshape(-1)]
+
+    if with_targets:
+        tpos = ends[:, None] + 1 + np.arange(spec.horizon)
+        in_array = (tpos >= 0) & (tpos <= n_pos - 1)
+        mask = in_array & ((origin[:, None] + 1 + np.arange(spec.horizon)) >= seen[:, None])
+        picked = history[rows_arr[:, None], np.clip(tpos, 0, n_pos - 1), UNITS]
+        y = np.where(mask, picked, 0.0).astype(np.float32)
+    else:
+        y = np.zeros((n, 0), np.float32)
+        mask = np.zeros((n, 0), bool)
+    return Batch(x=x, cal=cal, scale=scale.astype(np.float32), y=y, mask=mask, rows=rows_arr,
+                 origin=origin.astype(np.int64))

@@ -1,0 +1,317 @@
+"""The prequential online learner: forecast at each closed bucket, then learn from the labels that matured.
+
+``learn(history, ..., t)`` is called once per closed bucket ``t``. It builds *fresh* samples at origins
+``t-1 .. t-H`` (a random subset of (series, origin) pairs when there are many), each carrying only its
+matured labels (step ``h`` of origin ``o`` only if ``o + h <= t``: the history ends at ``t``, so nothing
+later can be read), and offers the fully matured samples of origin ``t-H`` to a reservoir. Each optimizer
+step mixes ``recent_fraction`` fresh samples with reservoir samples from the whole past. The loss of the
+labels that matured at ``t``, measured before learning from them, drives the rate controller
+(:mod:`tidecast.models.lr_control`), whose multiplier scales the AdamW learning rate.
+
+Calling ``learn`` again for a bucket already learned is a no-op (``skipped``), so a restart that replays a
+bucket does not learn it twice. ``model_version`` counts the learn calls that changed the model.
+
+>>> import numpy as np
+>>> cfg = LearnerConfig(horizon=3, lags=8, aux_lags=2, scale_window=8, hidden=16, batch_size=32,
+...                     replay_capacity=64, sku_buckets=64, store_buckets=8)
+>>> learner = OnlineLearner(cfg)
+>>> hist = np.random.default_rng(0).poisson(5.0, (4, 12, 7)).astype(np.float32)
+>>> seen, stores, skus = np.zeros(4, np.int64), ["s"] * 4, ["a", "b", "c", "d"]
+>>> learner.forecast(hist, seen, stores, skus, t=11, bucket_seconds=86_400).shape
+(4, 3, 3)
+>>> info = learner.learn(hist, seen, stores, skus, t=11, bucket_seconds=86_400)
+>>> info["model_version"], info["lr_multiplier"]
+(1, 1.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .features import Batch, FeatureSpec, build_batch, hash_ids
+from .loss import pinball_loss
+from .lr_control import RateControlConfig, RateController
+from .network import QuantileNet
+from .replay import ReplayBuffer
+
+STATE_FORMAT = "tidecast.learner/1"
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerConfig:
+    """Everything that shapes the model and its learning; frozen, and saved with every checkpoint."""
+
+    horizon: int = 14
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    lags: int = 28
+    aux_lags: int = 7
+    scale_window: int = 28
+    scale_eps: float = 1.0
+    hidden: int = 64
+    depth: int = 2
+    sku_buckets: int = 1 << 15
+    sku_dim: int = 16
+    store_buckets: int = 1 << 10
+    store_dim: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 10.0
+    batch_size: int = 1024
+    steps_per_learn: int = 2
+    recent_fraction: float = 0.5
+    replay_capacity: int = 16_384
+    replay_add: int = 1024
+    count_aware: bool = True
+    adaptive_lr: bool = True
+    rate: RateControlConfig = field(default_factory=RateControlConfig)
+    forecast_chunk: int = 32_768
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        qs = tuple(float(q) for q in self.quantiles)
+        if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
+            raise ValueError("quantiles must be distinct, increasing and inside (0, 1)")
+        object.__setattr__(self, "quantiles", qs)
+        if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
+            raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")
+
+    @property
+    def features(self) -> FeatureSpec:
+        return FeatureSpec(self.horizon, self.lags, self.aux_lags, self.scale_window, self.scale_eps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (safe for a weights-only checkpoint)."""
+        d = dataclasses.asdict(self)
+        d["quantiles"] = list(self.quantiles)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown learner config fields: {sorted(unknown)}")
+        values = dict(d)
+        if "rate" in values:
+            values["rate"] = RateControlConfig(**values["rate"])
+        if "quantiles" in values:
+            values["quantiles"] = tuple(values["quantiles"])
+        return cls(**values)
+
+
+class OnlineLearner:
+    """One global quantile model for all series, learned online. See the module docstring."""
+
+    def __init__(self, config: LearnerConfig | None = None) -> None:
+        self.config = cfg = config or LearnerConfig()
+        self.spec = cfg.features
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.model = QuantileNet(
+                self.spec.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
+                cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth,
+            )
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.controller = RateController(cfg.rate)
+        self.replay = ReplayBuffer(cfg.replay_capacity, self.spec.n_inputs, cfg.horizon, seed=cfg.seed + 1)
+        self._rng = np.random.default_rng(cfg.seed)
+        self._taus = torch.tensor(cfg.quantiles, dtype=torch.float32)
+        self.model_version = 0
+        self.steps = 0
+        self.last_t: int | None = None
+
+    # ------------------------------------------------------------------ inputs
+    def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
+               skus: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        hist = np.asarray(history, dtype=np.float32)
+        if hist.ndim != 3 or hist.shape[2] < 7:
+            raise ValueError(f"history must be [S, L, 7]; got {hist.shape}")
+        seen = np.asarray(first_seen, dtype=np.int64).reshape(-1)
+        if not (len(seen) == len(stores) == len(skus) == hist.shape[0]):
+            raise ValueError("history, first_seen, stores and skus must have one entry per series")
+        return hist, seen
+
+    def _ids(self, stores: Sequence[str], skus: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        return hash_ids(skus, cfg.sku_buckets, "sku"), hash_ids(stores, cfg.store_buckets, "store")
+
+    @property
+    def lr_multiplier(self) -> float:
+        """The rate controller's current multiplier (1.0 = base rate)."""
+        return self.controller.multiplier if self.config.adaptive_lr else 1.0
+
+    @property
+    def min_history(self) -> int:
+        """History length that uses every input (shorter histories are left-padded as pre-launch)."""
+        return self.config.lags + self.config.horizon
+
+    # ---------------------------------------------------------------- forecast
+    def forecast(
+        self,
+        history: np.ndarray,
+        first_seen: np.ndarray,
+        stores: Sequence[str],
+        skus: Sequence[str],
+        t: int,
+        bucket_seconds: int,
+    ) -> np.ndarray:
+        """Quantiles ``[S, H, Q]`` (units) for buckets ``t+1 .. t+H``; non-negative, monotone in Q."""
+        hist, seen = self._check(history, first_seen, stores, skus)
+        sku_ids, store_ids = self._ids(stores, skus)
+        n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
+        out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for lo in range(0, n, chunk):
+                hi = min(n, lo + chunk)
+                b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
+                pred = self.model(torch.from_numpy(b.x), torch.from_numpy(b.cal),
+                                  torch.from_numpy(sku_ids[lo:hi]), torch.from_numpy(store_ids[lo:hi]))
+                out[lo:hi] = (pred * torch.from_numpy(b.scale)[:, None, None]).numpy()
+        return out
+
+    # ------------------------------------------------------------------- learn
+    def _pairs(self, seen: np.ndarray, t: int, lo: int, hi: int, want: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``want`` distinct (row, lags_back) pairs, lags_back in [lo, hi] and origin >= first_seen."""
+        n_rows, n_back = len(seen), hi - lo + 1
+        total = n_rows * n_back
+        if want <= 0 or total <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if total <= 4 * want:
+            flat = self._rng.permutation(total)
+        else:
+            flat = np.unique(self._rng.integers(0, total, size=3 * want))
+            flat = flat[self._rng.permutation(len(flat))]
+        rows, back = flat // n_back, lo + flat % n_back
+        ok = (t - back) >= seen[rows]
+        return rows[ok][:want], back[ok][:want]
+
+    def _tensors(self, b: Batch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
+        arrays = {"x": b.x, "cal": b.cal, "sku": sku, "store": store, "y": b.y, "mask": b.mask, "scale": b.scale}
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+
+    def _loss(self, batch: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
+        scale = batch["scale"]
+        pred = self.model(batch["x"], batch["cal"], batch["sku"], batch["store"])
+        half = 0.5 / scale if self.config.count_aware else None
+        return pinball_loss(pred, batch["y"] / scale[:, None], batch["mask"] if mask is None else mask,
+                            self._taus, half)
+
+    def learn(
+        self,
+        history: np.ndarray,
+        first_seen: np.ndarray,
+        stores: Sequence[str],
+        skus: Sequence[str],
+        t: int,
+        bucket_seconds: int,
+    ) -> dict[str, Any]:
+        """Learn from the labels matured by the close of bucket ``t`` (history ends at ``t``); diagnostics."""
+        cfg = self.config
+        if self.last_t is not None and t <= self.last_t:
+            return {"t": t, "skipped": True, "model_version": self.model_version, "loss": math.nan,
+                    "train_loss": math.nan, "lr": cfg.lr * self.lr_multiplier,
+                    "lr_multiplier": self.lr_multiplier, "drift": False, "n_fresh": 0, "n_replay": 0,
+                    "replay_size": len(self.replay)}
+        hist, seen = self._check(history, first_seen, stores, skus)
+        sku_ids, store_ids = self._ids(stores, skus)
+        n_recent = max(1, round(cfg.batch_size * cfg.recent_fraction))
+
+        last_back = min(cfg.horizon, hist.shape[1] - 1)  # origins must lie inside the history
+        rows, back = self._pairs(seen, t, 1, last_back, n_recent * max(1, cfg.steps_per_learn))
+        fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
+        fresh = self._tensors(fresh_b, sku_ids[rows], store_ids[rows])
+
+        # prequential signal: the labels that matured at t (step h = back), scored before learning from them
+        newest = torch.zeros_like(fresh["mask"])
+        if len(rows):
+            newest[torch.arange(len(rows)), torch.from_numpy(back - 1)] = True
+        self.model.train()
+        with torch.no_grad():
+            signal = float(self._loss(fresh, newest & fresh["mask"])) if len(rows) else math.nan
+        drift = self.controller.update(signal) if cfg.adaptive_lr else False
+        lr = cfg.lr * self.lr_multiplier
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+        losses, n_replay = [], 0
+        for step in range(cfg.steps_per_learn if len(rows) else 0):
+            sel = np.arange(step * n_recent, (step + 1) * n_recent) % len(rows)
+            batch = {k: v[torch.from_numpy(sel)] for k, v in fresh.items()}
+            old = self.replay.sample(cfg.batch_size - len(sel))
+            if len(old["x"]):
+                n_replay += len(old["x"])
+                batch = {k: torch.cat([batch[k], torch.from_numpy(old[k])]) for k in batch}
+            loss = self._loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.steps += 1
+            losses.append(float(loss.detach()))
+
+        add_rows, add_back = self._pairs(seen, t, cfg.horizon, last_back, cfg.replay_add)
+        if len(add_rows):
+            ab = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=add_rows, lags_back=add_back)
+            self.replay.add(ab.x, ab.cal, sku_ids[add_rows], store_ids[add_rows], ab.y, ab.mask, ab.scale)
+
+        self.last_t = int(t)
+        if losses:
+            self.model_version += 1
+        return {
+            "t": int(t), "skipped": False, "model_version": self.model_version, "loss": signal,
+            "train_loss": float(np.mean(losses)) if losses else math.nan, "lr": lr,
+            "lr_multiplier": self.lr_multiplier, "drift": drift, "n_fresh": len(rows), "n_replay": n_replay,
+            "replay_size": len(self.replay),
+        }
+
+    # ------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer, rate controller, replay, RNG and counters: tensors and plain values only."""
+        return {
+            "format": STATE_FORMAT,
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "controller": self.controller.state_dict(),
+            "replay": self.replay.state_dict(),
+            "rng": self._rng.bit_generator.state,
+            "counters": {"model_version": self.model_version, "steps": self.steps,
+                         "last_t": -1 if self.last_t is None else self.last_t,
+                         "has_last_t": self.last_t is not None},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the saved config must equal this learner's config."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a {STATE_FORMAT} state")
+        saved = LearnerConfig.from_dict(state["config"])
+        if saved != self.config:
+            diff = sorted(k for k, v in saved.to_dict().items() if self.config.to_dict()[k] != v)
+            raise ValueError(f"checkpoint config differs from this learner's in {diff}; "
+                             "use OnlineLearner.from_state_dict to take the saved config")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.controller.load_state_dict(state["controller"])
+        self.replay.load_state_dict(state["replay"])
+        self._rng.bit_generator.state = state["rng"]
+        counters = state["counters"]
+        self.model_version, self.steps = int(counters["model_version"]), int(counters["steps"])
+        self.last_t = int(counters["last_t"]) if counters["has_last_t"] else None
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> OnlineLearner:
+        """A learner built with the saved config, then restored."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a {STATE_FORMAT} state")
+        learner = cls(LearnerConfig.from_dict(state["config"]))
+        learner.load_state_dict(state)
+        return learner

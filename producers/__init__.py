@@ -1,0 +1,1 @@
+"""Event producers (synthetic generator, file replay) and the forecast publisher."""

@@ -1,0 +1,60 @@
+"""Send events to the clicks and sales topics, keyed by series so one series stays in one partition.
+
+>>> route({"type": "click", "sku": "A", "store": "s1"}, Topics("tidecast."))
+('tidecast.clicks', b's1:A')
+>>> route({"type": "sale", "sku": "A"}, Topics("tidecast."))
+('tidecast.sales', b'all:A')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from kafka import KafkaProducer
+
+from tidecast.config import Settings, Topics
+from tidecast.consumers.kafka_config import producer_config
+from tidecast.stream.events import DEFAULT_STORE
+
+
+def route(doc: dict, topics: Topics) -> tuple[str, bytes | None]:
+    """The topic and key for an event object (clicks to the clicks topic, anything else to sales)."""
+    topic = topics.clicks if doc.get("type") == "click" else topics.sales
+    sku, store = doc.get("sku"), doc.get("store")
+    if not isinstance(sku, str) or (store is not None and not isinstance(store, str)):
+        return topic, None
+    return topic, f"{store or DEFAULT_STORE}:{sku}".encode()
+
+
+class EventSender:
+    """A thin KafkaProducer wrapper for event objects (or raw bytes, for tests of bad input)."""
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self.topics = settings.topics
+        self.producer = KafkaProducer(**producer_config(bootstrap, "tidecast-producer"))
+        self.sent = 0
+
+    def send(self, doc: dict) -> None:
+        topic, key = route(doc, self.topics)
+        self.producer.send(topic, key=key, value=orjson.dumps(doc))
+        self.sent += 1
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.producer.send(topic, key=key, value=value)
+        self.sent += 1
+
+    def send_all(self, docs: Iterable[dict]) -> int:
+        for doc in docs:
+            self.send(doc)
+        return self.sent
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()
+
+    def __enter__(self) -> EventSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,288 @@
+"""Read a history file (CSV or JSON lines, optionally gzipped) as event dicts for replay and backtests.
+
+Columns map to event fields with a spec such as ``"ts=InvoiceDate,sku=StockCode,qty=Quantity"``. Naive
+timestamps are read in the file's time zone and emitted as ISO-8601 with offset. Rows are never dropped: a
+value that cannot be converted stays as it is, so that the event validator rejects the row with a reason
+and it goes to the dead-letter queue.
+
+>>> import tempfile
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "s.csv").write_text("day,item,units,total\\n2011-06-01 09:30,A1,2,4\\n2011-12-01,B2,x,1\\n")
+>>> columns = parse_columns("ts=day,sku=item,qty=units,revenue=total")
+>>> for event in read_events(folder / "s.csv", columns, tz="Europe/London"):
+...     print(event)
+{'event_id': 's.csv:1', 'type': 'sale', 'ts': '2011-06-01T09:30:00+01:00', 'sku': 'A1', 'qty': 2, 'price': 2}
+{'event_id': 's.csv:2', 'type': 'sale', 'ts': '2011-12-01T00:00:00+00:00', 'sku': 'B2', 'qty': 'x'}
+>>> count_rows(folder / "s.csv")
+2
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import IO, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+FIELDS = ("event_id", "type", "ts", "sku", "store", "qty", "price", "revenue", "promo", "action")
+"""Event fields a column can map to (``revenue`` only serves to derive ``price``)."""
+OPTIONAL = frozenset({"store", "price", "revenue", "promo"})
+"""Fields for which an empty cell (or JSON null) means absent; an empty required field stays ``""``."""
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+CSV_SUFFIXES = (".csv",)
+_NUMERIC = frozenset({"qty", "price", "revenue"})
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECONDS_BELOW = 1e11  # epoch numbers below this are seconds (before year 5138), above it milliseconds
+_MISSING = object()
+
+
+def parse_columns(spec: str | None) -> dict[str, str]:
+    """``"FIELD=COLUMN,..."`` to ``{field: column}``; ``None`` gives the identity over :data:`FIELDS`.
+
+    >>> parse_columns("ts=InvoiceDate, sku=StockCode")
+    {'ts': 'InvoiceDate', 'sku': 'StockCode'}
+    """
+    if spec is None:
+        return {name: name for name in FIELDS}
+    mapping: dict[str, str] = {}
+    for part in spec.split(","):
+        field, sep, column = part.partition("=")
+        field, column = field.strip(), column.strip()
+        if not sep or not field or not column:
+            raise ValueError(f"bad column mapping {part.strip()!r} in {spec!r}: expected FIELD=COLUMN,... "
+                             "such as 'ts=InvoiceDate,sku=StockCode,qty=Quantity'")
+        if field not in FIELDS:
+            known = ", ".join(FIELDS)
+            raise ValueError(f"unknown event field {field!r} in column mapping {spec!r}; known: {known}")
+        if field in mapping:
+            raise ValueError(f"event field {field!r} is mapped twice in {spec!r}")
+        mapping[field] = column
+    return mapping
+
+
+def read_events(path: Path, columns: dict[str, str] | None = None, tz: str = "UTC") -> Iterator[dict | bytes]:
+    """Stream the rows of ``path`` (``.csv``, ``.jsonl``, ``.json`` or ``.ndjson``, maybe ``.gz``) as events.
+
+    ``columns`` maps event fields to the file's columns (see :func:`parse_columns`); ``None`` maps every
+    field to the column of the same name where there is one. A mapping ``FIELD=FIELD`` whose column a CSV
+    header lacks is skipped; any other missing CSV column is a ``ValueError``. Without an ``event_id``
+    value, the id is ``"{file name}:{row}"`` (rows count from 1, the CSV header excluded); without a
+    ``type``, the row is a sale. Naive times are local times in ``tz`` (an ambiguous one takes the earlier,
+    summer-time reading); JSON numbers and numeric strings are epoch seconds, or milliseconds from 1e11.
+    ``price`` is ``revenue / qty`` when only revenue is given. An unknown format or time zone fails at
+    once; a missing CSV column on the first ``next()``.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {tz!r}") from None
+    mapping = parse_columns(None) if columns is None else dict(columns)
+    return _stream(path, kind, mapping, zone)
+
+
+def _stream(path: Path, kind: str, mapping: dict[str, str], zone: tzinfo) -> Iterator[dict | bytes]:
+    with _open(path) as handle:
+        rows = _csv_rows(handle, path, mapping) if kind == "csv" else _json_rows(handle, path, mapping)
+        convert = _Converter(zone, path.name)
+        for row, values in rows:
+            yield convert(row, values)
+
+
+def count_rows(path: Path) -> int | None:
+    """Number of data rows (lines, less a CSV header), cheaply; ``None`` if ``path`` is no readable file."""
+    path = Path(path)
+    try:
+        kind = _kind(path)
+    except ValueError:
+        return None
+    if not path.is_file():
+        return None
+    lines, last = 0, b"\n"
+    with gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"
+    return max(lines - 1, 0) if kind == "csv" else lines
+
+
+def _kind(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    if suffixes and suffixes[-1] in CSV_SUFFIXES:
+        return "csv"
+    if suffixes and suffixes[-1] in JSON_SUFFIXES:
+        return "json"
+    raise ValueError(f"cannot tell the format of {path.name!r}: expected .csv, .jsonl, .json or .ndjson, "
+                     "maybe .gz")
+
+
+def _open(path: Path) -> IO[str]:
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+    return path.open(encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _csv_rows(handle: IO[str], path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict]]:
+    reader = csv.reader(handle)
+    header = [name.strip() for name in next(reader, [])]
+    if not header:
+        return
+    where: dict[str, int] = {}
+    for i, name in enumerate(header):
+        where.setdefault(name, i)
+    plan = []
+    for field, column in mapping.items():
+        if column in where:
+            plan.append((field, where[column]))
+        elif column != field:
+            have = ", ".join(header)
+            raise ValueError(f"{path.name} has no column {column!r} (for {field!r}); its columns: {have}")
+    for row, cells in enumerate(reader, start=1):
+        width = len(cells)
+        yield row, {field: cells[i] if i < width else None for field, i in plan}
+
+
+def _json_rows(handle: IO[str], path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict | _BadLine]]:
+    for row, line in enumerate(handle, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        if row == 1 and text.startswith("["):
+            raise ValueError(f"{path.name} holds a JSON array; expected JSON lines (one object per line)")
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            yield row, _BadLine(text, f"not valid JSON: {exc}")
+            continue
+        if type(doc) is not dict:
+            yield row, _BadLine(text, "not a JSON object")
+            continue
+        yield row, {field: doc[column] for field, column in mapping.items() if column in doc}
+
+
+class _BadLine(NamedTuple):
+    """A JSON line that is no object: it is passed on as its raw bytes, for the validator to reject."""
+
+    text: str
+    error: str
+
+
+class _Converter:
+    """Turns one row's raw values into an event dict, keeping what it cannot convert."""
+
+    def __init__(self, zone: tzinfo, name: str) -> None:
+        self.zone, self.name = zone, name
+        self.cache: dict[object, object] = {}
+
+    def __call__(self, row: int, values: dict | _BadLine) -> dict | bytes:
+        if isinstance(values, _BadLine):
+            return values.text.encode()  # sent as it is, so the validator gives the real reason
+        event: dict = {}
+        for field, raw in values.items():
+            if field in OPTIONAL and (raw is None or raw == ""):
+                continue
+            if field == "ts":
+                raw = self.ts(raw)
+            elif field in _NUMERIC:
+                raw = _number(raw)
+            elif field == "promo":
+                raw = _flag(raw)
+            elif field in ("type", "action") and type(raw) is str:
+                raw = raw.strip().lower()
+            elif type(raw) is int:  # a numeric id or sku in JSON
+                raw = str(raw)
+            event[field] = raw
+        revenue = event.pop("revenue", _MISSING)
+        if revenue is not _MISSING and "price" not in event:
+            qty = event.get("qty")
+            if type(revenue) is str:
+                event["price"] = revenue  # unparsable: let the validator reject the row
+            elif type(qty) in (int, float) and qty != 0 and type(revenue) in (int, float):
+                event["price"] = _number(round(revenue / qty, 6))
+        event_id = event.pop("event_id", _MISSING)
+        kind = event.pop("type", "sale")
+        return {"event_id": f"{self.name}:{row}" if event_id is _MISSING else event_id, "type": kind, **event}
+
+    def ts(self, raw: object) -> object:
+        if type(raw) not in (str, int, float):
+            return raw
+        hit = self.cache.get(raw, _MISSING)
+        if hit is _MISSING:
+            if len(self.cache) > 4096:
+                self.cache.clear()
+            hit = self.cache[raw] = _timestamp(raw, self.zone)
+        return hit
+
+
+def _timestamp(raw: str | float, zone: tzinfo) -> object:
+    """ISO-8601 with offset, or ``raw`` unchanged when it is no time."""
+    if type(raw) is str:
+        try:
+            moment = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            number = _number(raw)
+            return raw if type(number) is str else _epoch(number, raw)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+        return moment.isoformat()
+    return _epoch(raw, raw)
+
+
+def _epoch(number: float, raw: object) -> object:
+    if not math.isfinite(number):
+        return raw
+    try:
+        if abs(number) < _SECONDS_BELOW:
+            return (_EPOCH + timedelta(seconds=number)).isoformat()
+        return (_EPOCH + timedelta(milliseconds=number)).isoformat()
+    except OverflowError:
+        return raw
+
+
+def _number(raw: object) -> object:
+    """int when integral, else float; anything else (or not finite) unchanged."""
+    kind = type(raw)
+    if kind is int:
+        return raw
+    if kind is float:
+        return int(raw) if raw.is_integer() else raw
+    if kind is not str:
+        return raw
+    text = raw.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return raw
+    if not math.isfinite(value):
+        return raw
+    return int(value) if value.is_integer() else value
+
+
+def _flag(raw: object) -> object:
+    if type(raw) is bool:
+        return raw
+    if type(raw) is int and raw in (0, 1):
+        return bool(raw)
+    if type(raw) is str:
+        text = raw.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return raw

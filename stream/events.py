@@ -1,0 +1,185 @@
+"""The event contract: parse and validate one Kafka message into a :class:`Sale` or a :class:`Click`.
+
+Validation is strict about what tidecast uses and silent about the rest: unknown extra fields are
+ignored, never fatal. Every rejection carries a precise, human-readable reason that goes to the DLQ.
+
+>>> validate(b'{"event_id": "e1", "type": "sale", "ts": "2026-01-05T10:00:00+01:00", "sku": "A1", "qty": 2}')
+Sale(event_id='e1', ts_ms=1767603600000, series='all:A1', qty=2, price=None, promo=False)
+>>> validate(b'{"event_id": "e2", "type": "click", "ts": 1767603600000, "sku": "A1", "store": "s1", "action": "view"}')
+Click(event_id='e2', ts_ms=1767603600000, series='s1:A1', action='view')
+>>> validate(b'{"event_id": "e3", "type": "sale", "ts": "2026-01-05T10:00:00", "sku": "A1", "qty": 1}')
+Traceback (most recent call last):
+...
+tidecast.stream.events.InvalidEvent: field 'ts' has no UTC offset: '2026-01-05T10:00:00'
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import NamedTuple
+
+import orjson
+
+DEFAULT_STORE = "all"
+"""Store used in the series id when an event has no ``store``: series ``all:SKU``."""
+
+MAX_ID_LENGTH = 200
+TS_MIN_MS = 0
+TS_MAX_MS = 7_258_118_400_000  # 2200-01-01T00:00Z
+ACTIONS = ("view", "add_to_cart")
+
+
+class InvalidEvent(ValueError):
+    """The message breaks the event contract; ``str(exc)`` is the reason sent to the DLQ."""
+
+
+class Sale(NamedTuple):
+    event_id: str
+    ts_ms: int
+    series: str
+    qty: float
+    price: float | None
+    promo: bool
+
+
+class Click(NamedTuple):
+    event_id: str
+    ts_ms: int
+    series: str
+    action: str
+
+
+Event = Sale | Click
+
+
+def series_id(store: str | None, sku: str) -> str:
+    """``store:sku``; a missing store is :data:`DEFAULT_STORE`. ``series_id(None, "A1") == "all:A1"``."""
+    return f"{store or DEFAULT_STORE}:{sku}"
+
+
+def split_series(series: str) -> tuple[str, str]:
+    """Inverse of :func:`series_id`: ``split_series("s1:A:1") == ("s1", "A:1")`` (stores hold no ':')."""
+    store, sep, sku = series.partition(":")
+    if not sep or not store or not sku:
+        raise ValueError(f"not a series id (STORE:SKU): {series!r}")
+    return store, sku
+
+
+def validate(raw: bytes | str) -> Event:
+    """Parse one message and check it against the contract (see docs/events.md)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not valid JSON: {exc}") from None
+    if type(doc) is not dict:
+        raise InvalidEvent(f"not a JSON object but {_kind(doc)}")
+    return validate_dict(doc)
+
+
+def validate_dict(doc: dict) -> Event:
+    """Validate an already parsed event object."""
+    get = doc.get
+    event_id, sku, store = get("event_id"), get("sku"), get("store")
+    if not (_fine(event_id) and _fine(sku)):  # the fast path checks inline; the slow one explains
+        event_id, sku = _identifier(doc, "event_id"), _identifier(doc, "sku")
+    if store is None:
+        series = f"{DEFAULT_STORE}:{sku}"
+    else:
+        if not _fine(store):
+            store = _identifier(doc, "store")
+        if ":" in store:
+            raise InvalidEvent(f"field 'store' must not contain ':', got {store!r}")
+        series = f"{store}:{sku}"
+    ts_ms = parse_ts(get("ts", _MISSING))
+    kind = get("type", _MISSING)
+    if kind == "sale":
+        qty = get("qty", _MISSING)
+        if type(qty) is not int:
+            qty = _number(doc, "qty")
+        if qty == 0:
+            raise InvalidEvent("field 'qty' must not be 0 (negative quantities are returns)")
+        price = get("price")
+        if price is not None:
+            price = _number(doc, "price")
+            if price < 0:
+                raise InvalidEvent(f"field 'price' must not be negative, got {price!r}")
+        promo = get("promo")
+        if promo is None:
+            promo = False
+        elif type(promo) is not bool:
+            raise InvalidEvent(f"field 'promo' must be true or false, got {_kind(promo)}")
+        return Sale(event_id, ts_ms, series, qty, price, promo)
+    if kind == "click":
+        action = get("action", _MISSING)
+        if action not in ACTIONS:
+            if action is _MISSING:
+                raise InvalidEvent("missing field 'action'")
+            raise InvalidEvent(f"field 'action' must be 'view' or 'add_to_cart', got {action!r}")
+        return Click(event_id, ts_ms, series, action)
+    if kind is _MISSING:
+        raise InvalidEvent("missing field 'type'")
+    raise InvalidEvent(f"field 'type' must be 'sale' or 'click', got {kind!r}")
+
+
+def _fine(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
+
+
+def parse_ts(value: object) -> int:
+    """An ISO-8601 string with offset, or epoch milliseconds, to epoch milliseconds."""
+    if type(value) is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent(f"field 'ts' is not ISO-8601: {value!r}") from None
+        if moment.tzinfo is None:
+            raise InvalidEvent(f"field 'ts' has no UTC offset: {value!r}")
+        ms = round(moment.timestamp() * 1000)
+    elif type(value) is int:
+        ms = value
+    elif type(value) is float and math.isfinite(value):
+        ms = math.floor(value)
+    elif value is _MISSING:
+        raise InvalidEvent("missing field 'ts'")
+    else:
+        raise InvalidEvent(f"field 'ts' must be an ISO-8601 string or epoch milliseconds, got {_kind(value)}")
+    if not TS_MIN_MS <= ms < TS_MAX_MS:
+        raise InvalidEvent(f"field 'ts' is out of range (1970 to 2200): {value!r}")
+    return ms
+
+
+def encode(doc: dict) -> bytes:
+    """Serialize an event object the way producers should: compact UTF-8 JSON."""
+    return orjson.dumps(doc)
+
+
+_MISSING = object()
+
+
+def _identifier(doc: dict, name: str) -> str:
+    value = doc.get(name, _MISSING)
+    if type(value) is not str:
+        if value is _MISSING:
+            raise InvalidEvent(f"missing field {name!r}")
+        raise InvalidEvent(f"field {name!r} must be a string, got {_kind(value)}")
+    if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise InvalidEvent(f"field {name!r} must be 1 to {MAX_ID_LENGTH} printable characters, got {value!r}")
+    return value
+
+
+def _number(doc: dict, name: str) -> float:
+    value = doc.get(name, _MISSING)
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return value
+    if value is _MISSING:
+        raise InvalidEvent(f"missing field {name!r}")
+    raise InvalidEvent(f"field {name!r} must be a finite number, got {_kind(value)}")
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array", dict: "an object"}
+    return names.get(type(value), type(value).__name__)

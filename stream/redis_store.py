@@ -1,0 +1,152 @@
+"""The Redis window store: the live implementation of :class:`~tidecast.stream.store.WindowStore`.
+
+Key layout (``P`` = ``<topic prefix>{<partition>}:``, so one partition's keys share a Redis Cluster slot)::
+
+    P off                   hash   topic -> next offset to read
+    P maxts                 hash   topic -> max event time seen (epoch ms); watermark = it - lateness
+    P stats:<topic>         hash   ingested, duplicates, late, invalid, dlq
+    P buckets               zset   bucket indices that hold windows (for retention trimming)
+    P w:<bucket>:<metric>   hash   series -> value, one hash per bucket and metric
+    P seen:<topic>:<bucket> set    event ids of a still-open bucket (deduplication)
+
+A batch is applied by one Lua script call (``lua/commit_batch.lua``) that first checks the stored offset,
+so a consumer that lost its partition cannot write over its successor.
+
+>>> RedisWindowStore.partition_prefix("tidecast.", 3)
+'tidecast.{3}:'
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import orjson
+import redis
+
+from tidecast.stream.ingest import Batch, PartitionState
+from tidecast.stream.store import COUNTERS, StoreStats
+from tidecast.stream.windows import METRICS, add_rows, empty_row
+
+_COMMIT_LUA = resources.files("tidecast.stream").joinpath("lua/commit_batch.lua").read_text()
+
+
+class RedisWindowStore:
+    """Window store on Redis (or valkey); ``prefix`` is the topic prefix, e.g. ``tidecast.``."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._commit = client.register_script(_COMMIT_LUA)
+        self._partition_key = re.compile(re.escape(prefix) + r"\{(\d+)\}:off$")
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> RedisWindowStore:
+        return cls(redis.Redis.from_url(url), prefix)
+
+    @staticmethod
+    def partition_prefix(prefix: str, partition: int) -> str:
+        return f"{prefix}{{{partition}}}:"
+
+    def _p(self, partition: int) -> str:
+        return self.partition_prefix(self.prefix, partition)
+
+    def load_partition(self, topic: str, partition: int) -> PartitionState:
+        p = self._p(partition)
+        offset, max_ts = self.client.hget(p + "off", topic), self.client.hget(p + "maxts", topic)
+        seen: dict[int, set[str]] = {}
+        seen_prefix = f"{p}seen:{topic}:"
+        for key in self.client.scan_iter(match=_glob_escape(seen_prefix) + "*", count=1000):
+            bucket = int(key.decode()[len(seen_prefix):])
+            seen[bucket] = {member.decode() for member in self.client.smembers(key)}
+        return PartitionState(
+            next_offset=None if offset is None else int(offset),
+            max_ts_ms=None if max_ts is None else int(max_ts),
+            seen=seen,
+        )
+
+    def commit(self, batch: Batch) -> bool:
+        return bool(self._commit(keys=[self._p(batch.partition) + "off"], args=self.commit_args(batch)))
+
+    def commit_args(self, batch: Batch) -> list:
+        """The argument list of ``commit_batch.lua``: prefix, topic, expected offset, the batch as JSON."""
+        c = batch.counts
+        payload = {
+            "next": batch.next_offset,
+            "max_ts": batch.max_ts_ms,
+            "trim": batch.trim_before,
+            "counts": [c.ingested, c.duplicates, c.late, c.invalid, c.dlq],
+            "rows": [[bucket, series, *row] for (bucket, series), row in batch.delta.rows.items()],
+            "forget": batch.forget_seen,
+            "seen": list(batch.new_seen.items()),
+        }
+        expected = "" if batch.expected_offset is None else batch.expected_offset
+        return [self._p(batch.partition), batch.topic, expected, orjson.dumps(payload)]
+
+    def partitions(self) -> list[int]:
+        """Partitions that have ever committed a batch."""
+        found = set()
+        for key in self.client.scan_iter(match=_glob_escape(self.prefix) + "{*}:off", count=1000):
+            match = self._partition_key.match(key.decode())
+            if match:
+                found.add(int(match.group(1)))
+        return sorted(found)
+
+    def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
+        rows: dict[int, list[float]] = {}
+        for partition in self.partitions():
+            p = self._p(partition)
+            buckets = [int(b) for b in self.client.zrange(p + "buckets", 0, -1)]
+            pipe = self.client.pipeline(transaction=False)
+            for bucket in buckets:
+                for metric in METRICS:
+                    pipe.hget(f"{p}w:{bucket}:{metric}", series)
+            values = pipe.execute()
+            for n, bucket in enumerate(buckets):
+                chunk = values[n * len(METRICS):(n + 1) * len(METRICS)]
+                if any(v is not None for v in chunk):
+                    add_rows(rows.setdefault(bucket, empty_row()), [_number(v) for v in chunk])
+        return [(bucket, dict(zip(METRICS, rows[bucket], strict=True))) for bucket in sorted(rows)]
+
+    def read_bucket(self, bucket: int) -> dict[str, list[float]]:
+        merged: dict[str, list[float]] = {}
+        pipe = self.client.pipeline(transaction=False)
+        for partition in self.partitions():
+            for metric in METRICS:
+                pipe.hgetall(f"{self._p(partition)}w:{bucket}:{metric}")
+        for n, values in enumerate(pipe.execute()):
+            column = n % len(METRICS)
+            for series, value in values.items():
+                row = merged.get(series.decode())
+                if row is None:
+                    row = merged[series.decode()] = empty_row()
+                row[column] += _number(value)
+        return merged
+
+    def stats(self) -> StoreStats:
+        result = StoreStats()
+        for partition in self.partitions():
+            p = self._p(partition)
+            offsets = self.client.hgetall(p + "off")
+            max_ts = self.client.hgetall(p + "maxts")
+            for topic_raw, offset in offsets.items():
+                topic = topic_raw.decode()
+                name = f"{topic}:{partition}"
+                result.offsets[name] = int(offset)
+                if topic_raw in max_ts:
+                    result.max_ts_ms[name] = int(max_ts[topic_raw])
+                for counter, value in self.client.hgetall(f"{p}stats:{topic}").items():
+                    if counter.decode() in COUNTERS:
+                        result.counters[counter.decode()] += int(value)
+        return result
+
+
+def _number(raw: bytes | None) -> float:
+    if raw is None:
+        return 0
+    value = float(raw)
+    return int(value) if value.is_integer() else value
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\{}])", r"\\\1", text)

@@ -1,0 +1,257 @@
+"""Reading history files: column mapping, time zones, derived ids and prices, and no row ever lost."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import itertools
+import tempfile
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tidecast.producers.files import FIELDS, count_rows, parse_columns, read_events
+from tidecast.stream.events import InvalidEvent, Sale, validate, validate_dict
+
+RETAIL = Path(__file__).resolve().parents[3] / "shared/data/online-retail/online_retail.csv.gz"
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> Path:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+def write_jsonl(path: Path, lines: list[object]) -> Path:
+    text = "\n".join(line if isinstance(line, str) else orjson.dumps(line).decode() for line in lines) + "\n"
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def validate_reason(raw: bytes) -> str:
+    try:
+        validate(raw)
+    except InvalidEvent as exc:
+        return str(exc)
+    raise AssertionError("expected a rejection")
+
+
+def reason(event: dict) -> str:
+    with pytest.raises(InvalidEvent) as caught:
+        validate_dict(event)
+    return str(caught.value)
+
+
+# -- parse_columns -------------------------------------------------------------------------------------------
+
+
+def test_parse_columns() -> None:
+    assert parse_columns("ts=InvoiceDate, sku = StockCode,qty=Quantity") == {
+        "ts": "InvoiceDate", "sku": "StockCode", "qty": "Quantity"}
+    assert parse_columns("ts=Invoice Date") == {"ts": "Invoice Date"}
+    assert parse_columns(None) == {name: name for name in FIELDS}
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("", "bad column mapping"),
+    ("ts", "bad column mapping"),
+    ("ts=", "bad column mapping"),
+    ("=Date", "bad column mapping"),
+    ("ts=Date,", "bad column mapping"),
+    ("when=Date", "unknown event field 'when'"),
+    ("ts=Date,ts=Other", "mapped twice"),
+])
+def test_parse_columns_rejects(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_columns(spec)
+
+
+# -- CSV -----------------------------------------------------------------------------------------------------
+
+
+def test_csv_naive_times_are_local_across_dst(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "h.csv", [
+        ["Date", "Item", "Units"],
+        ["2011-01-10 09:00:00", "A", "1"],  # GMT
+        ["2011-06-10 09:00:00", "A", "1"],  # BST
+        ["2011-10-30 01:30:00", "A", "1"],  # happens twice: the earlier, summer-time reading
+        ["2011-03-27 01:30:00", "A", "1"],  # does not exist: read with the offset before the change
+        ["2011-06-10T09:00:00+02:00", "A", "1"],  # an offset is kept
+        ["2011-06-10T09:00:00Z", "A", "1"],
+        ["2011-06-10", "A", "1"],
+    ])
+    events = list(read_events(path, parse_columns("ts=Date,sku=Item,qty=Units"), tz="Europe/London"))
+    assert [e["ts"] for e in events] == [
+        "2011-01-10T09:00:00+00:00", "2011-06-10T09:00:00+01:00", "2011-10-30T01:30:00+01:00",
+        "2011-03-27T01:30:00+00:00", "2011-06-10T09:00:00+02:00", "2011-06-10T09:00:00+00:00",
+        "2011-06-10T00:00:00+01:00"]
+    assert all(isinstance(validate_dict(e), Sale) for e in events)
+    utc = list(read_events(path, parse_columns("ts=Date,sku=Item,qty=Units")))
+    assert utc[1]["ts"] == "2011-06-10T09:00:00+00:00"
+
+
+def test_csv_ids_types_numbers_and_derived_price(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "sales.csv", [
+        ["when", "sku", "store", "qty", "revenue", "promo"],
+        ["2026-01-05 10:00", "A1", "s1", "2", "5", "yes"],
+        ["2026-01-05 11:00", "A1", "", "3.0", "10", "0"],
+        ["2026-01-05 12:00", "B2", "s1", "-1", "-2.5", "TRUE"],  # a return
+        ["2026-01-05 13:00", "B2", "s1", "0", "4", ""],
+        ["2026-01-05 14:00", "B2", "s1", "1.5", "", "No"],
+    ])
+    columns = parse_columns("ts=when,sku=sku,store=store,qty=qty,revenue=revenue,promo=promo")
+    events = list(read_events(path, columns))
+    assert events[0] == {"event_id": "sales.csv:1", "type": "sale", "ts": "2026-01-05T10:00:00+00:00",
+                         "sku": "A1", "store": "s1", "qty": 2, "price": 2.5, "promo": True}
+    assert events[1] == {"event_id": "sales.csv:2", "type": "sale", "ts": "2026-01-05T11:00:00+00:00",
+                         "sku": "A1", "qty": 3, "price": 3.333333, "promo": False}  # empty store: absent
+    assert type(events[1]["qty"]) is int
+    assert (events[2]["qty"], events[2]["price"], events[2]["promo"]) == (-1, 2.5, True)
+    assert validate_dict(events[2]).qty == -1  # negative quantities pass: the ingest counts them as returns
+    assert "price" not in events[3] and "promo" not in events[3]  # qty 0: no price; the validator rejects it
+    assert reason(events[3]) == "field 'qty' must not be 0 (negative quantities are returns)"
+    assert events[4]["qty"] == 1.5 and "price" not in events[4] and events[4]["promo"] is False
+    assert [e["event_id"] for e in read_events(path, columns)] == [e["event_id"] for e in events]
+
+
+def test_csv_identity_mapping_and_click_rows(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "mixed.csv", [
+        ["event_id", "type", "ts", "sku", "action", "qty", "note"],
+        ["e1", "click", "2026-01-05T10:00:00+00:00", "A1", "view", ""],
+        ["e2", "Sale", "2026-01-05T10:05:00+00:00", "A1", "", "1", "extra"],
+    ])
+    events = list(read_events(path))
+    assert events[0] == {"event_id": "e1", "type": "click", "ts": "2026-01-05T10:00:00+00:00", "sku": "A1",
+                         "action": "view", "qty": ""}
+    assert validate_dict(events[0]).action == "view"
+    assert validate_dict(events[1]).qty == 1
+    assert list(read_events(path, parse_columns(None))) == events  # FIELD=FIELD of an absent column: skipped
+
+
+def test_bad_rows_are_yielded_for_the_validator_to_reject(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "bad.csv", [
+        ["Date", "Item", "Units", "Price", "Promo"],
+        ["yesterday", "A", "1", "2", ""],
+        ["2026-01-05 10:00", "", "1", "2", ""],
+        ["2026-01-05 10:00", "A", "two", "2", ""],
+        ["2026-01-05 10:00", "A", "1", "2,50", ""],
+        ["2026-01-05 10:00", "A", "1", "2", "maybe"],
+        ["2026-01-05 10:00", "A"],
+        ["", "A", "1", "2", ""],
+        ["2026-01-05 10:00", "A", "nan", "-1", ""],
+    ])
+    events = list(read_events(path, parse_columns("ts=Date,sku=Item,qty=Units,price=Price,promo=Promo")))
+    assert len(events) == 8 == count_rows(path)
+    assert [reason(e) for e in events] == [
+        "field 'ts' is not ISO-8601: 'yesterday'",
+        "field 'sku' must be 1 to 200 printable characters, got ''",
+        "field 'qty' must be a finite number, got a string",
+        "field 'price' must be a finite number, got a string",
+        "field 'promo' must be true or false, got a string",
+        "field 'qty' must be a finite number, got null",
+        "field 'ts' is not ISO-8601: ''",
+        "field 'qty' must be a finite number, got a string",
+    ]
+    assert events[2]["qty"] == "two" and events[3]["price"] == "2,50" and events[0]["ts"] == "yesterday"
+
+
+def test_missing_columns_formats_and_zones_are_errors(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "h.csv", [["Date", "Item", "Units"], ["2026-01-05", "A", "1"]])
+    with pytest.raises(ValueError, match="no column 'Quantity'"):
+        list(read_events(path, parse_columns("ts=Date,sku=Item,qty=Quantity")))
+    with pytest.raises(ValueError, match="time zone"):
+        read_events(path, parse_columns("ts=Date,sku=Item,qty=Units"), tz="Mars/Olympus")
+    other = tmp_path / "h.xlsx"
+    other.write_bytes(b"")
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        read_events(other)
+    assert count_rows(other) is None
+    assert count_rows(tmp_path / "absent.csv") is None
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert list(read_events(empty)) == [] and count_rows(empty) == 0
+
+
+# -- JSON lines and gzip -------------------------------------------------------------------------------------
+
+
+def test_jsonl_epochs_numbers_and_bad_lines(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "events.jsonl", [
+        {"ts": 1767607200000, "sku": 12345, "qty": 2, "price": 3.0},  # epoch milliseconds, a numeric sku
+        {"ts": 1767607200, "sku": "A", "qty": 1.0, "store": None, "promo": 1},  # epoch seconds
+        {"event_id": "x9", "type": "click", "ts": "2026-01-05 10:00", "sku": "A", "action": "add_to_cart"},
+        "",
+        "{not json",
+        "[1, 2]",
+        {"ts": "2026-01-05T10:00:00+00:00", "sku": "A"},
+    ])
+    events = list(read_events(path, tz="America/New_York"))
+    assert len(events) == 6
+    assert events[0] == {"event_id": "events.jsonl:1", "type": "sale", "ts": "2026-01-05T10:00:00+00:00",
+                         "sku": "12345", "qty": 2, "price": 3}
+    assert events[1] == {"event_id": "events.jsonl:2", "type": "sale", "ts": "2026-01-05T10:00:00+00:00",
+                         "sku": "A", "qty": 1, "promo": True}
+    assert events[2]["ts"] == "2026-01-05T10:00:00-05:00" and validate_dict(events[2]).action == "add_to_cart"
+    assert events[3] == b"{not json"
+    assert validate_reason(events[3]).startswith("not valid JSON")
+    assert validate_reason(events[4]).startswith("not a JSON object")
+    assert events[5]["event_id"] == "events.jsonl:7" and reason(events[5]) == "missing field 'qty'"
+    assert count_rows(path) == 7
+
+
+def test_gzip_csv_and_jsonl(tmp_path: Path) -> None:
+    rows = [["ts", "sku", "qty"]] + [[f"2026-01-05T10:{m:02d}:00+00:00", "A", "1"] for m in range(5)]
+    plain = list(read_events(write_csv(tmp_path / "a.csv", rows)))
+    packed = list(read_events(write_csv(tmp_path / "a.csv.gz", rows)))
+    assert [e["ts"] for e in packed] == [e["ts"] for e in plain] and packed[0]["event_id"] == "a.csv.gz:1"
+    assert count_rows(tmp_path / "a.csv.gz") == 5
+    lines = [{"ts": r[0], "sku": r[1], "qty": int(r[2])} for r in rows[1:]]
+    for name in ("b.ndjson.gz", "b.json", "c.JSONL"):
+        events = list(read_events(write_jsonl(tmp_path / name, lines)))
+        assert [e["ts"] for e in events] == [e["ts"] for e in plain]
+        assert count_rows(tmp_path / name) == 5
+    (tmp_path / "array.json").write_text('[{"ts": 1, "sku": "A", "qty": 1}]')
+    with pytest.raises(ValueError, match="JSON array"):
+        list(read_events(tmp_path / "array.json"))
+
+
+_cell = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
+    ["", "1", "-3", "2.5", "1e400", "nan", "2026-01-05 10:00", "2026-03-29T01:30", "yes", "1767607200000"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(_cell, min_size=0, max_size=6), max_size=8))
+def test_every_csv_row_comes_out_as_a_serialisable_event(rows: list[list[str]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_csv(Path(folder) / "any.csv", [["ts", "sku", "qty", "price", "promo", "store"], *rows])
+        events = list(read_events(path, tz="Europe/London"))
+    assert len(events) == len(rows)
+    assert [e["event_id"] for e in events] == [f"any.csv:{i}" for i in range(1, len(rows) + 1)]
+    for event in events:
+        orjson.dumps(event)
+        with contextlib.suppress(InvalidEvent):
+            validate_dict(event)
+
+
+# -- the real file -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not RETAIL.exists(), reason="the online-retail data set is not beside the repo")
+def test_online_retail_head() -> None:
+    columns = parse_columns("ts=InvoiceDate,sku=StockCode,qty=Quantity,price=UnitPrice")
+    events = list(itertools.islice(read_events(RETAIL, columns, tz="Europe/London"), 2000))
+    assert len(events) == 2000
+    assert events[0] == {"event_id": "online_retail.csv.gz:1", "type": "sale",
+                         "ts": "2010-12-01T08:26:00+00:00", "sku": "85123A", "qty": 6, "price": 2.55}
+    sales = [validate_dict(e) for e in events]  # all of these rows are valid
+    assert any(s.qty < 0 for s in sales)  # cancellations come through as returns
+    assert all(e["ts"].endswith("+00:00") and e["ts"] >= "2010-12-01" for e in events)
+    assert all(type(e["qty"]) is int for e in events)

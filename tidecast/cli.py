@@ -1,0 +1,79 @@
+"""The ``tidecast`` command: configuration from ``TIDECAST_*`` variables, overridable by flags.
+
+>>> build_parser().parse_args(["--bucket", "1h", "inspect", "stats", "--json"]).bucket
+'1h'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tidecast import __version__
+from tidecast.commands import demo_cmd, infra_cmd, ingest_cmd, inspect_cmd, produce_cmd
+from tidecast.config import ConfigError, Settings
+from tidecast.endpoints import NoServers
+from tidecast.infra import InfraError
+from tidecast.stream.timebuckets import parse_duration
+
+COMMANDS = (infra_cmd, produce_cmd, ingest_cmd, inspect_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tidecast",
+        description="Streaming demand forecasting: Kafka in, Redis windows, quantile forecasts out.",
+        epilog="Every flag below has a TIDECAST_* variable (see README, Configuration); flags win.",
+    )
+    parser.add_argument("--version", action="version", version=f"tidecast {__version__}")
+    parser.add_argument("--home", type=Path, help="state directory (TIDECAST_HOME, default ./.tidecast)")
+    parser.add_argument("--kafka", help="bootstrap HOST:PORT (TIDECAST_KAFKA_BOOTSTRAP)")
+    parser.add_argument("--redis", help="redis://HOST:PORT/DB (TIDECAST_REDIS_URL)")
+    parser.add_argument("--topic-prefix", help="topic and key prefix (TIDECAST_TOPIC_PREFIX, default tidecast.)")
+    parser.add_argument("--bucket", help="bucket size, e.g. 1h, 1d, 7d (TIDECAST_BUCKET, default 1d)")
+    parser.add_argument("--lateness", help="allowed lateness, e.g. 2h (TIDECAST_LATENESS, default 2h)")
+    parser.add_argument("--retention", type=int, help="buckets kept per series (TIDECAST_RETENTION, default 56)")
+    parser.add_argument("--partitions", type=int, help="partitions per topic (TIDECAST_PARTITIONS, default 12)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment first, then the flags that were given."""
+    base = Settings.from_env()
+    flags = {
+        "home": ("--home", args.home, lambda v: v),
+        "kafka_bootstrap": ("--kafka", args.kafka, str),
+        "redis_url": ("--redis", args.redis, str),
+        "topic_prefix": ("--topic-prefix", args.topic_prefix, str),
+        "bucket_seconds": ("--bucket", args.bucket, parse_duration),
+        "lateness_seconds": ("--lateness", args.lateness, parse_duration),
+        "retention": ("--retention", args.retention, int),
+        "partitions": ("--partitions", args.partitions, int),
+    }
+    changes = {}
+    for attr, (flag, value, read) in flags.items():
+        if value is None:
+            continue
+        try:
+            changes[attr] = read(value)
+        except ValueError as exc:
+            raise ConfigError(f"{flag}: {exc}") from None
+    return base.with_overrides(**changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        return args.handler(args, settings)
+    except (ConfigError, NoServers, InfraError) as exc:
+        print(f"tidecast: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""``tidecast infra up|down|status``: the embedded broker and valkey-server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from rich.console import Console
+
+from tidecast import infra
+from tidecast.config import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("infra", help="start or stop the embedded Kafka-compatible broker and Redis")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    up = verbs.add_parser("up", help="start them (or show the running ones) under TIDECAST_HOME")
+    up.add_argument("--json", action="store_true", help='print {"kafka": "HOST:PORT", "redis": "redis://..."}')
+    up.add_argument("--owner-pid", type=int, help="stop them automatically when this process ends")
+    verbs.add_parser("down", help="stop them by PID")
+    status = verbs.add_parser("status", help="show the running ones")
+    status.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    console = Console(stderr=True)
+    if args.verb == "up":
+        if settings.kafka_bootstrap and settings.redis_url:
+            console.print("TIDECAST_KAFKA_BOOTSTRAP and TIDECAST_REDIS_URL are set: nothing embedded to start")
+            endpoints = infra.Endpoints(settings.kafka_bootstrap, settings.redis_url)
+        else:
+            with console.status("starting the embedded broker and valkey-server..."):
+                endpoints = infra.up(settings, owner_pid=args.owner_pid, detach=True)
+        _show(endpoints, args.json, console, settings)
+        return 0
+    if args.verb == "down":
+        stopped = infra.down(settings)
+        console.print("stopped" if stopped else f"nothing running under {settings.home}")
+        return 0
+    endpoints = infra.find(settings)
+    if endpoints is None:
+        console.print(f"nothing running under {settings.home}")
+        return 1
+    _show(endpoints, args.json, console, settings)
+    return 0
+
+
+def _show(endpoints: infra.Endpoints, as_json: bool, console: Console, settings: Settings) -> None:
+    if as_json:
+        print(json.dumps(endpoints.as_json()), flush=True)
+        return
+    console.print(f"kafka  {endpoints.kafka}\nredis  {endpoints.redis}")
+    console.print(f"home   {os.fspath(settings.home)}  (stop with `tidecast infra down`)")

@@ -1,0 +1,82 @@
+"""``tidecast inspect series|stats``: read the windows and counters back from Redis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from tidecast.config import Settings
+from tidecast.endpoints import resolve
+from tidecast.stream.events import split_series
+from tidecast.stream.redis_store import RedisWindowStore
+from tidecast.stream.store import WindowStore
+from tidecast.stream.timebuckets import Buckets, to_iso
+from tidecast.stream.windows import METRICS
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("inspect", help="show a series' windows or the ingest counters")
+    what = parser.add_subparsers(dest="what", required=True)
+    series = what.add_parser("series", help="every retained bucket of one series with any activity")
+    series.add_argument("series", help="STORE:SKU (store 'all' when events carry none)")
+    series.add_argument("--json", action="store_true")
+    stats = what.add_parser("stats", help="counters, offsets and watermarks")
+    stats.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=run)
+
+
+def series_report(store: WindowStore, series: str, settings: Settings) -> dict:
+    """The ``inspect series --json`` document."""
+    buckets = Buckets(settings.bucket_seconds)
+    rows = [{"start": to_iso(buckets.start_ms(b)), **values} for b, values in store.series_window(series)]
+    return {"series": series, "bucket_seconds": settings.bucket_seconds, "buckets": rows}
+
+
+def stats_report(store: WindowStore, settings: Settings) -> dict:
+    """The ``inspect stats --json`` document; watermark = max event time - lateness."""
+    stats = store.stats()
+    lateness_ms = settings.lateness_seconds * 1000
+    return {
+        **{name: stats.counters[name] for name in ("ingested", "dlq", "late", "duplicates", "invalid")},
+        "offsets": dict(sorted(stats.offsets.items(), key=_partition_order)),
+        "watermarks": {
+            name: to_iso(ms - lateness_ms) for name, ms in sorted(stats.max_ts_ms.items(), key=_partition_order)
+        },
+    }
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    store = RedisWindowStore.from_url(resolve(settings).redis, settings.topic_prefix)
+    console = Console()
+    if args.what == "series":
+        try:
+            split_series(args.series)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        report = series_report(store, args.series, settings)
+        if args.json:
+            print(json.dumps(report))
+            return 0
+        table = Table("start", *METRICS, title=f"{args.series} ({len(report['buckets'])} buckets)")
+        for row in report["buckets"]:
+            table.add_row(row["start"], *[f"{row[m]:,.2f}".rstrip("0").rstrip(".") for m in METRICS])
+        console.print(table)
+        return 0
+    report = stats_report(store, settings)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    console.print(", ".join(f"{k} {report[k]:,}" for k in ("ingested", "dlq", "late", "duplicates", "invalid")))
+    table = Table("partition", "next offset", "watermark")
+    for name, offset in report["offsets"].items():
+        table.add_row(name, f"{offset:,}", report["watermarks"].get(name, "-"))
+    console.print(table)
+    return 0
+
+
+def _partition_order(item: tuple[str, object]) -> tuple[str, int]:
+    topic, _, partition = item[0].rpartition(":")
+    return topic, int(partition)

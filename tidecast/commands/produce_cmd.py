@@ -1,0 +1,80 @@
+"""``tidecast produce synthetic|file``: send events to the clicks and sales topics."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tidecast.config import Settings
+from tidecast.console import err, progress
+from tidecast.endpoints import resolve
+from tidecast.producers.event_sender import EventSender
+from tidecast.producers.faults import with_faults
+from tidecast.producers.files import count_rows, parse_columns, read_events
+from tidecast.producers.synthetic import SyntheticConfig, generate
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("produce", help="send events to Kafka (synthetic or from a file)")
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    syn = kinds.add_parser("synthetic", help="a realistic synthetic stream, deterministic per seed")
+    syn.add_argument("--series", type=int, default=200, help="number of series (store:sku), default 200")
+    syn.add_argument("--days", type=int, default=28, help="days of history, default 28")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--start", type=_iso, default=None, help="ISO-8601 start (default 2026-01-05T00:00Z)")
+    syn.add_argument("--malformed", type=float, default=0.0, help="share of extra malformed messages, e.g. 0.01")
+    syn.add_argument("--duplicates", type=float, default=0.0, help="share of events re-sent as duplicates")
+    syn.add_argument("--no-clicks", action="store_true", help="sales only")
+    file = kinds.add_parser("file", help="JSON lines or CSV (optionally .gz) of history")
+    file.add_argument("path", type=Path)
+    file.add_argument(
+        "--columns",
+        help="FIELD=COLUMN,... mapping, fields ts,sku,store,qty,price,revenue,promo,event_id,type,action",
+    )
+    file.add_argument("--tz", default="UTC", help="time zone of naive timestamps (default UTC)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    endpoints = resolve(settings)
+    if args.kind == "synthetic":
+        config = SyntheticConfig(
+            series=args.series, days=args.days, seed=args.seed, clicks=not args.no_clicks,
+            **({"start": args.start} if args.start else {}),
+        )
+        sent = send_synthetic(settings, endpoints.kafka, config, args.malformed, args.duplicates)
+    else:
+        if not args.path.exists():
+            raise SystemExit(f"no such file: {args.path}")
+        docs = read_events(args.path, parse_columns(args.columns), args.tz)
+        with EventSender(settings, endpoints.kafka) as sender:
+            for doc in progress(docs, f"sending {args.path.name}", total=count_rows(args.path), unit="rows"):
+                if isinstance(doc, bytes):
+                    sender.send_raw(settings.topics.sales, None, doc)
+                else:
+                    sender.send(doc)
+        sent = sender.sent
+    err.print(f"sent {sent:,} messages to {settings.topics.clicks} / {settings.topics.sales}")
+    return 0
+
+
+def send_synthetic(
+    settings: Settings, bootstrap: str, config: SyntheticConfig, malformed: float = 0.0, duplicates: float = 0.0
+) -> int:
+    """Generate and send; returns the number of messages sent (faults included)."""
+    with EventSender(settings, bootstrap) as sender:
+        stream = with_faults(generate(config), malformed, duplicates, config.seed)
+        for out in progress(stream, "sending synthetic events"):
+            if out.doc is not None:
+                sender.send(out.doc)
+            else:
+                sender.send_raw(settings.topics.sales, None, out.value)
+    return sender.sent
+
+
+def _iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment

@@ -1,0 +1,150 @@
+"""Settings: one frozen object, built in one place from ``TIDECAST_*`` variables and CLI overrides.
+
+>>> s = Settings.from_env({"TIDECAST_BUCKET": "1h", "TIDECAST_LATENESS": "30m"})
+>>> s.bucket_seconds, s.lateness_seconds, s.topics.sales
+(3600, 1800, 'tidecast.sales')
+>>> Settings.from_env({"TIDECAST_PARTITIONS": "zero"})
+Traceback (most recent call last):
+...
+tidecast.config.ConfigError: TIDECAST_PARTITIONS: expected a positive integer, got 'zero'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tidecast.stream.timebuckets import parse_duration
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The four topic names under one prefix."""
+
+    prefix: str
+
+    @property
+    def clicks(self) -> str:
+        return f"{self.prefix}clicks"
+
+    @property
+    def sales(self) -> str:
+        return f"{self.prefix}sales"
+
+    @property
+    def forecasts(self) -> str:
+        return f"{self.prefix}forecasts"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}dlq"
+
+    @property
+    def inputs(self) -> tuple[str, str]:
+        return (self.clicks, self.sales)
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.clicks, self.sales, self.forecasts, self.dlq)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a tidecast process needs to know; see README "Configuration"."""
+
+    kafka_bootstrap: str | None = None
+    redis_url: str | None = None
+    home: Path = Path(".tidecast")
+    topic_prefix: str = "tidecast."
+    bucket_seconds: int = 86_400
+    lateness_seconds: int = 7_200
+    retention: int = 56
+    partitions: int = 12
+    idle_timeout_seconds: int = 30
+    session_timeout_ms: int = 6_000
+    heartbeat_interval_ms: int = 2_000
+    group_id: str = field(default="")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def consumer_group(self) -> str:
+        return self.group_id or f"{self.topic_prefix}ingest"
+
+    @property
+    def embedded(self) -> bool:
+        """True when either server is not configured and the embedded one is used."""
+        return self.kafka_bootstrap is None or self.redis_url is None
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the non-None ``changes`` applied and validated again."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        updated = replace(self, **kept)
+        updated.validate()
+        return updated
+
+    def validate(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]*", self.topic_prefix):
+            raise ConfigError(
+                f"TIDECAST_TOPIC_PREFIX: only letters, digits, '.', '_' and '-' are allowed, got {self.topic_prefix!r}"
+            )
+        if self.bucket_seconds < 60:
+            raise ConfigError(f"TIDECAST_BUCKET: buckets must be at least 1m, got {self.bucket_seconds}s")
+        if self.lateness_seconds < 0:
+            raise ConfigError("TIDECAST_LATENESS: must not be negative")
+        for name, value in (("TIDECAST_RETENTION", self.retention), ("TIDECAST_PARTITIONS", self.partitions)):
+            if value < 1:
+                raise ConfigError(f"{name}: expected a positive integer, got {value}")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB, got {self.redis_url!r}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``TIDECAST_*`` from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        readers = {
+            "TIDECAST_KAFKA_BOOTSTRAP": ("kafka_bootstrap", _text),
+            "TIDECAST_REDIS_URL": ("redis_url", _text),
+            "TIDECAST_HOME": ("home", Path),
+            "TIDECAST_TOPIC_PREFIX": ("topic_prefix", str),
+            "TIDECAST_BUCKET": ("bucket_seconds", parse_duration),
+            "TIDECAST_LATENESS": ("lateness_seconds", parse_duration),
+            "TIDECAST_RETENTION": ("retention", _positive_int),
+            "TIDECAST_PARTITIONS": ("partitions", _positive_int),
+            "TIDECAST_IDLE_TIMEOUT": ("idle_timeout_seconds", parse_duration),
+        }
+        for var, (attr, read) in readers.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[attr] = read(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{var}: {exc}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {raw!r}")
+    return value
