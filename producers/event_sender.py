@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import orjson
 from kafka import KafkaProducer
+from kafka.producer.future import FutureRecordMetadata
 
 from tidecast.config import Settings, Topics
 from tidecast.consumers.kafka_config import producer_config
@@ -35,14 +36,15 @@ class EventSender:
         self.producer = KafkaProducer(**producer_config(bootstrap, "tidecast-producer"))
         self.sent = 0
 
-    def send(self, doc: dict) -> None:
+    def send(self, doc: dict) -> FutureRecordMetadata:
+        """Queue one event; the returned future resolves to its partition and offset."""
         topic, key = route(doc, self.topics)
-        self.producer.send(topic, key=key, value=orjson.dumps(doc))
         self.sent += 1
+        return self.producer.send(topic, key=key, value=orjson.dumps(doc))
 
-    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.producer.send(topic, key=key, value=value)
+    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> FutureRecordMetadata:
         self.sent += 1
+        return self.producer.send(topic, key=key, value=value)
 
     def send_all(self, docs: Iterable[dict]) -> int:
         for doc in docs:

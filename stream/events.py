@@ -66,8 +66,10 @@ def split_series(series: str) -> tuple[str, str]:
     return store, sku
 
 
-def validate(raw: bytes | str) -> Event:
+def validate(raw: bytes | str | None) -> Event:
     """Parse one message and check it against the contract (see docs/events.md)."""
+    if not raw:
+        raise InvalidEvent("empty message")
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -164,12 +164,6 @@ class PartitionIngestor:
                 counts.invalid += 1
                 rejects.append(Reject(self.topic, self.partition, record.offset, record.key, record.value, str(exc)))
                 continue
-            except TypeError:  # a tombstone (value None)
-                counts.invalid += 1
-                rejects.append(
-                    Reject(self.topic, self.partition, record.offset, record.key, record.value, "empty message")
-                )
-                continue
             ts = event.ts_ms
             bucket = index(ts)
             if open_from is not None and bucket < open_from:

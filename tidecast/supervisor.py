@@ -9,7 +9,6 @@ SIGINT, when a server dies, or when ``--owner-pid`` is gone.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from tidecast.config import Topics
 from tidecast.infra import binaries, owner_alive
+from tidecast.kafka_topics import create_topics
 from tidecast.processes import die_with_parent, free_port, wait_for_port
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             if not wait_for_port(port, 30):
                 raise RuntimeError(f"{name} did not open port {port}")
         bootstrap = f"127.0.0.1:{kafka_port}"
-        _create_topics(bootstrap, Topics(args.topic_prefix), args.partitions)
+        create_topics(bootstrap, Topics(args.topic_prefix).all, args.partitions)
         state = {
             "ready": True,
             "kafka": bootstrap,
@@ -109,29 +109,6 @@ def _spawn(command: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
         )
-
-
-def _create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tidecast-infra", request_timeout_ms=10_000)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    try:
-        existing = set(admin.list_topics())
-        wanted = [NewTopic(name, partitions, 1) for name in topics.all if name not in existing]
-        if wanted:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(wanted)
-    finally:
-        admin.close()
 
 
 if __name__ == "__main__":

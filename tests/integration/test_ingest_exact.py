@@ -1,0 +1,88 @@
+"""End to end on the embedded servers: 200k events with 1% malformed and 1% re-sent duplicates.
+
+The windows must equal an independent recount exactly, the DLQ must hold exactly the malformed messages,
+and duplicates must be counted, not added, also when the ingest worker is SIGKILLed mid-stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+from pipeline import TIDECAST, assert_windows_equal, env_for, produce, read_dlq, recount, stored_windows
+
+from tidecast.config import Settings
+from tidecast.producers.faults import with_faults
+from tidecast.producers.synthetic import SyntheticConfig, generate
+from tidecast.stream.redis_store import RedisWindowStore
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 200_000
+
+
+@pytest.fixture
+def produced(settings: Settings) -> dict:
+    docs = itertools.islice(generate(SyntheticConfig(series=200, days=28, seed=7)), EVENTS)
+    return produce(settings, with_faults(docs, malformed=0.01, duplicates=0.01, seed=7))
+
+
+def ingest(settings: Settings, until_idle: float = 3.0) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*TIDECAST, "ingest", "--until-idle", str(until_idle)],
+        env=env_for(settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def check(settings: Settings, produced: dict, exactly_once_dlq: bool) -> None:
+    store = RedisWindowStore.from_url(settings.redis_url, settings.topic_prefix)
+    expected = recount(produced["valid"], settings.bucket_seconds)
+    buckets = range(min(b for b, _ in expected), max(b for b, _ in expected) + 1)
+    assert_windows_equal(stored_windows(store, buckets), expected)
+
+    stats = store.stats()
+    assert stats.counters["ingested"] == len(produced["valid"]) == EVENTS
+    assert stats.counters["duplicates"] == produced["duplicates"] > 0
+    assert stats.counters["invalid"] == stats.counters["dlq"] == len(produced["malformed"]) > 0
+    assert stats.counters["late"] == 0
+
+    dlq = read_dlq(settings)
+    sources = [(m["source"]["topic"], m["source"]["partition"], m["source"]["offset"]) for m in dlq]
+    assert set(sources) == produced["malformed"]
+    if exactly_once_dlq:
+        assert len(sources) == len(set(sources))
+    assert all(m["reason"] and m["rejected_at"].endswith("+00:00") for m in dlq)
+
+
+def test_windows_equal_an_independent_recount(settings: Settings, produced: dict) -> None:
+    worker = ingest(settings)
+    _, stderr = worker.communicate(timeout=300)
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    check(settings, produced, exactly_once_dlq=True)
+
+
+def test_sigkill_five_times_mid_stream_loses_and_doubles_nothing(settings: Settings, produced: dict) -> None:
+    store = RedisWindowStore.from_url(settings.redis_url, settings.topic_prefix)
+    rng = random.Random(3)
+    kills = 0
+    while kills < 5:
+        before = store.stats().counters["ingested"]
+        worker = ingest(settings, until_idle=30)
+        target = before + rng.randint(15_000, 30_000)
+        deadline = time.monotonic() + 120
+        while store.stats().counters["ingested"] < target and worker.poll() is None:
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.02)
+        assert worker.poll() is None, "the worker finished before it could be killed"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        kills += 1
+        assert store.stats().counters["ingested"] < EVENTS
+    worker = ingest(settings)
+    _, stderr = worker.communicate(timeout=300)
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    check(settings, produced, exactly_once_dlq=False)
