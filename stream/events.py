@@ -83,12 +83,15 @@ def validate_dict(doc: dict) -> Event:
     """Validate an already parsed event object."""
     get = doc.get
     event_id, sku, store = get("event_id"), get("sku"), get("store")
-    if not (_fine(event_id) and _fine(sku)):  # the fast path checks inline; the slow one explains
+    if not (  # the fast path checks inline; the slow one explains what is wrong
+        type(event_id) is str and 0 < len(event_id) <= MAX_ID_LENGTH and event_id.isprintable()
+        and type(sku) is str and 0 < len(sku) <= MAX_ID_LENGTH and sku.isprintable()
+    ):
         event_id, sku = _identifier(doc, "event_id"), _identifier(doc, "sku")
     if store is None:
         series = f"{DEFAULT_STORE}:{sku}"
     else:
-        if not _fine(store):
+        if not (type(store) is str and 0 < len(store) <= MAX_ID_LENGTH and store.isprintable()):
             store = _identifier(doc, "store")
         if ":" in store:
             raise InvalidEvent(f"field 'store' must not contain ':', got {store!r}")
@@ -122,10 +125,6 @@ def validate_dict(doc: dict) -> Event:
     if kind is _MISSING:
         raise InvalidEvent("missing field 'type'")
     raise InvalidEvent(f"field 'type' must be 'sale' or 'click', got {kind!r}")
-
-
-def _fine(value: object) -> bool:
-    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 def parse_ts(value: object) -> int:
@@ -183,5 +182,9 @@ def _number(doc: dict, name: str) -> float:
 def _kind(value: object) -> str:
     if value is None:
         return "null"
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array", dict: "an object"}
-    return names.get(type(value), type(value).__name__)
+    return _KIND_NAMES.get(type(value), type(value).__name__)
+
+
+_KIND_NAMES = {
+    bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array", dict: "an object"
+}

@@ -15,7 +15,7 @@ Lateness, drawn (lateness 2h, hourly buckets)::
                                         so an event at 10:59 is accepted; once the watermark
                                         passes 11:00, an event for bucket 10 is late (DLQ).
 
->>> from tidecast.stream.timebuckets import Buckets
+>>> from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
 >>> ing = PartitionIngestor("sales", 0, Buckets(3600), lateness_ms=0, retention=48)
 >>> b = ing.apply([Record(0, b'{"event_id":"a","type":"sale","ts":7200000,"sku":"A","qty":2}'),
 ...                Record(1, b'{"event_id":"a","type":"sale","ts":7200000,"sku":"A","qty":2}'),
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from tidecast.stream.events import InvalidEvent, validate
-from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
 from tidecast.stream.windows import WindowDelta
 
 LATE = "late"
@@ -147,16 +147,21 @@ class PartitionIngestor:
 
     def apply(self, records: list[RecordLike]) -> Batch:
         """Classify ``records`` (consecutive, one partition) without changing this ingestor's state."""
-        index = self.buckets.index
+        origin, size = BUCKET_ORIGIN_MS, self.buckets.ms
         lateness = self.lateness_ms
         seen = self.seen
         new_seen: dict[int, list[str]] = {}
-        new_seen_sets: dict[int, set[str]] = {}
         delta = WindowDelta()
+        add = delta.add
         counts = Counts()
+        ingested = duplicates = 0
         rejects: list[Reject] = []
         max_ts = self.max_ts_ms
-        open_from = None if max_ts is None else index(max_ts - lateness)
+        open_from = None if max_ts is None else (max_ts - lateness - origin) // size
+        bucket_now = None  # the bucket of the previous event, and its id sets (events come in runs)
+        batch_ids: set[str] = set()
+        stored_ids: set[str] | tuple = ()
+        batch_sets: dict[int, set[str]] = {}
         for record in records:
             try:
                 event = validate(record.value)
@@ -165,32 +170,37 @@ class PartitionIngestor:
                 rejects.append(Reject(self.topic, self.partition, record.offset, record.key, record.value, str(exc)))
                 continue
             ts = event.ts_ms
-            bucket = index(ts)
+            bucket = (ts - origin) // size
             if open_from is not None and bucket < open_from:
                 counts.late += 1
                 rejects.append(Reject(self.topic, self.partition, record.offset, record.key, record.value, LATE))
                 continue
+            if bucket != bucket_now:
+                bucket_now = bucket
+                batch_ids = batch_sets.get(bucket)
+                if batch_ids is None:
+                    batch_ids = batch_sets[bucket] = set()
+                stored_ids = seen.get(bucket, ())
             event_id = event.event_id
-            batch_ids = new_seen_sets.get(bucket)
-            if batch_ids is None:
-                batch_ids = new_seen_sets[bucket] = set()
-                new_seen[bucket] = []
-            if event_id in batch_ids or event_id in seen.get(bucket, ()):
-                counts.duplicates += 1
+            if event_id in batch_ids or event_id in stored_ids:
+                duplicates += 1
                 continue
             batch_ids.add(event_id)
-            new_seen[bucket].append(event_id)
-            delta.add(event, bucket)
-            counts.ingested += 1
+            add(event, bucket)
+            ingested += 1
             if max_ts is None or ts > max_ts:
                 max_ts = ts
-                open_from = index(ts - lateness)
+                open_from = (ts - lateness - origin) // size
+        counts.ingested, counts.duplicates = ingested, duplicates
         next_offset = records[-1].offset + 1 if records else (self.next_offset or 0)
         forget: list[int] = []
         trim_before = None
         if open_from is not None:
-            forget = [b for b in (*seen, *new_seen) if b < open_from]
+            forget = [b for b in (*seen, *batch_sets) if b < open_from]
             trim_before = open_from - self.retention
+        for bucket, ids in batch_sets.items():
+            if ids and bucket not in forget:
+                new_seen[bucket] = list(ids)
         return Batch(
             topic=self.topic,
             partition=self.partition,
@@ -198,7 +208,7 @@ class PartitionIngestor:
             next_offset=next_offset,
             max_ts_ms=max_ts,
             delta=delta,
-            new_seen={b: ids for b, ids in new_seen.items() if ids and b not in forget},
+            new_seen=new_seen,
             forget_seen=sorted(set(forget) & set(seen)),
             trim_before=trim_before,
             counts=counts,

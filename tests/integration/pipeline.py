@@ -17,6 +17,7 @@ from tidecast.producers.event_sender import EventSender
 from tidecast.producers.faults import Outgoing
 from tidecast.stream.redis_store import RedisWindowStore
 
+
 def env_for(settings: Settings) -> dict[str, str]:
     """The environment that points a ``tidecast`` subprocess at ``settings``."""
     return {
@@ -106,7 +107,8 @@ def read_dlq(settings: Settings, timeout: float = 30.0) -> list[dict]:
         for records in batch.values():
             messages.extend(orjson.loads(r.value) for r in records)
         marks = [consumer.highwater(tp) for tp in parts]  # known once a fetch for the partition returned
-        if not batch and None not in marks and all(consumer.position(tp) >= m for tp, m in zip(parts, marks)):
+        caught_up = None not in marks and all(consumer.position(tp) >= m for tp, m in zip(parts, marks, strict=True))
+        if not batch and caught_up:
             break
     consumer.close()
     return messages
