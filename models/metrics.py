@@ -40,7 +40,15 @@ __all__ = [
 ]
 
 METRIC_NAMES: tuple[str, ...] = (
-    "mae", "rmse", "mase", "rmsse", "wrmsse", "wspl", "coverage80", "bias", "bias_scaled",
+    "mae",
+    "rmse",
+    "mase",
+    "rmsse",
+    "wrmsse",
+    "wspl",
+    "coverage80",
+    "bias",
+    "bias_scaled",
 )
 
 # Per-(series, step) sums kept by the Scorer.
@@ -232,7 +240,7 @@ class Scorer:
         self._q = q
         self._mid = median_index(self.quantiles)
         self._pair = interval80_pair(self.quantiles)
-        self._sums = {k: np.zeros((int(n_series), self.horizon)) for k in _SUMS}
+        self._acc = np.zeros((self.horizon, int(n_series), len(_SUMS)))  # sums per (step, series)
         self._price_sum = np.zeros(int(n_series))
         self._price_n = np.zeros(int(n_series))
         self._pending: dict[int, list[_Pending]] = defaultdict(list)
@@ -240,7 +248,7 @@ class Scorer:
     # ------------------------------------------------------------------ input
     @property
     def n_series(self) -> int:
-        return int(self._price_sum.size)
+        return int(self._acc.shape[1])
 
     @property
     def n_pending(self) -> int:
@@ -321,14 +329,15 @@ class Scorer:
         s2 = np.broadcast_to(np.asarray(mse_scale, dtype=float).ravel(), (n,)).copy()
         if idx.size != n:
             raise ValueError("series_idx must have one index per forecast row")
+        if n and (idx.min() < 0 or np.unique(idx).size != n):
+            raise ValueError("series_idx must be unique and non-negative")
         if n and idx.max() >= self.n_series:
             self._grow(int(idx.max()) + 1)
         return f, idx, s1, s2
 
     def _grow(self, n: int) -> None:
         k = n - self.n_series
-        for name, arr in self._sums.items():
-            self._sums[name] = np.concatenate([arr, np.zeros((k, self.horizon))])
+        self._acc = np.concatenate([self._acc, np.zeros((self.horizon, k, len(_SUMS)))], axis=1)
         self._price_sum = np.concatenate([self._price_sum, np.zeros(k)])
         self._price_n = np.concatenate([self._price_n, np.zeros(k)])
 
@@ -365,7 +374,7 @@ class Scorer:
         else:
             known = np.isfinite(price)
             price = np.where(known, price, 0.0)
-        parts = {
+        parts = {  # same order as _SUMS
             "n": np.ones_like(y),
             "abs": np.abs(e),
             "sq": e * e,
@@ -379,10 +388,9 @@ class Scorer:
             "rev": y * price,
             "units_np": np.where(known, 0.0, y),
         }
-        for name, v in parts.items():
-            np.add.at(self._sums[name][:, h], idx, v)
-        np.add.at(self._price_sum, idx, price)
-        np.add.at(self._price_n, idx, known.astype(float))
+        self._acc[h][idx] += np.stack([parts[k] for k in _SUMS], axis=1)  # idx is unique
+        self._price_sum += np.bincount(idx, weights=price, minlength=self.n_series)
+        self._price_n += np.bincount(idx, weights=known.astype(float), minlength=self.n_series)
         return int(idx.size)
 
     # ----------------------------------------------------------------- output
@@ -395,13 +403,14 @@ class Scorer:
         per_horizon (one dict per step with the same metrics plus step, scored, series, scaled_series).
         """
         mean_price = self._mean_price()
-        total = {k: v.sum(axis=1) for k, v in self._sums.items()}
+        total_acc = self._acc.sum(axis=0)
+        total = {k: total_acc[:, j] for j, k in enumerate(_SUMS)}
         out = self._metrics(total, mean_price)
         out["coverage80_quantiles"] = (
             None if self._pair is None else [self.quantiles[self._pair[0]], self.quantiles[self._pair[1]]]
         )
         out["per_horizon"] = [
-            {"step": h + 1, **self._metrics({k: v[:, h] for k, v in self._sums.items()}, mean_price)}
+            {"step": h + 1, **self._metrics({k: self._acc[h, :, j] for j, k in enumerate(_SUMS)}, mean_price)}
             for h in range(self.horizon)
         ]
         for row in out["per_horizon"]:

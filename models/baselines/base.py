@@ -149,6 +149,7 @@ class StreamingBaseline(ABC):
         return self._t
 
     def update(self, y: np.ndarray) -> None:
+        """Learn bucket ``t``: ``y`` [S'] (S' >= n_series; extra entries are new series; NaN = unknown)."""
         y = np.asarray(y, dtype=float).ravel()
         if y.size < self.n_series:
             raise ValueError(f"expected at least {self.n_series} values, got {y.size}")
@@ -161,9 +162,10 @@ class StreamingBaseline(ABC):
         self._learn(y)
         self._update_level(y)
         self._t += 1
-        self._res.remember(self._t, self._clean(self._point(idx), idx), self._scale()[idx])
+        self._res.remember(self._t, self._clean(self._point(idx), idx), self._scale(idx))
 
     def fit(self, history: np.ndarray) -> StreamingBaseline:
+        """Replay ``history`` [S, t] through ``update``, one column per bucket; returns self."""
         h = np.asarray(history, dtype=float)
         if h.ndim != 2:
             raise ValueError(f"history must be [S, t], got shape {h.shape}")
@@ -172,14 +174,17 @@ class StreamingBaseline(ABC):
         return self
 
     def point_forecast(self) -> np.ndarray:
+        """[S, H] point forecasts for buckets ``t .. t+H-1``; 0 for series without a finite value yet."""
         return self._clean(self._point(None), None)
 
     def forecast(self) -> np.ndarray:
+        """[S, H, Q]: ``max(0, point + scale_i * R[h, q])`` with R the residual quantiles; finite, >= 0,
+        non-decreasing along Q."""
         point = self.point_forecast()
         # offsets are non-decreasing along q and scales >= 0, so each row is non-decreasing (IEEE rounding
         # is monotone) and stays so after the clip at 0: no sort needed.
         offsets = np.maximum.accumulate(self._res.offsets(), axis=1)
-        out = np.multiply(self._scale()[:, None, None], offsets[None, :, :])
+        out = np.multiply(self._scale(None)[:, None, None], offsets[None, :, :])
         out += point[:, :, None]
         return np.maximum(out, 0.0, out=out)
 
@@ -191,11 +196,12 @@ class StreamingBaseline(ABC):
         lvl = np.where(np.isfinite(self._level), self._level, 0.0)
         self._level = np.where(ok, lvl + rate * (np.where(ok, y, 0.0) - lvl), self._level)
 
-    def _scale(self) -> np.ndarray:
+    def _scale(self, idx: np.ndarray | None) -> np.ndarray:
         """Per-series error scale: 1, the level, or its square root; 0 for series not started."""
-        lvl = np.where(np.isfinite(self._level), np.maximum(self._level, 0.0), 0.0)
+        level = take(self._level, idx)
+        lvl = np.where(np.isfinite(level), np.maximum(level, 0.0), 0.0)
         if self.scale == "none":
-            return np.where(self._nobs > 0, 1.0, 0.0)
+            return np.where(take(self._nobs, idx) > 0, 1.0, 0.0)
         return lvl if self.scale == "level" else np.sqrt(lvl)
 
     def _clean(self, p: np.ndarray, idx: np.ndarray | None) -> np.ndarray:

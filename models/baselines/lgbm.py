@@ -201,6 +201,8 @@ class LightGBMTweedie(StreamingBaseline):
             mean = np.where(ok, recent, 0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
             return np.repeat(mean[:, None].astype(float), self.horizon, axis=1)
         out = np.zeros((buf.shape[0], self.horizon))
+        # threads cost ~ms per predict call; small batches (the residual sample) are faster on one
+        threads = self.params["num_threads"] if buf.shape[0] >= 10_000 else 1
         for h in range(self.horizon):
             end = mem + h  # buf[:, end] is the target bucket t+h
             cols = [buf[:, end - lag] for lag in self.lags]
@@ -210,8 +212,8 @@ class LightGBMTweedie(StreamingBaseline):
                 c = ok.sum(axis=1)
                 cols.append(np.where(c > 0, np.where(ok, win, 0).sum(axis=1) / np.maximum(c, 1), np.nan))
             j = np.full(buf.shape[0], self.t + h, dtype=np.int64)
-            x = np.column_stack(cols + self._calendar(j)).astype(np.float32)
-            pred = np.maximum(self._booster.predict(x), 0.0)
+            x = np.column_stack(cols + self._calendar(j)).astype(np.float64)
+            pred = np.maximum(self._booster.predict(x, num_threads=threads), 0.0)
             out[:, h] = pred
             buf[:, end] = pred
         return out

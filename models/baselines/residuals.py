@@ -113,4 +113,3 @@ class ResidualQuantiles:
                     out[h] = out[h - 1]
             self._cache = out
         return self._cache
-
