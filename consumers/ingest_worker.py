@@ -79,6 +79,7 @@ class IngestWorker:
         self.max_poll_records = max_poll_records
         self.ingestors: dict[TopicPartition, PartitionIngestor] = {}
         self.committed: dict[TopicPartition, int] = {}
+        self.last_record: dict[TopicPartition, float] = {}
         self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group))
         self.producer = KafkaProducer(**producer_config(bootstrap, "tidecast-dlq"))
         self.committer = Committer(store, on_commit=self._committed)
@@ -88,12 +89,18 @@ class IngestWorker:
         """Ask the loop to finish after the current batch (safe from a signal handler)."""
         self._stop = True
 
-    def run(self, until_idle: float | None = None) -> IngestProgress:
-        """Consume until :meth:`stop` or until no record arrived for ``until_idle`` seconds."""
+    def run(
+        self, until_idle: float | None = None, tick: Callable[[], None] | None = None, tick_every: float = 0.2
+    ) -> IngestProgress:
+        """Consume until :meth:`stop` or until no record arrived for ``until_idle`` seconds.
+
+        ``tick`` runs on this thread between polls, at most every ``tick_every`` seconds (``tidecast run``
+        closes buckets there, so forecasting never falls far behind ingest).
+        """
         topics = list(self.settings.topics.inputs)
         self.consumer.subscribe(topics, listener=_Rebalance(self))
         self._last_activity = time.monotonic()
-        last_report = last_kafka_commit = 0.0
+        last_report = last_kafka_commit = last_tick = 0.0
         try:
             while not self._stop:
                 polled = self.consumer.poll(timeout_ms=200, max_records=self.max_poll_records)
@@ -105,8 +112,12 @@ class IngestWorker:
                 elif until_idle is not None and now - self._last_activity >= until_idle and self.ingestors:
                     break
                 if now - last_kafka_commit >= 1.0:
+                    self._advance_idle(now)
                     self._commit_kafka()
                     last_kafka_commit = now
+                if tick is not None and now - last_tick >= tick_every:
+                    tick()
+                    last_tick = now
                 if self.on_progress and now - last_report >= 0.5:
                     self.on_progress(self.progress)
                     last_report = now
@@ -126,6 +137,7 @@ class IngestWorker:
             self.consumer.close(autocommit=False)
 
     def _ingest(self, tp: TopicPartition, records: list) -> None:
+        self.last_record[tp] = time.monotonic()
         ingestor = self.ingestors[tp]
         batch = ingestor.apply(records)
         acks = []
@@ -136,6 +148,23 @@ class IngestWorker:
         ingestor.adopt(batch)  # speculative: if the commit fails the worker stops and restarts from the store
         self.committer.submit(batch, acks)
         self.progress.add(batch)
+
+    def _advance_idle(self, now: float) -> None:
+        """Let partitions without records for TIDECAST_IDLE_TIMEOUT follow the others' event time."""
+        timeout = self.settings.idle_timeout_seconds
+        idle = [tp for tp in self.ingestors if now - self.last_record.get(tp, now) >= timeout]
+        if not idle:
+            return
+        self.committer.drain()
+        known = self.store.max_event_times()
+        if not known:
+            return
+        newest = max(known.values())
+        for tp in idle:
+            batch = self.ingestors[tp].advance(newest, self.consumer.position(tp))
+            if batch is not None:
+                self.ingestors[tp].adopt(batch)
+                self.committer.submit(batch)
 
     def _committed(self, batch: Batch) -> None:
         self.committed[TopicPartition(batch.topic, batch.partition)] = batch.next_offset
@@ -150,6 +179,7 @@ class IngestWorker:
     def _assigned(self, assigned: list[TopicPartition]) -> None:
         self._last_activity = time.monotonic()
         for tp in assigned:
+            self.last_record[tp] = self._last_activity
             state = self.store.load_partition(tp.topic, tp.partition)
             self.ingestors[tp] = PartitionIngestor(
                 tp.topic,
@@ -169,6 +199,7 @@ class IngestWorker:
         for tp in revoked:
             self.ingestors.pop(tp, None)
             self.committed.pop(tp, None)
+            self.last_record.pop(tp, None)
 
 
 class _Rebalance(ConsumerRebalanceListener):

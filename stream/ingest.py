@@ -215,6 +215,33 @@ class PartitionIngestor:
             rejects=rejects,
         )
 
+    def advance(self, max_ts_ms: int, position: int) -> Batch | None:
+        """An empty batch that moves an idle partition's max event time up to ``max_ts_ms``.
+
+        Idle partitions must not hold back bucket closes forever; the ingest worker calls this for a
+        partition that got no record for ``TIDECAST_IDLE_TIMEOUT`` with the max event time of all
+        partitions. The move is committed like any batch, so events for the buckets it closes are late
+        from then on, consistently across restarts. ``position`` is the consumer's position, used when
+        nothing was ever committed for this partition. Returns None when there is nothing to move.
+        """
+        if self.max_ts_ms is not None and max_ts_ms <= self.max_ts_ms:
+            return None
+        open_from = (max_ts_ms - self.lateness_ms - BUCKET_ORIGIN_MS) // self.buckets.ms
+        offset = self.next_offset if self.next_offset is not None else position
+        return Batch(
+            topic=self.topic,
+            partition=self.partition,
+            expected_offset=self.next_offset,
+            next_offset=offset,
+            max_ts_ms=max_ts_ms,
+            delta=WindowDelta(),
+            new_seen={},
+            forget_seen=sorted(b for b in self.seen if b < open_from),
+            trim_before=open_from - self.retention,
+            counts=Counts(),
+            rejects=[],
+        )
+
     def adopt(self, batch: Batch) -> None:
         """Take on the state of a batch the store has committed."""
         self.next_offset = batch.next_offset

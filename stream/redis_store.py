@@ -123,6 +123,25 @@ class RedisWindowStore:
                 row[column] += _number(value)
         return merged
 
+    def buckets(self) -> list[int]:
+        """Retained bucket indices, oldest first."""
+        pipe = self.client.pipeline(transaction=False)
+        for partition in self.partitions():
+            pipe.zrange(self._p(partition) + "buckets", 0, -1)
+        return sorted({int(b) for members in pipe.execute() for b in members})
+
+    def max_event_times(self) -> dict[str, int]:
+        """``topic:partition`` -> max event time (ms) of every partition that has one."""
+        partitions = self.partitions()
+        pipe = self.client.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.hgetall(self._p(partition) + "maxts")
+        return {
+            f"{topic.decode()}:{partition}": int(ms)
+            for partition, values in zip(partitions, pipe.execute(), strict=True)
+            for topic, ms in values.items()
+        }
+
     def stats(self) -> StoreStats:
         result = StoreStats()
         for partition in self.partitions():
@@ -139,6 +158,28 @@ class RedisWindowStore:
                     if counter.decode() in COUNTERS:
                         result.counters[counter.decode()] += int(value)
         return result
+
+
+class RedisCheckpoints:
+    """A :class:`~tidecast.stream.ports.CheckpointStore` in one Redis key per forecaster.
+
+    >>> RedisCheckpoints.key_for("tidecast.", "all")
+    'tidecast.checkpoint:forecaster:all'
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, name: str = "all") -> None:
+        self.client = client
+        self.key = self.key_for(prefix, name)
+
+    @staticmethod
+    def key_for(prefix: str, name: str) -> str:
+        return f"{prefix}checkpoint:forecaster:{name}"
+
+    def load(self) -> bytes | None:
+        return self.client.get(self.key)
+
+    def save(self, blob: bytes) -> None:
+        self.client.set(self.key, blob)
 
 
 def _number(raw: bytes | None) -> float:

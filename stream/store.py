@@ -49,6 +49,10 @@ class WindowStore(Protocol):
 
     def stats(self) -> StoreStats: ...
 
+    def max_event_times(self) -> dict[str, int]: ...
+
+    def buckets(self) -> list[int]: ...
+
 
 class MemoryWindowStore:
     """A :class:`WindowStore` in process memory, for unit tests and the backtest."""
@@ -107,6 +111,18 @@ class MemoryWindowStore:
             for series, row in buckets.get(bucket, {}).items():
                 add_rows(merged.setdefault(series, empty_row()), row)
         return merged
+
+    def buckets(self) -> list[int]:
+        """Retained bucket indices, oldest first."""
+        return sorted({bucket for buckets in self.windows.values() for bucket in buckets})
+
+    def max_event_times(self) -> dict[str, int]:
+        """``topic:partition`` -> max event time (ms) of every partition that has one."""
+        return {
+            f"{topic}:{partition}": state.max_ts_ms
+            for (topic, partition), state in self.partitions.items()
+            if state.max_ts_ms is not None
+        }
 
     def stats(self) -> StoreStats:
         result = StoreStats()

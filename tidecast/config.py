@@ -68,6 +68,8 @@ class Settings:
     retention: int = 56
     partitions: int = 12
     idle_timeout_seconds: int = 30
+    horizon: int = 14
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 2_000
     group_id: str = field(default="")
@@ -104,6 +106,11 @@ class Settings:
         for name, value in (("TIDECAST_RETENTION", self.retention), ("TIDECAST_PARTITIONS", self.partitions)):
             if value < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {value}")
+        if not 1 <= self.horizon <= 1000:
+            raise ConfigError(f"TIDECAST_HORIZON: expected 1 to 1000 buckets, got {self.horizon}")
+        qs = self.quantiles
+        if not qs or any(not 0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
+            raise ConfigError(f"TIDECAST_QUANTILES: expected increasing values in (0, 1), got {qs}")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB, got {self.redis_url!r}")
 
@@ -122,6 +129,8 @@ class Settings:
             "TIDECAST_RETENTION": ("retention", _positive_int),
             "TIDECAST_PARTITIONS": ("partitions", _positive_int),
             "TIDECAST_IDLE_TIMEOUT": ("idle_timeout_seconds", parse_duration),
+            "TIDECAST_HORIZON": ("horizon", _positive_int),
+            "TIDECAST_QUANTILES": ("quantiles", _quantiles),
         }
         for var, (attr, read) in readers.items():
             raw = env.get(var)
@@ -138,6 +147,13 @@ class Settings:
 
 def _text(raw: str) -> str:
     return raw.strip()
+
+
+def _quantiles(raw: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers like 0.1,0.5,0.9, got {raw!r}") from None
 
 
 def _positive_int(raw: str) -> int:

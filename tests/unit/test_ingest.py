@@ -145,3 +145,23 @@ def test_batching_does_not_change_the_outcome(events: list, batch_size: int, lat
     assert run(batch_size) == one_by_one == all_at_once
     counters = one_by_one[1]
     assert counters["ingested"] + counters["duplicates"] + counters["late"] + counters["invalid"] == len(recs)
+
+
+def test_an_idle_partition_follows_the_others() -> None:
+    # partition 0 saw b0 only; the others are at b0+5. After the idle timeout the worker advances it:
+    #   b0        b0+1  ...  b0+5
+    #   [-e1-)[-------)      [---- max event time of the others
+    ing = ingestor(lateness_ms=0)
+    first = ing.apply(records(sale("e1", T0)))
+    ing.adopt(first)
+    moved = ing.advance(T0 + 5 * H, position=99)
+    assert moved is not None and moved.expected_offset == moved.next_offset == 1
+    assert moved.max_ts_ms == T0 + 5 * H and moved.forget_seen == [B0] and not moved.delta.rows
+    ing.adopt(moved)
+    assert ing.apply(records(sale("e2", T0 + H), start=1)).counts.late == 1  # its bucket closed meanwhile
+    assert ing.advance(T0, position=1) is None  # never moves backwards
+
+
+def test_a_never_used_partition_advances_from_the_consumer_position() -> None:
+    moved = ingestor().advance(T0, position=0)
+    assert moved is not None and moved.expected_offset is None and moved.next_offset == 0

@@ -1,0 +1,50 @@
+"""Publish forecasts to ``<prefix>forecasts``, one message per series, key = series id.
+
+Delivery is at-least-once: :meth:`KafkaForecastSink.publish` returns only when Kafka has acknowledged
+every message of the bucket close, and only then does the forecaster checkpoint. Duplicates after a
+crash-restart carry the same ``forecast_id``. Kafka transactions are optional (``transactional_id``) for
+real Kafka; the embedded broker does not honour ``read_committed``, so correctness never rests on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from kafka import KafkaProducer
+
+from tidecast.config import Settings
+from tidecast.consumers.kafka_config import producer_config
+from tidecast.stream.forecast_message import ForecastBatch
+
+
+class KafkaForecastSink:
+    """A :class:`~tidecast.stream.ports.ForecastSink` on Kafka."""
+
+    def __init__(self, settings: Settings, bootstrap: str, transactional_id: str | None = None) -> None:
+        self.topic = settings.topics.forecasts
+        config = producer_config(bootstrap, "tidecast-forecasts")
+        if transactional_id:
+            config["transactional_id"] = transactional_id
+        self.producer = KafkaProducer(**config)
+        self.transactional = bool(transactional_id)
+        if self.transactional:
+            self.producer.init_transactions()
+
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
+        if self.transactional:
+            self.producer.begin_transaction()
+        sent = 0
+        send = self.producer.send
+        for key, value in batch.messages(series, values):
+            send(self.topic, key=key, value=value)
+            sent += 1
+        if self.transactional:
+            self.producer.commit_transaction()
+        else:
+            self.producer.flush()
+        return sent
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()

@@ -1,0 +1,65 @@
+"""The forecast contract (``tidecast.forecast/1``): one message per series and bucket close.
+
+``forecast_id`` is a UUIDv5 of (series, origin, model version), so a consumer can drop a duplicate that a
+crash-restart re-published. ``origin`` is the start of the first forecast bucket.
+
+>>> import numpy as np
+>>> batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
+...                       model_version=3, issued_at_ms=1_767_571_260_000)
+>>> docs = list(batch.messages(["all:A"], np.array([[[0.0, 1.0, 2.5], [0.0, 1.0, 3.0]]], dtype=np.float32)))
+>>> key, value = docs[0]
+>>> key, orjson.loads(value)["values"], orjson.loads(value)["origin"]
+(b'all:A', [[0.0, 1.0, 2.5], [0.0, 1.0, 3.0]], '2026-01-05T00:00:00+00:00')
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from tidecast.stream.timebuckets import to_iso
+
+SCHEMA = "tidecast.forecast/1"
+_NAMESPACE = uuid.UUID("6f1c2a8e-2b1d-5c6e-9a57-7d1f0b3c4e21")
+
+
+def forecast_id(series: str, origin_iso: str, model_version: int) -> str:
+    """Deterministic id: the same (series, origin, model version) always gives the same id."""
+    return str(uuid.uuid5(_NAMESPACE, f"{series}|{origin_iso}|{model_version}"))
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastBatch:
+    """What every message of one bucket close shares."""
+
+    bucket_seconds: int
+    origin_ms: int
+    quantiles: tuple[float, ...]
+    model_version: int
+    issued_at_ms: int
+
+    def messages(self, series: Sequence[str], values: np.ndarray) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q."""
+        origin = to_iso(self.origin_ms)
+        issued = to_iso(self.issued_at_ms)
+        quantiles = list(self.quantiles)
+        rows = np.round(values.astype(np.float64), 4).tolist()
+        for name, row in zip(series, rows, strict=True):
+            store, _, sku = name.partition(":")
+            yield name.encode(), orjson.dumps({
+                "schema": SCHEMA,
+                "forecast_id": forecast_id(name, origin, self.model_version),
+                "series": name,
+                "store": store,
+                "sku": sku,
+                "bucket_seconds": self.bucket_seconds,
+                "origin": origin,
+                "quantiles": quantiles,
+                "values": row,
+                "model_version": self.model_version,
+                "issued_at": issued,
+            })

@@ -1,0 +1,167 @@
+"""The forecasting loop: at every bucket close, read the windows, learn, forecast, publish, checkpoint.
+
+A bucket ``t`` closes when every input partition's watermark (max event time - lateness) has reached its
+end; idle partitions are moved along by the ingest worker, so they do not hold closes back forever. The
+loop closes buckets strictly in order, one at a time:
+
+1. read the windows of bucket ``t`` for all series and slide them into the panel;
+2. learn from the labels that bucket ``t`` matured (the learner never sees anything after ``t``);
+3. forecast buckets ``t+1 .. t+H`` for every series active within the retention;
+4. publish one message per series (deterministic ids);
+5. checkpoint the learner and the series registry, with ``t`` as the last closed bucket.
+
+A restart loads the checkpoint, rebuilds the panel from the stored windows and continues with ``t+1``: no
+bucket is skipped or learned twice. A crash between 4 and 5 re-publishes bucket ``t`` with the same ids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tidecast.stream.forecast_message import ForecastBatch
+from tidecast.stream.panel import SeriesPanel
+from tidecast.stream.ports import CheckpointStore, ForecastSink, Learner
+from tidecast.stream.store import WindowStore
+from tidecast.stream.timebuckets import Buckets
+
+STATE_FORMAT = "tidecast.forecaster/1"
+
+
+@dataclass(frozen=True, slots=True)
+class ForecasterConfig:
+    bucket_seconds: int
+    lateness_seconds: int
+    retention: int
+    quantiles: tuple[float, ...]
+    inputs: tuple[str, ...]
+    """The ``topic:partition`` names whose watermarks gate a close (every input partition owned)."""
+
+
+@dataclass(slots=True)
+class CloseReport:
+    """What one bucket close did and how long each stage took (seconds)."""
+
+    bucket: int
+    series: int
+    published: int
+    model_version: int
+    learn: dict = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Forecaster:
+    """Closes buckets as the watermarks allow (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ForecasterConfig,
+        store: WindowStore,
+        learner: Learner,
+        sink: ForecastSink,
+        checkpoints: CheckpointStore,
+        dumps: Callable[[dict], bytes],
+        loads: Callable[[bytes], dict],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.learner = learner
+        self.sink = sink
+        self.checkpoints = checkpoints
+        self.dumps, self.loads = dumps, loads
+        self.clock = clock
+        self.buckets = Buckets(config.bucket_seconds)
+        self.panel_length = max(learner.min_history, 2)
+        self.panel = SeriesPanel(self.panel_length)
+        self.last_closed: int | None = None
+        self._resume()
+
+    def closable_through(self) -> int | None:
+        """The newest bucket every input partition has closed, or None while any has no watermark."""
+        known = self.store.max_event_times()
+        if not self.config.inputs or any(name not in known for name in self.config.inputs):
+            return None
+        lateness_ms = self.config.lateness_seconds * 1000
+        return min(self.buckets.index(known[name] - lateness_ms) for name in self.config.inputs) - 1
+
+    def step(self, limit: int | None = None) -> list[CloseReport]:
+        """Close every bucket that can close now (at most ``limit``); returns one report per close."""
+        through = self.closable_through()
+        if through is None:
+            return []
+        if self.last_closed is None:
+            retained = self.store.buckets()
+            if not retained:
+                return []
+            self.last_closed = min(retained) - 1
+        reports = []
+        while self.last_closed < through and (limit is None or len(reports) < limit):
+            reports.append(self.close(self.last_closed + 1))
+        return reports
+
+    def close(self, t: int) -> CloseReport:
+        """Run the five stages for bucket ``t`` (the next one in order)."""
+        seconds: dict[str, float] = {}
+        started = time.perf_counter()
+        rows = self.store.read_bucket(t)
+        self.panel.push(t, rows)
+        seconds["read"] = _lap(started)
+
+        history, first_seen = self.panel.history, self.panel.first_seen
+        stores, skus = self.panel.stores_and_skus()
+        started = time.perf_counter()
+        learned = self.learner.learn(history, first_seen, stores, skus, t, self.config.bucket_seconds)
+        seconds["learn"] = _lap(started)
+
+        started = time.perf_counter()
+        active = self.panel.active_since(t - self.config.retention + 1)
+        values = self.learner.forecast(
+            history[active], first_seen[active], [stores[i] for i in active], [skus[i] for i in active],
+            t, self.config.bucket_seconds,
+        )
+        seconds["forecast"] = _lap(started)
+
+        started = time.perf_counter()
+        batch = ForecastBatch(
+            bucket_seconds=self.config.bucket_seconds,
+            origin_ms=self.buckets.start_ms(t + 1),
+            quantiles=self.config.quantiles,
+            model_version=self.learner.model_version,
+            issued_at_ms=int(self.clock() * 1000),
+        )
+        published = self.sink.publish(batch, [self.panel.series[i] for i in active], values)
+        seconds["publish"] = _lap(started)
+
+        started = time.perf_counter()
+        self.last_closed = t
+        self.checkpoints.save(self.dumps(self.state()))
+        seconds["checkpoint"] = _lap(started)
+        return CloseReport(t, len(self.panel), published, self.learner.model_version, learned, seconds)
+
+    def state(self) -> dict:
+        return {
+            "format": STATE_FORMAT,
+            "last_closed": self.last_closed,
+            "panel": self.panel.registry(),
+            "learner": self.learner.state_dict(),
+        }
+
+    def _resume(self) -> None:
+        blob = self.checkpoints.load()
+        if blob is None:
+            return
+        state = self.loads(blob)
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"checkpoint is not a {STATE_FORMAT} state")
+        self.learner.load_state_dict(state["learner"])
+        self.last_closed = state["last_closed"]
+        self.panel = SeriesPanel.from_registry(self.panel_length, state["panel"])
+        if self.panel.t is not None:
+            for bucket in range(self.panel.t - self.panel_length + 1, self.panel.t + 1):
+                self.panel.fill(bucket, self.store.read_bucket(bucket))
+
+
+def _lap(started: float) -> float:
+    return time.perf_counter() - started

@@ -1,0 +1,68 @@
+"""The small interfaces the forecasting loop talks through; each has an in-memory implementation here.
+
+>>> sink = MemorySink()
+>>> checkpoints = MemoryCheckpoints(); checkpoints.save(b"x"); checkpoints.load()
+b'x'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from tidecast.stream.forecast_message import ForecastBatch
+
+
+class ForecastSink(Protocol):
+    """Where forecasts go: the Kafka publisher live, a list in tests and the backtest."""
+
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int: ...
+
+
+class CheckpointStore(Protocol):
+    def load(self) -> bytes | None: ...
+
+    def save(self, blob: bytes) -> None: ...
+
+
+class Learner(Protocol):
+    """What the loop needs of a model (:class:`tidecast.models.learner.OnlineLearner` fits)."""
+
+    model_version: int
+    min_history: int
+
+    def forecast(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
+                 t: int, bucket_seconds: int) -> np.ndarray: ...
+
+    def learn(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
+              t: int, bucket_seconds: int) -> dict[str, Any]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class MemorySink:
+    """Keeps every published batch: ``(batch, series, values)``."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[ForecastBatch, list[str], np.ndarray]] = []
+
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
+        self.published.append((batch, list(series), values.copy()))
+        return len(series)
+
+
+class MemoryCheckpoints:
+    def __init__(self) -> None:
+        self.blob: bytes | None = None
+        self.saves = 0
+
+    def load(self) -> bytes | None:
+        return self.blob
+
+    def save(self, blob: bytes) -> None:
+        self.blob = blob
+        self.saves += 1
