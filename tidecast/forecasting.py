@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import redis
+import torch
 
 from tidecast.config import Settings
 from tidecast.infra import Endpoints
@@ -39,7 +41,12 @@ class LiveForecaster:
 
 
 def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
-    """A forecaster on Redis and Kafka, resumed from its checkpoint when there is one."""
+    """A forecaster on Redis and Kafka, resumed from its checkpoint when there is one.
+
+    torch gets ``TIDECAST_TORCH_THREADS`` threads (default 1): on a small machine the ingest worker, the
+    committer and the broker need the other cores, and the model is small.
+    """
+    torch.set_num_threads(int(os.environ.get("TIDECAST_TORCH_THREADS", "1")))
     client = redis.Redis.from_url(endpoints.redis)
     store = RedisWindowStore(client, settings.topic_prefix)
     learner = OnlineLearner(learner_config(settings))

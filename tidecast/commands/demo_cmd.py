@@ -1,8 +1,10 @@
-"""``tidecast demo``: the whole path on the embedded servers, from a fresh start, in one command.
+"""``tidecast demo``: the whole product on the embedded servers, from a fresh start, in one command.
 
-Starts the embedded broker and valkey-server (tied to this process), produces a synthetic stream with
-1% malformed messages and 1% re-sent duplicates, ingests it into the Redis windows, prints what landed,
-and stops the servers.
+1. start the embedded broker and valkey-server (tied to this process);
+2. a producer process replays a synthetic stream on an accelerated clock (1% malformed, 1% duplicates);
+3. this process ingests and forecasts together (``tidecast run``), with a live view;
+4. at the end it reads the forecasts back from the topic, scores them prequentially against the actuals
+   next to seasonal naive, draws actuals against p10/p50/p90 for a few series, and stops the servers.
 """
 
 from __future__ import annotations
@@ -10,66 +12,221 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
 
-from rich.console import Console
+import numpy as np
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from tidecast import infra
+from tidecast.charts import one_step_band, quantile_chart
+from tidecast.commands.forecast_cmd import describe_close
 from tidecast.commands.ingest_cmd import describe
-from tidecast.commands.inspect_cmd import series_report, stats_report
-from tidecast.commands.produce_cmd import send_synthetic
+from tidecast.commands.tail_cmd import follow
 from tidecast.config import Settings
 from tidecast.console import err
-from tidecast.consumers.ingest_worker import IngestWorker
-from tidecast.producers.synthetic import SyntheticConfig, series_ids
+from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
+from tidecast.forecasting import build
+from tidecast.stream.evaluation import score_published, season_for
+from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.redis_store import RedisWindowStore
+from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.windows import REVENUE, UNITS
+
+SUMMARY_METRICS = ("mae", "mase", "wspl", "coverage80")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("demo", help="run the pipeline end to end on the embedded servers")
-    parser.add_argument("--series", type=int, default=100)
-    parser.add_argument("--days", type=int, default=28)
+    parser = sub.add_parser("demo", help="run the whole pipeline end to end on the embedded servers")
+    parser.add_argument("--series", type=int, default=100, help="synthetic series (default 100)")
+    parser.add_argument("--days", type=int, default=84, help="days of synthetic history (default 84)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="wall seconds the accelerated stream should take (default 30)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(handler=run)
 
 
+class Board:
+    """The live view: ingest, closes, rolling one-step error (tidecast vs seasonal naive), latest forecasts."""
+
+    def __init__(self, season: int, watch: int = 3) -> None:
+        self.season = season
+        self.ingest = "waiting for the consumer group..."
+        self.close = "no bucket closed yet"
+        self.closed = 0
+        self.published = 0
+        self.errors: deque[tuple[float, float]] = deque(maxlen=7)
+        self.previous: dict[str, float] = {}
+        self.latest: dict[str, list] = {}
+        self.watch = watch
+
+    def on_close(self, panel, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> None:
+        """Called with every published batch; bucket ``t`` (just closed) is the panel's last column."""
+        actual = panel.history[:, -1, UNITS]
+        if self.previous and panel.history.shape[1] > self.season:
+            idx = np.fromiter((panel.index[s] for s in self.previous), np.int64, len(self.previous))
+            ours = np.abs(np.fromiter(self.previous.values(), float, len(idx)) - actual[idx]).mean()
+            naive = np.abs(panel.history[idx, -1 - self.season, UNITS] - actual[idx]).mean()
+            self.errors.append((ours, naive))
+        mid = values.shape[2] // 2
+        self.previous = dict(zip(series, values[:, 0, mid].tolist(), strict=True))
+        for name, row in zip(series[: self.watch], values[: self.watch], strict=False):
+            self.latest[name] = row[:3].tolist()
+        self.published += len(series)
+
+    def render(self) -> Group:
+        lines = [Text(self.ingest), Text(f"{self.closed} buckets closed, {self.published:,} forecasts; {self.close}")]
+        if self.errors:
+            ours, naive = np.mean(self.errors, axis=0)
+            lines.append(Text(f"rolling one-step MAE (last {len(self.errors)} closes): tidecast {ours:.3f} "
+                              f"vs seasonal naive {naive:.3f}"))
+        if self.latest:
+            table = Table("series", "next bucket p10/p50/p90", "+1", "+2", title="latest forecasts")
+            for name, rows in self.latest.items():
+                table.add_row(name, *["/".join(f"{v:.1f}" for v in row) for row in rows])
+            lines.append(table)
+        return Group(*lines)
+
+
+class _TeeSink:
+    def __init__(self, inner, forecaster, board: Board) -> None:
+        self.inner, self.forecaster, self.board = inner, forecaster, board
+
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
+        sent = self.inner.publish(batch, series, values)
+        self.board.on_close(self.forecaster.panel, batch, series, values)
+        return sent
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    settings = replace(settings, home=settings.home / "demo", kafka_bootstrap=None, redis_url=None)
+    settings = replace(
+        settings, home=settings.home / "demo", kafka_bootstrap=None, redis_url=None,
+        retention=max(settings.retention, args.days + 7),
+    )
+    started = time.monotonic()
     with err.status("starting the embedded broker and valkey-server..."):
         endpoints = infra.up(settings, owner_pid=os.getpid(), detach=False)
     try:
-        config = SyntheticConfig(series=args.series, days=args.days, seed=args.seed)
-        sent = send_synthetic(settings, endpoints.kafka, config, malformed=0.01, duplicates=0.01)
-        store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
-        with err.status("ingesting...") as status:
-            worker = IngestWorker(settings, endpoints.kafka, store, on_progress=lambda p: status.update(describe(p)))
-            progress = worker.run(until_idle=2.0)
-        stats = stats_report(store, settings)
-        summary = {
-            "events": sent,
-            "series": len(series_ids(config)),
-            "ingest_rate": round(progress.rate),
-            **{k: stats[k] for k in ("ingested", "dlq", "late", "duplicates", "invalid")},
-        }
-        if args.json:
-            print(json.dumps(summary))
-        else:
-            _print(summary, [series_report(store, s, settings) for s in series_ids(config)[:3]])
+        summary, chart = _run(args, settings, endpoints)
     finally:
         infra.down(settings)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, chart)
     return 0
 
 
-def _print(summary: dict, reports: list[dict]) -> None:
+def _run(args: argparse.Namespace, settings: Settings, endpoints: infra.Endpoints) -> tuple[dict, Path]:
+    env = {**os.environ, "TIDECAST_KAFKA_BOOTSTRAP": endpoints.kafka, "TIDECAST_REDIS_URL": endpoints.redis,
+           "TIDECAST_TOPIC_PREFIX": settings.topic_prefix}
+    speed = args.days * 86_400 / max(args.seconds, 1.0)
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "tidecast.cli", "produce", "synthetic", "--series", str(args.series),
+         "--days", str(args.days), "--seed", str(args.seed), "--malformed", "0.01", "--duplicates", "0.01",
+         "--speed", f"{speed:.0f}"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    buckets = Buckets(settings.bucket_seconds)
+    board = Board(season_for(settings.bucket_seconds))
+    live = build(settings, endpoints)
+    forecaster = live.forecaster
+    forecaster.sink = _TeeSink(live.sink, forecaster, board)
+    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+    try:
+        with Live(board.render(), console=err, auto_refresh=False, transient=False) as screen:
+
+            def on_progress(progress: IngestProgress) -> None:
+                board.ingest = describe(progress)
+                screen.update(board.render(), refresh=True)
+
+            def tick() -> None:
+                for report in forecaster.step():
+                    board.closed += 1
+                    board.close = describe_close(report, buckets)
+                    screen.update(board.render(), refresh=True)
+
+            IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress).run(until_idle=3.0, tick=tick)
+            while producer.poll() is None:  # the producer paused longer than the idle timeout: carry on
+                IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress).run(until_idle=3.0, tick=tick)
+            tick()
+        if producer.returncode != 0:
+            raise RuntimeError(f"the synthetic producer failed:\n{producer.stderr.read()[-2000:]}")
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+        live.close()
+    return _evaluate(settings, endpoints, store, forecaster, board)
+
+
+def _evaluate(settings, endpoints, store, forecaster, board) -> tuple[dict, Path]:
+    buckets = Buckets(settings.bucket_seconds)
+    first, last = min(store.buckets()), forecaster.last_closed
+    columns = last - first + 1
+    series = list(forecaster.panel.series)
+    index = {name: i for i, name in enumerate(series)}
+    actuals = np.zeros((len(series), columns))
+    revenue = np.zeros((len(series), columns))
+    for column, bucket in enumerate(range(first, last + 1)):
+        for name, row in store.read_bucket(bucket).items():
+            if name in index:
+                actuals[index[name], column] = row[UNITS]
+                revenue[index[name], column] = row[REVENUE]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prices = np.where(actuals > 0, revenue / actuals, np.nan)
+    docs = []
+    for doc in follow(settings, endpoints.kafka, from_beginning=True, until_idle=2.0):
+        doc["origin_index"] = buckets.index(_ms(doc["origin"])) - first
+        docs.append(doc)
+    metrics = score_published(docs, series, actuals, prices, settings.horizon, settings.quantiles,
+                              season_for(settings.bucket_seconds), warmup=2 * season_for(settings.bucket_seconds))
+    stats = store.stats().counters
+    summary = {
+        "events": stats["ingested"] + stats["duplicates"] + stats["dlq"],
+        "series": len(series),
+        "buckets_closed": board.closed,
+        "forecasts_published": len(docs),
+        "metrics": {model: {k: _round(result[k]) for k in SUMMARY_METRICS} for model, result in metrics.items()},
+        "ingest": {k: stats[k] for k in ("ingested", "dlq", "duplicates", "late")},
+    }
+    top = np.argsort(-actuals.sum(axis=1))[:3]
+    panels = []
+    for i in top:
+        mine = [d for d in docs if d["series"] == series[i]]
+        panels.append({"series": series[i], "starts": [buckets.start_ms(b) for b in range(first, last + 1)],
+                       "actual": actuals[i], **one_step_band(mine, columns)})
+    chart = quantile_chart(settings.home / "demo-forecasts.png", panels,
+                           "tidecast demo: actual units vs one-step-ahead p10/p50/p90")
+    return summary, chart
+
+
+def _print_summary(summary: dict, chart: Path) -> None:
     console = Console()
-    console.print(" ".join(f"[bold]{k}[/] {v:,}" for k, v in summary.items()))
-    for report in reports:
-        table = Table("day", "units", "orders", "revenue", "returns", "views", "add_to_cart", title=report["series"])
-        for row in report["buckets"][-7:]:
-            table.add_row(
-                row["start"][:10],
-                *[f"{row[k]:,.0f}" for k in ("units", "orders", "revenue", "returns", "views", "add_to_cart")],
-            )
-        console.print(table)
+    console.print(f"[bold]{summary['events']:,}[/] events, {summary['series']} series, "
+                  f"{summary['buckets_closed']} buckets closed, {summary['forecasts_published']:,} forecasts "
+                  f"published, in {summary['seconds']}s")
+    table = Table("model", *SUMMARY_METRICS, title="scored prequentially from the published forecasts")
+    for model, values in summary["metrics"].items():
+        table.add_row(model, *[f"{values[k]:.3f}" for k in SUMMARY_METRICS])
+    console.print(table)
+    console.print(f"chart of actuals against p10/p50/p90: {chart.resolve()}")
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def _round(value: float) -> float:
+    return round(float(value), 4)
+

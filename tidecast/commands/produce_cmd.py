@@ -12,6 +12,7 @@ from tidecast.endpoints import resolve
 from tidecast.producers.event_sender import EventSender
 from tidecast.producers.faults import with_faults
 from tidecast.producers.files import count_rows, parse_columns, read_events
+from tidecast.producers.pacing import paced
 from tidecast.producers.synthetic import SyntheticConfig, generate
 
 
@@ -26,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--malformed", type=float, default=0.0, help="share of extra malformed messages, e.g. 0.01")
     syn.add_argument("--duplicates", type=float, default=0.0, help="share of events re-sent as duplicates")
     syn.add_argument("--no-clicks", action="store_true", help="sales only")
+    syn.add_argument("--speed", type=float, default=0.0,
+                     help="event-time seconds per wall second (e.g. 86400 = a day per second); 0 = flat out")
     file = kinds.add_parser("file", help="JSON lines or CSV (optionally .gz) of history")
     file.add_argument("path", type=Path)
     file.add_argument(
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             series=args.series, days=args.days, seed=args.seed, clicks=not args.no_clicks,
             **({"start": args.start} if args.start else {}),
         )
-        sent = send_synthetic(settings, endpoints.kafka, config, args.malformed, args.duplicates)
+        sent = send_synthetic(settings, endpoints.kafka, config, args.malformed, args.duplicates, args.speed)
     else:
         if not args.path.exists():
             raise SystemExit(f"no such file: {args.path}")
@@ -60,11 +63,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def send_synthetic(
-    settings: Settings, bootstrap: str, config: SyntheticConfig, malformed: float = 0.0, duplicates: float = 0.0
+    settings: Settings,
+    bootstrap: str,
+    config: SyntheticConfig,
+    malformed: float = 0.0,
+    duplicates: float = 0.0,
+    speed: float = 0.0,
 ) -> int:
-    """Generate and send; returns the number of messages sent (faults included)."""
+    """Generate and send (at ``speed`` x real time, or flat out); returns the messages sent, faults included."""
     with EventSender(settings, bootstrap) as sender:
-        stream = with_faults(generate(config), malformed, duplicates, config.seed)
+        stream = with_faults(paced(generate(config), speed), malformed, duplicates, config.seed)
         for out in progress(stream, "sending synthetic events"):
             if out.doc is not None:
                 sender.send(out.doc)
