@@ -8,6 +8,7 @@ real Kafka; the embedded broker does not honour ``read_committed``, so correctne
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ class KafkaForecastSink:
             config["transactional_id"] = transactional_id
         self.producer = KafkaProducer(**config)
         self.transactional = bool(transactional_id)
+        self.partitions = len(self.producer.partitions_for(self.topic))
         if self.transactional:
             self.producer.init_transactions()
 
@@ -35,9 +37,11 @@ class KafkaForecastSink:
         if self.transactional:
             self.producer.begin_transaction()
         sent = 0
-        send = self.producer.send
+        send, partitions = self.producer.send, self.partitions
         for key, value in batch.messages(series, values):
-            send(self.topic, key=key, value=value)
+            # the partition from a C crc32 of the key: kafka-python's pure-Python murmur2 costs more than
+            # the rest of the send; one series still always lands in one partition
+            send(self.topic, key=key, value=value, partition=zlib.crc32(key) % partitions)
             sent += 1
         if self.transactional:
             self.producer.commit_transaction()

@@ -14,6 +14,7 @@ crash-restart re-published. ``origin`` is the start of the first forecast bucket
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,17 @@ _NAMESPACE = uuid.UUID("6f1c2a8e-2b1d-5c6e-9a57-7d1f0b3c4e21")
 
 
 def forecast_id(series: str, origin_iso: str, model_version: int) -> str:
-    """Deterministic id: the same (series, origin, model version) always gives the same id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{series}|{origin_iso}|{model_version}"))
+    """Deterministic id, a UUIDv5: the same (series, origin, model version) always gives the same id.
+
+    >>> origin = "2026-01-05T00:00:00+00:00"
+    >>> forecast_id("all:A", origin, 3) == str(uuid.uuid5(_NAMESPACE, f"all:A|{origin}|3"))
+    True
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + f"{series}|{origin_iso}|{model_version}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,21 +55,19 @@ class ForecastBatch:
     def messages(self, series: Sequence[str], values: np.ndarray) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q."""
         origin = to_iso(self.origin_ms)
-        issued = to_iso(self.issued_at_ms)
-        quantiles = list(self.quantiles)
-        rows = np.round(values.astype(np.float64), 4).tolist()
-        for name, row in zip(series, rows, strict=True):
+        shared = orjson.dumps({
+            "bucket_seconds": self.bucket_seconds,
+            "origin": origin,
+            "quantiles": list(self.quantiles),
+            "model_version": self.model_version,
+            "issued_at": to_iso(self.issued_at_ms),
+        })[1:-1]  # the fields every message of this close shares, serialised once
+        rounded = np.round(np.asarray(values, np.float64), 4)
+        if len(rounded) != len(series):
+            raise ValueError(f"{len(series)} series but {len(rounded)} forecasts")
+        dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+        for name, row in zip(series, rounded, strict=True):
             store, _, sku = name.partition(":")
-            yield name.encode(), orjson.dumps({
-                "schema": SCHEMA,
-                "forecast_id": forecast_id(name, origin, self.model_version),
-                "series": name,
-                "store": store,
-                "sku": sku,
-                "bucket_seconds": self.bucket_seconds,
-                "origin": origin,
-                "quantiles": quantiles,
-                "values": row,
-                "model_version": self.model_version,
-                "issued_at": issued,
-            })
+            head = dumps({"schema": SCHEMA, "forecast_id": forecast_id(name, origin, self.model_version),
+                          "series": name, "store": store, "sku": sku})
+            yield name.encode(), b"".join((head[:-1], b",", shared, b',"values":', dumps(row, option=numpy), b"}"))

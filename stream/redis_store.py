@@ -114,13 +114,18 @@ class RedisWindowStore:
         for partition in self.partitions():
             for metric in METRICS:
                 pipe.hgetall(f"{self._p(partition)}w:{bucket}:{metric}")
-        for n, values in enumerate(pipe.execute()):
-            column = n % len(METRICS)
-            for series, value in values.items():
-                row = merged.get(series.decode())
-                if row is None:
-                    row = merged[series.decode()] = empty_row()
-                row[column] += _number(value)
+        results = pipe.execute()
+        width = len(METRICS)
+        for start in range(0, len(results), width):
+            columns = results[start:start + width]
+            names = set(columns[0]).union(*columns[1:])
+            for key in names:
+                row = [float(column.get(key, 0)) for column in columns]
+                name = key.decode()
+                if name in merged:  # the same series in two partitions (producers with other partitioners)
+                    add_rows(merged[name], row)
+                else:
+                    merged[name] = row
         return merged
 
     def buckets(self) -> list[int]:

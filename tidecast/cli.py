@@ -11,13 +11,22 @@ import sys
 from pathlib import Path
 
 from tidecast import __version__
-from tidecast.commands import demo_cmd, forecast_cmd, infra_cmd, ingest_cmd, inspect_cmd, produce_cmd, tail_cmd
+from tidecast.commands import (
+    backtest_cmd,
+    demo_cmd,
+    forecast_cmd,
+    infra_cmd,
+    ingest_cmd,
+    inspect_cmd,
+    produce_cmd,
+    tail_cmd,
+)
 from tidecast.config import ConfigError, Settings
 from tidecast.endpoints import NoServers
 from tidecast.infra import InfraError
 from tidecast.stream.timebuckets import parse_duration
 
-COMMANDS = (infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, demo_cmd)
+COMMANDS = (infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, demo_cmd, backtest_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "TIDECAST_LATENESS": f"{settings.lateness_seconds}s",
         "TIDECAST_RETENTION": str(settings.retention),
         "TIDECAST_PARTITIONS": str(settings.partitions),
+        "TIDECAST_IDLE_TIMEOUT": f"{settings.idle_timeout_seconds}s",
     }
 
 

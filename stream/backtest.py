@@ -1,0 +1,585 @@
+"""The backtest engine: history replayed through the live pipeline on a simulated clock, scored prequentially.
+
+The rows come in event-time order, one bucket per :class:`~tidecast.stream.panel_input.Chunk`. Each chunk
+goes the live way: :meth:`PartitionIngestor.apply` (validation, dedup, lateness) on one partition
+(``backtest.sales``, 0), one atomic :meth:`WindowStore.commit`, then :meth:`Forecaster.step`, which closes
+every bucket the watermark has passed: read the windows, learn, forecast, publish. The sink here is the
+:class:`Evaluator`: at the close of bucket ``t`` it
+
+1. scores every pending forecast that targets ``t`` against the closed bucket's units (price = revenue /
+   units of the bucket, for the WRMSSE weights), for every model, with :class:`~tidecast.models.metrics.Scorer`;
+2. adds ``t`` to the per-series M5 scales (:class:`~tidecast.models.metrics.RunningScales`: each series'
+   own history up to the origin, from its first non-zero sale);
+3. updates every baseline with bucket ``t`` and asks it for ``t+1 .. t+H``;
+4. issues tidecast's and every baseline's forecasts at origin ``t+1``, for every series known by then,
+   unless the origin is one of the first ``warmup`` ones (learned from, not judged).
+
+Every model is scored on the same (series, origin, step) points: the series index space is the forecaster
+panel's (series in order of first appearance, new ones appended). A series the forecaster did not publish
+for (no activity within the retention) counts as forecast 0 for tidecast, which is what a consumer of the
+live topic sees; ``counts["unpublished"]`` says how many series-origins that was. Forecasts are kept only
+until scored, so memory is bounded by series x H x H x Q per model, not by the length of the history.
+
+At the end the partition's max event time is advanced past the last bucket (as the live idle timeout
+does), so every bucket closes and is learned and scored. Checkpoints are not written (``checkpoint`` time
+is then only the state snapshot).
+
+>>> import torch; torch.set_num_threads(1)
+>>> from tidecast.models.learner import LearnerConfig
+>>> from tidecast.stream.panel_input import chunks_in_order
+>>> from tidecast.stream.store import MemoryWindowStore
+>>> rows = [{"event_id": f"{d}{s}", "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": s,
+...          "qty": d % 3 + 1} for d in range(1, 29) for s in "AB"]
+>>> small = LearnerConfig(horizon=2, lags=4, aux_lags=2, scale_window=4, hidden=8, batch_size=16,
+...                       replay_capacity=64, sku_buckets=64, store_buckets=8)
+>>> config = BacktestConfig(horizon=2, warmup=4, baselines=("naive",), learner=small)
+>>> result = Backtest(config, MemoryWindowStore()).run(chunks_in_order(rows, config.buckets))
+>>> result.series, result.origins, sorted(result.models), result.models["naive"]["scored"]
+(2, 23, ['naive', 'tidecast'], 90)
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from tidecast.models.baselines import BASELINE_NAMES, StreamingBaseline, make_baseline
+from tidecast.models.learner import LearnerConfig, OnlineLearner
+from tidecast.models.metrics import RunningScales, Scorer, median_index
+from tidecast.stream.forecast_message import ForecastBatch
+from tidecast.stream.forecaster import Forecaster, ForecasterConfig
+from tidecast.stream.ingest import Batch, PartitionIngestor, Record
+from tidecast.stream.panel import SeriesPanel
+from tidecast.stream.panel_input import Chunk, KnownSeriesStore, OutOfOrder, chunks_in_order, chunks_sorted
+from tidecast.stream.ports import Learner
+from tidecast.stream.store import WindowStore
+from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.windows import REVENUE, UNITS
+
+TOPIC = "backtest.sales"
+"""The one simulated input partition (partition 0)."""
+TIDECAST = "tidecast"
+DEFAULT_BASELINES: tuple[str, ...] = tuple(name for name in BASELINE_NAMES if name != "lightgbm")
+"""Every baseline except the optional LightGBM anchor."""
+LIGHTGBM_REFIT = 28
+
+
+def season_for(bucket_seconds: int) -> int:
+    """Seasonal period in buckets: a day of sub-day buckets, a week of sub-week ones, 52 weeks of weeks.
+
+    >>> season_for(3600), season_for(86_400), season_for(604_800), season_for(5 * 86_400)
+    (24, 7, 52, 1)
+    """
+    day, week = 86_400, 604_800
+    if bucket_seconds < day and day % bucket_seconds == 0:
+        return day // bucket_seconds
+    if bucket_seconds < week and week % bucket_seconds == 0:
+        return week // bucket_seconds
+    if bucket_seconds == week:
+        return 52
+    return 1
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """What to run. ``warmup`` None means ``2 * horizon`` origins; ``learner`` None means the live defaults
+    (:class:`LearnerConfig` with this horizon, quantiles and seed)."""
+
+    bucket_seconds: int = 86_400
+    horizon: int = 14
+    warmup: int | None = None
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    lateness_seconds: int = 7_200
+    retention: int = 56
+    seed: int = 0
+    learner: LearnerConfig | None = None
+    trace: bool = False
+    """Keep tidecast's one-step quantiles and the units of every series for the report's plots."""
+    keep_forecasts: bool = False
+    """Keep every model's forecasts by origin (small inputs only: tests)."""
+    workers: int = 0
+    """Worker processes for the baselines (0: all in this process)."""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
+        if self.horizon < 1 or (self.warmup is not None and self.warmup < 0):
+            raise ValueError("horizon must be >= 1 and warmup >= 0")
+        if self.learner is not None and (self.learner.horizon, self.learner.quantiles) != (
+            self.horizon, tuple(self.quantiles)
+        ):
+            raise ValueError("the learner config must have the backtest's horizon and quantiles")
+
+    @property
+    def buckets(self) -> Buckets:
+        return Buckets(self.bucket_seconds)
+
+    @property
+    def warmup_origins(self) -> int:
+        return 2 * self.horizon if self.warmup is None else self.warmup
+
+    @property
+    def season(self) -> int:
+        return season_for(self.bucket_seconds)
+
+    def learner_config(self) -> LearnerConfig:
+        if self.learner is not None:
+            return self.learner
+        return LearnerConfig(horizon=self.horizon, quantiles=tuple(self.quantiles), seed=self.seed)
+
+
+@dataclass
+class Trace:
+    """Per bucket: every series' units and tidecast's one-step quantiles for it (report plots)."""
+
+    buckets: list[int] = field(default_factory=list)
+    units: list[np.ndarray] = field(default_factory=list)
+    step1: list[np.ndarray | None] = field(default_factory=list)
+    revenue: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass
+class BacktestResult:
+    """What a run produced; :mod:`tidecast.stream.backtest_report` turns it into JSON, tables and plots."""
+
+    config: BacktestConfig
+    series: int
+    series_names: list[str]
+    origins: int
+    first_bucket: int | None
+    last_bucket: int | None
+    seconds: float
+    models: dict[str, dict]
+    timings: dict[str, float]
+    counts: dict[str, int]
+    timeline: dict[str, list[tuple[int, float]]]
+    trace: Trace | None = None
+    forecasts: dict[str, dict[int, np.ndarray]] | None = None
+
+
+@dataclass
+class Closed:
+    """One bucket close as the sink saw it: units and revenue of bucket ``t`` and tidecast's forecasts."""
+
+    t: int
+    units: np.ndarray
+    revenue: np.ndarray
+    published: np.ndarray
+    values: np.ndarray
+
+
+class ClosedBuckets:
+    """The forecaster's sink: snapshots each close (the panel moves on at the next one)."""
+
+    def __init__(self, buckets: Buckets, panel: Callable[[], SeriesPanel]) -> None:
+        self.buckets = buckets
+        self.panel = panel
+        self.closed: list[Closed] = []
+
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
+        panel = self.panel()
+        index = panel.index
+        last = panel.history[:, -1]
+        idx = np.fromiter((index[name] for name in series), np.int64, len(series))
+        t = self.buckets.index(batch.origin_ms) - 1
+        self.closed.append(Closed(t, last[:, UNITS].astype(np.float64), last[:, REVENUE].astype(np.float64),
+                                  idx, values))
+        return len(series)
+
+
+class Lineup:
+    """Models scored in one process: optionally tidecast (its forecasts come from the forecaster) plus some
+    baselines (updated here); steps 1 to 4 of the module docstring, one :meth:`close` per bucket."""
+
+    def __init__(self, config: BacktestConfig, first_bucket: int, baselines: Sequence[str],
+                 with_tidecast: bool = True) -> None:
+        self.config = config
+        self.first_scored = first_bucket + 1 + config.warmup_origins
+        buckets = config.buckets
+        self.baselines: dict[str, StreamingBaseline] = {}
+        for name in baselines:
+            extra: dict = {}
+            if name == "lightgbm":
+                extra = {"refit_every": LIGHTGBM_REFIT, "start_epoch": buckets.start_ms(first_bucket) // 1000,
+                         "bucket_seconds": config.bucket_seconds, "seed": config.seed}
+            self.baselines[name] = make_baseline(name, config.season, tuple(config.quantiles), config.horizon,
+                                                 **extra)
+        self.names = [TIDECAST] * with_tidecast + list(self.baselines)
+        self.scorers = {name: Scorer(config.horizon, tuple(config.quantiles)) for name in self.names}
+        self.scales = RunningScales()
+        self.mid = median_index(config.quantiles)
+        self.timings: dict[str, float] = defaultdict(float)
+        self.issued: list[int] = []
+        self.unpublished = 0
+        self.timeline: dict[str, list[tuple[int, float]]] = {name: [] for name in self.names}
+        self._step1: dict[str, np.ndarray] = {}
+        self.trace = Trace() if config.trace and with_tidecast else None
+        self.forecasts: dict[str, dict[int, np.ndarray]] | None = (
+            {name: {} for name in self.names} if config.keep_forecasts else None
+        )
+
+    def close(self, t: int, units: np.ndarray, revenue: np.ndarray,
+              tidecast: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Bucket ``t`` closed with ``units`` and ``revenue`` [S]; ``tidecast`` = (published rows, values)."""
+        cfg = self.config
+        n = units.size
+        started = time.perf_counter()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            price = np.where((units > 0) & (revenue > 0), revenue / units, np.nan)
+        for name, scorer in self.scorers.items():
+            scorer.observe(t, units, price)
+            prev = self._step1.pop(name, None)
+            if prev is not None:
+                self.timeline[name].append((t, float(np.mean(np.abs(prev - units[: prev.size])))))
+        self.scales.update(units)
+        s1, s2 = self.scales.scales()
+        self.timings["scoring"] += time.perf_counter() - started
+
+        origin = t + 1
+        scored = origin >= self.first_scored
+        forecasts: dict[str, np.ndarray] = {}
+        if tidecast is not None:
+            started = time.perf_counter()
+            published, values = tidecast
+            tide = forecasts[TIDECAST] = np.zeros((n, cfg.horizon, len(cfg.quantiles)))
+            tide[published] = values
+            self.unpublished += n - published.size if scored else 0
+            self.timings[TIDECAST] += time.perf_counter() - started
+        for name, model in self.baselines.items():
+            started = time.perf_counter()
+            model.update(units)
+            forecasts[name] = model.forecast()
+            self.timings[name] += time.perf_counter() - started
+
+        if scored:
+            started = time.perf_counter()
+            self.issued.append(origin)
+            for name, f in forecasts.items():
+                self.scorers[name].issue(origin, f, s1, s2)
+                self._step1[name] = f[:, 0, self.mid].copy()
+            self.timings["scoring"] += time.perf_counter() - started
+        if self.forecasts is not None:
+            for name, f in forecasts.items():
+                self.forecasts[name][origin] = f.copy()
+        if self.trace is not None and TIDECAST in forecasts:
+            tr = self.trace
+            tr.buckets.append(t)
+            tr.units.append(units.astype(np.float32))
+            tr.step1.append(forecasts[TIDECAST][:, 0, :].astype(np.float32))
+            tr.revenue = np.concatenate([tr.revenue, np.zeros(n - tr.revenue.size)]) + revenue
+
+    def outcome(self) -> dict:
+        """Picklable results: metrics per model, timings, timeline, issued origins, kept forecasts."""
+        return {
+            "models": {name: scorer.result() for name, scorer in self.scorers.items()},
+            "timings": dict(self.timings),
+            "timeline": self.timeline,
+            "issued": self.issued,
+            "unpublished": self.unpublished,
+            "forecasts": self.forecasts,
+        }
+
+
+class RemoteLineup:
+    """A :class:`Lineup` of baselines in a worker process, fed bucket by bucket through a pipe.
+
+    The forecaster and the baselines then use two cores; the scores are computed by the same code either way.
+    """
+
+    def __init__(self, config: BacktestConfig, baselines: Sequence[str]) -> None:
+        # fork (where there is one) starts at once and needs no importable __main__; Backtest forks before
+        # it builds the learner or reads input, while the process is still single-threaded.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, config, tuple(baselines)), daemon=True,
+                                   name="tidecast-backtest-baselines")
+        self.process.start()
+        child.close()
+        self.names = list(baselines)
+
+    def start(self, first_bucket: int) -> None:
+        self._send(("start", first_bucket))
+
+    def close(self, t: int, units: np.ndarray, revenue: np.ndarray) -> None:
+        self._send(("close", t, units, revenue))
+
+    def outcome(self) -> dict:
+        self._send(("end",))
+        try:
+            kind, payload = self.conn.recv()
+        except EOFError:
+            raise RuntimeError("the baseline worker process died") from None
+        finally:
+            self.stop()
+        if kind == "error":
+            raise RuntimeError(f"the baseline worker failed:\n{payload}")
+        return payload
+
+    def stop(self) -> None:
+        self.conn.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            raise RuntimeError("the baseline worker process died") from None
+
+
+def _serve(conn: Connection, config: BacktestConfig, baselines: tuple[str, ...]) -> None:
+    """The worker's loop: start, closes, end (answers the outcome, or the error's traceback)."""
+    lineup: Lineup | None = None
+    try:
+        while True:
+            message = conn.recv()
+            if message[0] == "start":
+                lineup = Lineup(config, message[1], baselines, with_tidecast=False)
+            elif message[0] == "close":
+                lineup.close(*message[1:])
+            else:
+                conn.send(("ok", lineup.outcome() if lineup is not None else None))
+                return
+    except EOFError:  # the parent went away
+        return
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def split_baselines(names: Sequence[str], workers: int) -> list[list[str]]:
+    """Baselines per worker process, balanced by rough cost (river and lightgbm weigh most).
+
+    >>> split_baselines(["naive", "croston", "river", "tsb"], 2)
+    [['river'], ['naive', 'croston', 'tsb']]
+    """
+    groups: list[list[str]] = [[] for _ in range(max(1, workers))]
+    load = [0.0] * len(groups)
+    for name in sorted(names, key=lambda n: -_COST.get(n, 1.0)):
+        k = load.index(min(load))
+        groups[k].append(name)
+        load[k] += _COST.get(name, 1.0)
+    return [group for group in groups if group]
+
+
+_COST = {"river": 5.0, "lightgbm": 5.0}
+
+
+class _NoCheckpoints:
+    def load(self) -> bytes | None:
+        return None
+
+    def save(self, blob: bytes) -> None:
+        pass
+
+
+class Backtest:
+    """Feed chunks with :meth:`feed`, then :meth:`finish`; or :meth:`run` does both (see the module docstring).
+
+    ``store`` is the window store the ingest commits to (memory or Redis); ``learner`` defaults to a fresh
+    :class:`OnlineLearner` of ``config.learner_config()``. With ``config.workers > 0`` the baselines run in
+    that many worker processes; call :meth:`close` if you abandon a run before :meth:`finish`.
+    """
+
+    def __init__(self, config: BacktestConfig, store: WindowStore, learner: Learner | None = None) -> None:
+        self.config = config
+        self.lineup: Lineup | None = None
+        self.remotes: list[RemoteLineup] = []
+        self.local_baselines: tuple[str, ...] = config.baselines
+        if config.workers > 0 and config.baselines:
+            self.remotes = [RemoteLineup(config, group) for group in split_baselines(config.baselines, config.workers)]
+            self.local_baselines = ()
+        self.buckets = config.buckets
+        self.learner = learner if learner is not None else OnlineLearner(config.learner_config())
+        self.retention = max(config.retention, self.learner.min_history)
+        state = store.load_partition(TOPIC, 0)
+        if state.next_offset is not None or state.max_ts_ms is not None:
+            self.close()
+            raise ValueError(f"the window store already holds {TOPIC}:0 from another run; use a fresh store "
+                             "(or Redis key prefix)")
+        self.store = KnownSeriesStore(store)
+        self.ingestor = PartitionIngestor(TOPIC, 0, self.buckets, config.lateness_seconds * 1000, self.retention,
+                                          state)
+        self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel)
+        forecaster_config = ForecasterConfig(
+            bucket_seconds=config.bucket_seconds, lateness_seconds=config.lateness_seconds,
+            retention=self.retention, quantiles=tuple(config.quantiles), inputs=(f"{TOPIC}:0",),
+        )
+        self.forecaster = Forecaster(forecaster_config, self.store, self.learner, self.sink, _NoCheckpoints(),
+                                     lambda state: b"", lambda blob: {})
+        self.offset = 0
+        self.first_bucket: int | None = None
+        self.last_bucket: int | None = None
+        self.counts: dict[str, int] = defaultdict(int)
+        self.timings: dict[str, float] = defaultdict(float)
+        self.started = time.perf_counter()
+
+    def run(self, chunks: Iterable[Chunk]) -> BacktestResult:
+        """Feed every chunk (timing the input read as ``input``), then finish."""
+        iterator = iter(chunks)
+        try:
+            while True:
+                started = time.perf_counter()
+                chunk = next(iterator, None)
+                self.timings["input"] += time.perf_counter() - started
+                if chunk is None:
+                    return self.finish()
+                self.feed(chunk)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop any worker process still running."""
+        for remote in self.remotes:
+            remote.stop()
+
+    def feed(self, chunk: Chunk) -> None:
+        """Ingest one bucket's rows, register its panel zeros, close what the watermark allows."""
+        self.counts["rows"] += len(chunk.records) + len(chunk.zeros)
+        if chunk.records:
+            started = time.perf_counter()
+            records = [Record(self.offset + i, value) for i, value in enumerate(chunk.records)]
+            self.offset += len(records)
+            batch = self.ingestor.apply(records)
+            self.timings["ingest"] += time.perf_counter() - started
+            self._commit(batch)
+            for name, value in batch.counts.as_fields().items():
+                self.counts[name] += value
+            if batch.delta.rows:
+                self._saw(min(b for b, _ in batch.delta.rows), max(b for b, _ in batch.delta.rows))
+        if chunk.zeros:
+            self._zeros(chunk)
+        self._step()
+
+    def _zeros(self, chunk: Chunk) -> None:
+        started = time.perf_counter()
+        open_from = self.ingestor.open_from(self.ingestor.max_ts_ms)
+        late = open_from is not None and chunk.bucket < open_from
+        if late:  # its bucket already closed: counted, like a late event, never silently lost
+            self.counts["late_zeros"] += len(chunk.zeros)
+        else:
+            self.store.register(chunk.bucket, (z.series for z in chunk.zeros))
+            self.counts["panel_zeros"] += len(chunk.zeros)
+            self._saw(chunk.bucket, chunk.bucket)
+        self.timings["ingest"] += time.perf_counter() - started
+        newest = max(z.ts_ms for z in chunk.zeros)
+        if not late and (self.ingestor.max_ts_ms is None or newest > self.ingestor.max_ts_ms):
+            batch = self.ingestor.advance(newest, self.offset)  # observed zeros move event time too
+            if batch is not None:
+                self._commit(batch)
+
+    def finish(self) -> BacktestResult:
+        """Advance event time past the last bucket so that everything closes; collect the results."""
+        if self.last_bucket is not None:
+            end = self.buckets.end_ms(self.last_bucket) + self.config.lateness_seconds * 1000
+            batch = self.ingestor.advance(end, self.offset)
+            if batch is not None:
+                self._commit(batch)
+            self._step()
+        outcomes = []
+        if self.lineup is not None:
+            outcomes.append(self.lineup.outcome())
+            started = time.perf_counter()
+            outcomes += [remote.outcome() for remote in self.remotes]
+            self.timings["wait_workers"] += time.perf_counter() - started
+        self.close()
+        return self._result(outcomes)
+
+    def _result(self, outcomes: list[dict]) -> BacktestResult:
+        order = [TIDECAST, *self.config.baselines]
+        found = {name: result for out in outcomes for name, result in out["models"].items()}
+        timeline = {name: points for out in outcomes for name, points in out["timeline"].items()}
+        timings = dict(self.timings)
+        for out in outcomes:
+            for name, seconds in out["timings"].items():
+                timings[name] = timings.get(name, 0.0) + seconds
+        seconds = time.perf_counter() - self.started
+        timings["other"] = max(0.0, seconds - sum(timings.values()))
+        if outcomes:
+            self.counts["unpublished"] = outcomes[0]["unpublished"]
+        issued = outcomes[0]["issued"] if outcomes else []
+        last = self.last_bucket
+        kept = [out["forecasts"] for out in outcomes if out["forecasts"] is not None]
+        panel = self.forecaster.panel
+        return BacktestResult(
+            config=self.config,
+            series=len(panel),
+            series_names=list(panel.series),
+            origins=sum(1 for origin in issued if last is not None and origin <= last),
+            first_bucket=self.first_bucket,
+            last_bucket=last,
+            seconds=seconds,
+            models={name: found[name] for name in order if name in found},
+            timings=timings,
+            counts=dict(self.counts),
+            timeline={name: timeline[name] for name in order if name in timeline},
+            trace=self.lineup.trace if self.lineup is not None else None,
+            forecasts={name: f for group in kept for name, f in group.items()} if kept else None,
+        )
+
+    def _saw(self, lo: int, hi: int) -> None:
+        self.first_bucket = lo if self.first_bucket is None else min(self.first_bucket, lo)
+        self.last_bucket = hi if self.last_bucket is None else max(self.last_bucket, hi)
+
+    def _commit(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        if not self.store.commit(batch):
+            raise RuntimeError(f"the window store refused the batch at offset {batch.expected_offset}: "
+                               "another writer uses this partition (use a fresh store or key prefix)")
+        self.ingestor.adopt(batch)
+        self.timings["commit"] += time.perf_counter() - started
+
+    def _step(self) -> None:
+        for report in self.forecaster.step():
+            for stage, seconds in report.seconds.items():
+                self.timings["windows" if stage == "read" else stage] += seconds
+        for c in self.sink.closed:
+            if self.lineup is None:
+                self.lineup = Lineup(self.config, c.t, self.local_baselines)
+                for remote in self.remotes:
+                    remote.start(c.t)
+            for remote in self.remotes:
+                remote.close(c.t, c.units, c.revenue)
+            self.lineup.close(c.t, c.units, c.revenue, (c.published, c.values))
+        self.sink.closed.clear()
+
+
+def run_rows(
+    open_rows: Callable[[bool], Iterable[dict | bytes]],
+    config: BacktestConfig,
+    new_store: Callable[[], WindowStore],
+    on_sort: Callable[[OutOfOrder], None] | None = None,
+) -> BacktestResult:
+    """Backtest the rows ``open_rows(sorting)`` yields (a fresh iterator per call), in event-time order.
+
+    The rows are streamed; if they turn out not to be in bucket order, that attempt is dropped (its store
+    too: ``new_store`` makes the next one) and the rows are read again, sorted in memory. ``on_sort`` is
+    told why, before the second read (``sorting`` is then True).
+
+    >>> from tidecast.stream.store import MemoryWindowStore
+    >>> rows = [{"event_id": str(d), "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": "A", "qty": 1}
+    ...         for d in (2, 1, 3)]
+    >>> config = BacktestConfig(horizon=1, warmup=0, baselines=("naive",))
+    >>> result = run_rows(lambda sorting: rows, config, MemoryWindowStore, lambda exc: print("sorting:", exc))
+    sorting: row 2 is in bucket 19719, after a row of bucket 19720
+    >>> result.counts["ingested"], result.counts.get("late", 0), result.last_bucket - result.first_bucket
+    (3, 0, 2)
+    """
+    try:
+        return Backtest(config, new_store()).run(chunks_in_order(open_rows(False), config.buckets))
+    except OutOfOrder as exc:
+        if on_sort is not None:
+            on_sort(exc)
+    return Backtest(config, new_store()).run(chunks_sorted(open_rows(True), config.buckets))

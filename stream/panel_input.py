@@ -1,0 +1,236 @@
+"""The backtest's input layer: file rows in event-time order, one bucket per chunk, panel zeros kept apart.
+
+A history file is either events (one row per sale line) or a panel (one row per series and period, zeros
+included). Both are read with :func:`tidecast.producers.files.read_events`; this module then
+
+* encodes every row as the bytes a producer would send, for :meth:`PartitionIngestor.apply` to validate;
+* keeps rows of a sale with ``qty == 0`` out of the event path: the live validator refuses them (a zero
+  sale is no event), but in a panel they are *observed zeros*, so they become :class:`Zero` registrations
+  (series, time) instead, neither events nor DLQ entries;
+* groups the rows by event-time bucket (UTC), in order. :func:`chunks_in_order` streams a file that is
+  already in bucket order and raises :class:`OutOfOrder` at the first row of an earlier bucket;
+  :func:`chunks_sorted` reads the whole file into memory (about 250 bytes per row) and sorts it (stable).
+
+:class:`KnownSeriesStore` wraps any window store and is how panel zeros reach the forecaster: its
+``read_bucket`` adds a zero row for every series registered as an observed zero of that bucket (so the
+panel registers the series and counts it active), and it hands new series over in sorted order, so the
+panel's series order, the index space every model is scored in, does not depend on a store's hash order.
+
+>>> from tidecast.stream.timebuckets import Buckets
+>>> rows = [{"event_id": "1", "type": "sale", "ts": "2024-01-01T10:00:00+00:00", "sku": "A", "qty": 2},
+...         {"event_id": "2", "type": "sale", "ts": "2024-01-01T00:00:00+00:00", "sku": "B", "qty": 0},
+...         {"event_id": "3", "type": "sale", "ts": "2024-01-02T09:00:00+00:00", "sku": "A", "qty": 1}]
+>>> [(c.bucket, len(c.records), [z.series for z in c.zeros]) for c in chunks_in_order(rows, Buckets(86_400))]
+[(19719, 1, ['all:B']), (19720, 1, [])]
+>>> chunks = list(chunks_in_order(rows[::-1], Buckets(86_400)))
+Traceback (most recent call last):
+...
+tidecast.stream.panel_input.OutOfOrder: row 2 is in bucket 19719, after a row of bucket 19720
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+import orjson
+
+from tidecast.stream.events import DEFAULT_STORE, MAX_ID_LENGTH, InvalidEvent, parse_ts
+from tidecast.stream.ingest import Batch, PartitionState
+from tidecast.stream.store import StoreStats, WindowStore
+from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.windows import empty_row
+
+ROW_BYTES = 250
+"""Rough memory per row held by :func:`chunks_sorted` (the encoded event, its key and list slots)."""
+
+
+class OutOfOrder(ValueError):
+    """The input is not in event-time bucket order; read it with :func:`chunks_sorted` instead."""
+
+
+class Zero(NamedTuple):
+    """A panel row with no sale: series ``series`` was observed at ``ts_ms`` with 0 units."""
+
+    series: str
+    ts_ms: int
+
+
+class Chunk(NamedTuple):
+    """The rows of one bucket: encoded events for the ingest and the panel zeros of that bucket."""
+
+    bucket: int
+    records: list[bytes]
+    zeros: list[Zero]
+
+
+class _Reader:
+    """Turns one row into ``(ts_ms or None, bytes or Zero)``; caches timestamp parsing."""
+
+    def __init__(self) -> None:
+        self.cache: dict[object, int | None] = {}
+
+    def ts(self, raw: object) -> int | None:
+        hit = self.cache.get(raw, -1) if type(raw) in (str, int) else -1
+        if hit != -1:
+            return hit
+        try:
+            ms: int | None = parse_ts(raw)
+        except InvalidEvent:
+            ms = None
+        if type(raw) in (str, int):
+            if len(self.cache) > 65_536:
+                self.cache.clear()
+            self.cache[raw] = ms
+        return ms
+
+    def __call__(self, doc: dict | bytes) -> tuple[int | None, bytes | Zero]:
+        if type(doc) is not dict:
+            return None, bytes(doc)  # an unparsable line: the validator gives the reason
+        ts = self.ts(doc.get("ts"))
+        qty = doc.get("qty")
+        if ts is not None and type(qty) in (int, float) and qty == 0 and doc.get("type", "sale") == "sale":
+            series = _series(doc)
+            if series is not None:
+                return ts, Zero(series, ts)
+        return ts, orjson.dumps(doc)
+
+
+def _series(doc: dict) -> str | None:
+    """The series id of a row, or None when its sku or store would not pass the validator."""
+    sku, store = doc.get("sku"), doc.get("store")
+    if not (type(sku) is str and 0 < len(sku) <= MAX_ID_LENGTH and sku.isprintable()):
+        return None
+    if store is None:
+        return f"{DEFAULT_STORE}:{sku}"
+    if not (type(store) is str and 0 < len(store) <= MAX_ID_LENGTH and store.isprintable()) or ":" in store:
+        return None
+    return f"{store}:{sku}"
+
+
+def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Chunk]:
+    """Stream ``docs`` (rows of :func:`read_events`) as one :class:`Chunk` per bucket, oldest first.
+
+    A row whose time cannot be read goes with the chunk being built (the validator rejects it later).
+    Raises :class:`OutOfOrder` at the first row of a bucket older than the current one.
+    """
+    read = _Reader()
+    index = buckets.index
+    current: int | None = None
+    records: list[bytes] = []
+    zeros: list[Zero] = []
+    pending: list[bytes] = []  # unreadable rows before the first readable one
+    for row, doc in enumerate(docs, start=1):
+        ts, item = read(doc)
+        if ts is not None:
+            bucket = index(ts)
+            if current is None:
+                current, records = bucket, pending
+            elif bucket != current:
+                if bucket < current:
+                    raise OutOfOrder(f"row {row} is in bucket {bucket}, after a row of bucket {current}")
+                yield Chunk(current, records, zeros)
+                current, records, zeros = bucket, [], []
+        if type(item) is Zero:
+            zeros.append(item)
+        elif current is None:
+            pending.append(item)
+        else:
+            records.append(item)
+    if current is not None:
+        yield Chunk(current, records, zeros)
+    elif pending:
+        yield Chunk(0, pending, [])
+
+
+def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Chunk]:
+    """Like :func:`chunks_in_order` for input in any order: reads everything, then sorts by bucket (stable).
+
+    Memory: about :data:`ROW_BYTES` per row while sorting. Rows whose time cannot be read keep their place
+    after the previous readable row.
+    """
+    read = _Reader()
+    index = buckets.index
+    keys: list[int] = []
+    items: list[bytes | Zero] = []
+    last: int | None = None
+    for doc in docs:
+        ts, item = read(doc)
+        if ts is not None:
+            last = index(ts)
+        keys.append(last if last is not None else -(1 << 62))
+        items.append(item)
+    if not items:
+        return
+    key_array = np.asarray(keys, dtype=np.int64)
+    first = int(key_array[key_array > -(1 << 62)].min()) if (key_array > -(1 << 62)).any() else 0
+    key_array[key_array == -(1 << 62)] = first
+    order = np.argsort(key_array, kind="stable")
+    del keys
+    sorted_keys = key_array[order]
+    bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
+    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]]), strict=True):
+        records: list[bytes] = []
+        zeros: list[Zero] = []
+        for i in order[lo:hi].tolist():
+            item = items[i]
+            items[i] = b""  # release as we go
+            (zeros if type(item) is Zero else records).append(item)
+        yield Chunk(int(sorted_keys[lo]), records, zeros)
+
+
+class KnownSeriesStore:
+    """A :class:`WindowStore` wrapper that adds panel zeros and fixes the order of new series (see above).
+
+    >>> from tidecast.stream.store import MemoryWindowStore
+    >>> store = KnownSeriesStore(MemoryWindowStore())
+    >>> store.register(7, ["all:B", "all:A"])
+    >>> store.buckets(), store.read_bucket(7)
+    ([7], {'all:A': [0, 0, 0, 0, 0, 0, 0], 'all:B': [0, 0, 0, 0, 0, 0, 0]})
+    """
+
+    def __init__(self, inner: WindowStore) -> None:
+        self.inner = inner
+        self.zeros: dict[int, set[str]] = {}
+        self.known: set[str] = set()
+        self.registered = 0
+
+    def register(self, bucket: int, series: Iterable[str]) -> None:
+        """Record ``series`` as observed (with 0 units unless events say more) in ``bucket``."""
+        names = self.zeros.setdefault(bucket, set())
+        before = len(names)
+        names.update(series)
+        self.registered += len(names) - before
+
+    def read_bucket(self, bucket: int) -> dict[str, list[float]]:
+        rows = self.inner.read_bucket(bucket)
+        for name in self.zeros.pop(bucket, ()):
+            if name not in rows:
+                rows[name] = empty_row()
+        for old in [b for b in self.zeros if b < bucket]:  # registered too late to be read: never happens in order
+            del self.zeros[old]
+        known = self.known
+        new = [name for name in rows if name not in known]
+        if not new:
+            return rows
+        known.update(new)
+        return {name: rows[name] for name in sorted(rows)}
+
+    def buckets(self) -> list[int]:
+        return sorted(set(self.inner.buckets()) | set(self.zeros))
+
+    def load_partition(self, topic: str, partition: int) -> PartitionState:
+        return self.inner.load_partition(topic, partition)
+
+    def commit(self, batch: Batch) -> bool:
+        return self.inner.commit(batch)
+
+    def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
+        return self.inner.series_window(series)
+
+    def stats(self) -> StoreStats:
+        return self.inner.stats()
+
+    def max_event_times(self) -> dict[str, int]:
+        return self.inner.max_event_times()

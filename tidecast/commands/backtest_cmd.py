@@ -1,0 +1,188 @@
+"""``tidecast backtest INPUT``: replay a history file through the live pipeline and score it against baselines.
+
+The engine is :mod:`tidecast.stream.backtest`; this module is wiring: flags, the window store (memory, or
+Redis under a unique key prefix that is deleted afterwards), progress on stderr, and the output (a table,
+``--json``, ``--report DIR``). See docs/backtesting.md.
+
+>>> import argparse
+>>> sub = argparse.ArgumentParser().add_subparsers()
+>>> add_parser(sub)
+>>> args = sub.choices["backtest"].parse_args(["sales.csv.gz", "--baselines", "naive,tsb", "--horizon", "7"])
+>>> parse_baselines(args.baselines), args.horizon, args.store
+(('naive', 'tsb'), 7, 'memory')
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tidecast import infra
+from tidecast.config import ConfigError, Settings
+from tidecast.console import err, progress
+from tidecast.producers.files import count_rows, parse_columns, read_events
+from tidecast.stream.backtest import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest_report import METRICS, summary, write_report
+from tidecast.stream.panel_input import ROW_BYTES, OutOfOrder
+from tidecast.stream.store import MemoryWindowStore, WindowStore
+from tidecast.stream.timebuckets import format_duration, parse_duration
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "backtest", help="replay a history file through the pipeline; score tidecast against baselines",
+        description="Replay INPUT (events, or a daily/weekly panel) on a simulated clock through ingest, windows "
+                    "and the forecaster; score every forecast when its bucket closes, for tidecast and the "
+                    "baselines, with the same code. Progress goes to stderr.",
+    )
+    parser.add_argument("input", type=Path, help="JSON lines or CSV, optionally .gz")
+    parser.add_argument("--columns", help="FIELD=COLUMN,... as for `produce file`, e.g. "
+                                          "ts=InvoiceDate,sku=StockCode,qty=Quantity,price=UnitPrice")
+    parser.add_argument("--tz", default="UTC", help="time zone of naive timestamps (default UTC)")
+    parser.add_argument("--bucket", dest="backtest_bucket", metavar="SIZE",
+                        help="bucket size, e.g. 1h, 1d, 1w (default TIDECAST_BUCKET, 1d)")
+    parser.add_argument("--horizon", type=int, help="buckets forecast at each origin (default TIDECAST_HORIZON, 14)")
+    parser.add_argument("--warmup", type=int, help="first origins learned from but not scored (default 2 x horizon)")
+    parser.add_argument("--baselines", default=",".join(DEFAULT_BASELINES),
+                        help="comma list of naive, seasonal_naive, moving_average, croston, tsb, river, lightgbm; "
+                             "'none' for tidecast alone (default: all but lightgbm)")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="write report.md, metrics.json and plots here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--store", choices=("memory", "redis"), default="memory",
+                        help="window store: in memory (default) or Redis (TIDECAST_REDIS_URL or `infra up`)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the model (default 0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes for the baselines, next to the forecaster (default 1; 0 = one process)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.set_defaults(handler=run)
+
+
+def parse_baselines(text: str) -> tuple[str, ...]:
+    """``"naive, tsb"`` -> ``("naive", "tsb")``; ``"none"`` or ``""`` -> ``()``."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    return () if names == ("none",) else names
+
+
+def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestConfig:
+    """The engine's config from the flags, falling back on the settings (``TIDECAST_*``)."""
+    try:
+        bucket = parse_duration(args.backtest_bucket) if args.backtest_bucket else settings.bucket_seconds
+    except ValueError as exc:
+        raise ConfigError(f"--bucket: {exc}") from None
+    horizon = args.horizon if args.horizon is not None else settings.horizon
+    try:
+        return BacktestConfig(
+            bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=parse_baselines(args.baselines),
+            quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
+            seed=args.seed, trace=args.report is not None, workers=max(0, args.workers),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    path: Path = args.input
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    config = backtest_config(args, settings)
+    columns = parse_columns(args.columns)
+    read_events(path, columns, args.tz)  # fail now on an unknown format or time zone
+    total = count_rows(path)
+
+    def open_rows(sorting: bool) -> Iterator[dict | bytes]:
+        label = f"{'sorting' if sorting else 'backtest'} {path.name}"
+        return progress(read_events(path, columns, args.tz), label, total=total, unit="rows")
+
+    def on_sort(exc: OutOfOrder) -> None:
+        mb = (total or 0) * ROW_BYTES / 1e6
+        err.print(f"[yellow]{path.name} is not in time order ({exc}); reading it again, sorted in memory "
+                  f"(about {mb:,.0f} MB)[/]")
+
+    with store_factory(args.store, settings) as new_store:
+        result = run_rows(open_rows, config, new_store, on_sort)
+    if args.report is not None:
+        written = write_report(result, args.report, title=f"Backtest of {path.name}")
+        err.print(f"report: {', '.join(str(p) for p in written)}")
+    if args.json:
+        print(json.dumps(summary(result)))
+    else:
+        show(result, path.name)
+    return 0
+
+
+def show(result: BacktestResult, name: str) -> None:
+    """The human output: metrics per model on stdout, the time per stage on stderr."""
+    cfg = result.config
+    table = Table("model", *METRICS, title=f"{name}: {result.series:,} series, {result.origins} origins, "
+                                           f"{format_duration(cfg.bucket_seconds)} buckets, horizon {cfg.horizon}")
+    for model, m in result.models.items():
+        table.add_row(model, *(_cell(m.get(k)) for k in METRICS))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    stages = sorted(result.timings.items(), key=lambda kv: -kv[1])
+    err.print(f"{result.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in stages if v >= 0.05))
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
+
+
+@contextmanager
+def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], WindowStore]]:
+    """New window stores on demand; Redis ones get a unique key prefix, and their keys are deleted on exit
+    (and when the next one is made)."""
+    if kind == "memory":
+        yield MemoryWindowStore
+        return
+    import redis
+
+    from tidecast.stream.redis_store import RedisWindowStore
+
+    url = settings.redis_url
+    if url is None:
+        found = infra.find(settings)
+        url = found.redis if found else None
+    if url is None:
+        raise ConfigError("--store redis needs TIDECAST_REDIS_URL or the embedded servers (`tidecast infra up`)")
+    client = redis.Redis.from_url(url)
+    prefixes: list[str] = []
+
+    def new_store() -> WindowStore:
+        for old in prefixes:
+            delete_keys(client, old)
+        prefix = f"{settings.topic_prefix}backtest.{os.getpid()}.{uuid.uuid4().hex[:8]}."
+        prefixes.append(prefix)
+        return RedisWindowStore(client, prefix)
+
+    try:
+        yield new_store
+    finally:
+        for old in prefixes:
+            delete_keys(client, old)
+        client.close()
+
+
+def delete_keys(client: object, prefix: str) -> int:
+    """Delete every key starting with ``prefix`` (glob characters in it are escaped); returns how many."""
+    pattern = "".join("\\" + c if c in "*?[]\\{}" else c for c in prefix) + "*"
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += client.delete(*batch)
+            batch = []
+    if batch:
+        deleted += client.delete(*batch)
+    return deleted
