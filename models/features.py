@@ -9,6 +9,15 @@ Positions before ``first_seen`` (pre-launch) and before the start of the array a
 out of every mean and imputed with the series' active mean, so a new series looks like a flat one at its own
 level (with an age feature telling the model it is new).
 
+Inputs ``x`` (float32, ``spec.n_inputs`` wide): ``lags`` units / scale; the last ``aux_lags`` of returns /
+scale, views and add-to-carts over their own means, price relative to the series' usual price (mean of
+revenue/units over the window, 1.0 when unknown) and promo share (promo_orders / orders); eight statics
+(log mean units, views, add-to-carts, zero share, active share, log age, the last ``aux_lags`` units and the
+last bucket's units over the scale); and the calendar of the target buckets. The calendar of target
+``o+h`` is the calendar of target ``o+1`` rotated by a fixed angle per step, i.e. a fixed linear map of it,
+so the six (sin, cos) values of the first target bucket carry every target's calendar to the linear paths of
+the network exactly, at 1/H of the width.
+
 >>> import numpy as np
 >>> spec = FeatureSpec(horizon=3, lags=8, aux_lags=2, scale_window=8)
 >>> hist = np.zeros((2, 12, len(CHANNELS)), np.float32)
@@ -32,8 +41,8 @@ import numpy as np
 CHANNELS = ("units", "orders", "revenue", "returns", "views", "add_to_cart", "promo_orders")
 UNITS, ORDERS, REVENUE, RETURNS, VIEWS, ADD_TO_CART, PROMO_ORDERS = range(len(CHANNELS))
 BUCKET_ORIGIN_S = 345_600  # 1970-01-05T00:00:00Z, a Monday (stream.timebuckets.BUCKET_ORIGIN_MS / 1000)
-N_CALENDAR = 6  # sin/cos of hour-of-day, day-of-week, day-of-year for each target bucket
-N_STATIC = 6
+N_CALENDAR = 6  # sin/cos of hour-of-day, day-of-week, day-of-year
+N_STATIC = 8
 N_AUX = 5  # returns, views, add_to_cart, relative price, promo share
 
 
@@ -56,21 +65,20 @@ class FeatureSpec:
 
     @property
     def n_inputs(self) -> int:
-        """Width of the dense series input vector ``x`` (the calendar comes separately, per target step)."""
-        return self.lags + N_AUX * self.aux_lags + N_STATIC
+        """Width of the dense input vector ``x``."""
+        return self.lags + N_AUX * self.aux_lags + N_STATIC + N_CALENDAR
 
 
 @dataclass(slots=True)
 class Batch:
     """Samples ready for the network. ``y``/``mask`` are empty (``[N, 0]``) when built for forecasting.
 
-    ``x`` float32 [N, D] series inputs; ``cal`` float32 [N, H, 6] calendar of the target buckets;
-    ``scale`` float32 [N] (series level, units per bucket, > 0); ``y`` float32 [N, H]
-    target units (0 where not matured); ``mask`` bool [N, H] matured labels; ``rows``/``origin`` int64 [N].
+    ``x`` float32 [N, D] inputs; ``scale`` float32 [N] (series level, units per bucket, > 0);
+    ``y`` float32 [N, H] target units (0 where not matured); ``mask`` bool [N, H] matured labels;
+    ``rows``/``origin`` int64 [N].
     """
 
     x: np.ndarray
-    cal: np.ndarray
     scale: np.ndarray
     y: np.ndarray
     mask: np.ndarray
@@ -218,18 +226,20 @@ def build_batch(
         zeros &= a_sw
     zero_frac = zeros.sum(axis=1) / np.maximum(n_active_sw, 1)
     age = np.clip(origin - seen + 1, 0, 1000)
+    recent = units_x[:, -a:].mean(axis=1)  # level of the last aux_lags buckets relative to the scale
+    latest = units_x[:, -1]
     static = np.stack(
         [np.log1p(mean_u), np.log1p(mean_v), np.log1p(mean_c), zero_frac, n_active / w,
-         np.log1p(age) / math.log(1001.0)],
+         np.log1p(age) / math.log(1001.0), recent, latest],
         axis=1,
     ).astype(np.float32)
 
-    x = np.concatenate([units_x, returns_x, views_x, carts_x, price_x, promo_x, static], axis=1)
+    uniq, inverse = np.unique(origin, return_inverse=True)
+    cal = calendar_features(uniq, 1, bucket_seconds)[inverse.reshape(-1), 0]
+    x = np.concatenate([units_x, returns_x, views_x, carts_x, price_x, promo_x, static, cal], axis=1)
     if not np.isfinite(x).all():
         x = np.nan_to_num(x, nan=0.0, posinf=spec.clip, neginf=-spec.clip)
     np.clip(x, -spec.clip, spec.clip, out=x)
-    uniq, inverse = np.unique(origin, return_inverse=True)
-    cal = calendar_features(uniq, spec.horizon, bucket_seconds)[inverse.reshape(-1)]
 
     if with_targets:
         tpos = ends[:, None] + 1 + np.arange(spec.horizon)
@@ -240,5 +250,5 @@ def build_batch(
     else:
         y = np.zeros((n, 0), np.float32)
         mask = np.zeros((n, 0), bool)
-    return Batch(x=x, cal=cal, scale=scale.astype(np.float32), y=y, mask=mask, rows=rows_arr,
+    return Batch(x=x, scale=scale.astype(np.float32), y=y, mask=mask, rows=rows_arr,
                  origin=origin.astype(np.int64))

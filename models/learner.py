@@ -4,12 +4,20 @@
 ``t-1 .. t-H`` (a random subset of (series, origin) pairs when there are many), each carrying only its
 matured labels (step ``h`` of origin ``o`` only if ``o + h <= t``: the history ends at ``t``, so nothing
 later can be read), and offers the fully matured samples of origin ``t-H`` to a reservoir. Each optimizer
-step mixes ``recent_fraction`` fresh samples with reservoir samples from the whole past. The loss of the
-labels that matured at ``t``, measured before learning from them, drives the rate controller
-(:mod:`tidecast.models.lr_control`), whose multiplier scales the AdamW learning rate.
+step mixes ``recent_fraction`` fresh samples with reservoir samples from the whole past. The loss and the
+bias of the labels that matured at ``t``, measured before learning from them (prequentially), drive the
+rate controller (:mod:`tidecast.models.lr_control`), whose multiplier scales the AdamW learning rate.
+
+Drift control (``adaptive_lr=True``): when the controller opens a drift episode at bucket ``d``, samples
+whose origin is before ``d + quarantine`` are not learned from (nor stored for replay) until they have left
+the fresh window. Such samples straddle the change: their inputs do not show it yet, so nothing in them can
+predict their labels, and learning from them only teaches the model a spurious correction. After a level
+shift the per-series scaling absorbs the new level within the scale window, and this quarantine, not a
+higher rate, is what measured as the faster recovery (``bench/adaptation.py``). The multiplier raises the
+rate for whatever must be re-learned once samples whose inputs show the change arrive.
 
 Calling ``learn`` again for a bucket already learned is a no-op (``skipped``), so a restart that replays a
-bucket does not learn it twice. ``model_version`` counts the learn calls that changed the model.
+bucket does not learn it twice. ``model_version`` counts the learn calls (skipped ones excepted).
 
 >>> import numpy as np
 >>> cfg = LearnerConfig(horizon=3, lags=8, aux_lags=2, scale_window=8, hidden=16, batch_size=32,
@@ -42,6 +50,7 @@ from .network import QuantileNet
 from .replay import ReplayBuffer
 
 STATE_FORMAT = "tidecast.learner/1"
+_NO_QUARANTINE = -(2**62)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +65,12 @@ class LearnerConfig:
     scale_eps: float = 1.0
     hidden: int = 64
     depth: int = 2
-    sku_buckets: int = 1 << 15
+    sku_buckets: int = 1 << 14
     sku_dim: int = 16
     store_buckets: int = 1 << 10
     store_dim: int = 8
     lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float = 10.0
     batch_size: int = 1024
@@ -69,7 +79,8 @@ class LearnerConfig:
     replay_capacity: int = 16_384
     replay_add: int = 1024
     count_aware: bool = True
-    adaptive_lr: bool = True
+    adaptive_lr: bool = True  # drift control: rate multiplier + quarantine; False = fixed rate
+    quarantine: int = 7  # buckets after a detected change whose origins are not learned from (0: off)
     rate: RateControlConfig = field(default_factory=RateControlConfig)
     forecast_chunk: int = 32_768
     seed: int = 0
@@ -79,6 +90,7 @@ class LearnerConfig:
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
             raise ValueError("quantiles must be distinct, increasing and inside (0, 1)")
         object.__setattr__(self, "quantiles", qs)
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
             raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")
 
@@ -89,7 +101,7 @@ class LearnerConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (safe for a weights-only checkpoint)."""
         d = dataclasses.asdict(self)
-        d["quantiles"] = list(self.quantiles)
+        d["quantiles"], d["betas"] = list(self.quantiles), list(self.betas)
         return d
 
     @classmethod
@@ -101,8 +113,9 @@ class LearnerConfig:
         values = dict(d)
         if "rate" in values:
             values["rate"] = RateControlConfig(**values["rate"])
-        if "quantiles" in values:
-            values["quantiles"] = tuple(values["quantiles"])
+        for name in ("quantiles", "betas"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
@@ -118,7 +131,9 @@ class OnlineLearner:
                 self.spec.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
                 cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth,
             )
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
+        )
         self.controller = RateController(cfg.rate)
         self.replay = ReplayBuffer(cfg.replay_capacity, self.spec.n_inputs, cfg.horizon, seed=cfg.seed + 1)
         self._rng = np.random.default_rng(cfg.seed)
@@ -126,6 +141,7 @@ class OnlineLearner:
         self.model_version = 0
         self.steps = 0
         self.last_t: int | None = None
+        self.quarantine_until = _NO_QUARANTINE
 
     # ------------------------------------------------------------------ inputs
     def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
@@ -133,13 +149,18 @@ class OnlineLearner:
         hist = np.asarray(history, dtype=np.float32)
         if hist.ndim != 3 or hist.shape[2] < 7:
             raise ValueError(f"history must be [S, L, 7]; got {hist.shape}")
+        if not np.isfinite(hist).all():  # missing is 0 by contract; never let a NaN reach the weights
+            hist = np.nan_to_num(hist, nan=0.0, posinf=0.0, neginf=0.0)
         seen = np.asarray(first_seen, dtype=np.int64).reshape(-1)
         if not (len(seen) == len(stores) == len(skus) == hist.shape[0]):
             raise ValueError("history, first_seen, stores and skus must have one entry per series")
         return hist, seen
 
-    def _ids(self, stores: Sequence[str], skus: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _ids(self, stores: Sequence[str], skus: Sequence[str],
+             rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
+        if rows is not None:
+            stores, skus = [stores[i] for i in rows], [skus[i] for i in rows]
         return hash_ids(skus, cfg.sku_buckets, "sku"), hash_ids(stores, cfg.store_buckets, "store")
 
     @property
@@ -172,8 +193,8 @@ class OnlineLearner:
             for lo in range(0, n, chunk):
                 hi = min(n, lo + chunk)
                 b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
-                pred = self.model(torch.from_numpy(b.x), torch.from_numpy(b.cal),
-                                  torch.from_numpy(sku_ids[lo:hi]), torch.from_numpy(store_ids[lo:hi]))
+                pred = self.model(torch.from_numpy(b.x), torch.from_numpy(sku_ids[lo:hi]),
+                                  torch.from_numpy(store_ids[lo:hi]))
                 out[lo:hi] = (pred * torch.from_numpy(b.scale)[:, None, None]).numpy()
         return out
 
@@ -194,15 +215,43 @@ class OnlineLearner:
         return rows[ok][:want], back[ok][:want]
 
     def _tensors(self, b: Batch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
-        arrays = {"x": b.x, "cal": b.cal, "sku": sku, "store": store, "y": b.y, "mask": b.mask, "scale": b.scale}
+        arrays = {"x": b.x, "sku": sku, "store": store, "y": b.y, "mask": b.mask, "scale": b.scale}
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
     def _loss(self, batch: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = batch["scale"]
-        pred = self.model(batch["x"], batch["cal"], batch["sku"], batch["store"])
+        pred = self.model(batch["x"], batch["sku"], batch["store"])
         half = 0.5 / scale if self.config.count_aware else None
         return pinball_loss(pred, batch["y"] / scale[:, None], batch["mask"] if mask is None else mask,
                             self._taus, half)
+
+    def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> tuple[float, float, float]:
+        """Prequential loss and bias of the labels that matured at ``t`` (step ``back`` of each fresh sample).
+
+        Scored before learning from them. The bias is the mean over those labels and the quantiles of
+        ``P(y < q) - tau`` (``y`` spread over ``[y - 1/2, y + 1/2]`` when count-aware): the mean gradient of
+        the loss with respect to the forecasts. It is 0 in expectation for a calibrated model whatever the
+        noise level, negative when forecasts are too low and positive when too high.
+        """
+        n = len(back)
+        if n == 0:
+            return math.nan, math.nan, math.nan
+        idx, step = torch.arange(n), torch.from_numpy(back - 1)
+        with torch.no_grad():
+            scale = fresh["scale"]
+            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[idx, step]  # [n, Q]
+            y = (fresh["y"][idx, step] / scale)[:, None]
+            half = (0.5 / scale)[:, None] if self.config.count_aware else None
+            loss = pinball_loss(pred[:, None], y, torch.ones(n, 1, dtype=torch.bool), self._taus,
+                                None if half is None else half[:, 0])
+            if half is None:
+                below = (y < pred).float() + 0.5 * (y == pred).float()
+            else:
+                below = ((pred - y + half) / (2 * half)).clamp(0.0, 1.0)
+            per_sample = (below - self._taus).mean(dim=1)
+            bias = float(per_sample.mean())
+            se = float(per_sample.std()) / math.sqrt(n) if n > 1 else math.nan
+        return float(loss), bias, se
 
     def learn(
         self,
@@ -221,22 +270,22 @@ class OnlineLearner:
                     "lr_multiplier": self.lr_multiplier, "drift": False, "n_fresh": 0, "n_replay": 0,
                     "replay_size": len(self.replay)}
         hist, seen = self._check(history, first_seen, stores, skus)
-        sku_ids, store_ids = self._ids(stores, skus)
         n_recent = max(1, round(cfg.batch_size * cfg.recent_fraction))
 
         last_back = min(cfg.horizon, hist.shape[1] - 1)  # origins must lie inside the history
         rows, back = self._pairs(seen, t, 1, last_back, n_recent * max(1, cfg.steps_per_learn))
         fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
-        fresh = self._tensors(fresh_b, sku_ids[rows], store_ids[rows])
+        fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
 
-        # prequential signal: the labels that matured at t (step h = back), scored before learning from them
-        newest = torch.zeros_like(fresh["mask"])
-        if len(rows):
-            newest[torch.arange(len(rows)), torch.from_numpy(back - 1)] = True
-        self.model.train()
-        with torch.no_grad():
-            signal = float(self._loss(fresh, newest & fresh["mask"])) if len(rows) else math.nan
-        drift = self.controller.update(signal) if cfg.adaptive_lr else False
+        signal, bias, bias_se = self._signals(fresh, back)
+        learning = (t - 1) >= self.quarantine_until  # else every fresh origin is quarantined
+        drift = self.controller.update(signal, bias, bias_se, learning) if cfg.adaptive_lr else False
+        if drift and self.controller.new_episode and cfg.quarantine > 0:
+            self.quarantine_until = max(self.quarantine_until, int(t) + cfg.quarantine)
+        keep = np.flatnonzero((t - back) >= self.quarantine_until)
+        if len(keep) < len(rows):  # samples straddling a detected change are not learned from
+            rows, back = rows[keep], back[keep]
+            fresh = {k: v[torch.from_numpy(keep)] for k, v in fresh.items()}
         lr = cfg.lr * self.lr_multiplier
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -259,17 +308,19 @@ class OnlineLearner:
             losses.append(float(loss.detach()))
 
         add_rows, add_back = self._pairs(seen, t, cfg.horizon, last_back, cfg.replay_add)
+        if t - cfg.horizon < self.quarantine_until:
+            add_rows, add_back = add_rows[:0], add_back[:0]
         if len(add_rows):
             ab = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=add_rows, lags_back=add_back)
-            self.replay.add(ab.x, ab.cal, sku_ids[add_rows], store_ids[add_rows], ab.y, ab.mask, ab.scale)
+            self.replay.add(ab.x, *self._ids(stores, skus, add_rows), ab.y, ab.mask, ab.scale)
 
         self.last_t = int(t)
-        if losses:
-            self.model_version += 1
+        self.model_version += 1
         return {
             "t": int(t), "skipped": False, "model_version": self.model_version, "loss": signal,
             "train_loss": float(np.mean(losses)) if losses else math.nan, "lr": lr,
-            "lr_multiplier": self.lr_multiplier, "drift": drift, "n_fresh": len(rows), "n_replay": n_replay,
+            "lr_multiplier": self.lr_multiplier, "drift": drift, "bias": bias, "n_fresh": len(rows),
+            "n_replay": n_replay,
             "replay_size": len(self.replay),
         }
 
@@ -285,6 +336,7 @@ class OnlineLearner:
             "replay": self.replay.state_dict(),
             "rng": self._rng.bit_generator.state,
             "counters": {"model_version": self.model_version, "steps": self.steps,
+                         "quarantine_until": self.quarantine_until,
                          "last_t": -1 if self.last_t is None else self.last_t,
                          "has_last_t": self.last_t is not None},
         }
@@ -306,6 +358,7 @@ class OnlineLearner:
         counters = state["counters"]
         self.model_version, self.steps = int(counters["model_version"]), int(counters["steps"])
         self.last_t = int(counters["last_t"]) if counters["has_last_t"] else None
+        self.quarantine_until = int(counters["quarantine_until"])
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> OnlineLearner:

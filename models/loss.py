@@ -25,12 +25,12 @@ def pinball_terms(
 ) -> torch.Tensor:
     """Elementwise loss ``[N, H, Q]`` of predictions ``[N, H, Q]`` against targets ``[N, H]``."""
     d = y.unsqueeze(-1) - pred
-    plain = torch.maximum(taus * d, (taus - 1.0) * d)
     if half_width is None:
-        return plain
+        return torch.maximum(taus * d, (taus - 1.0) * d)
+    # tau*d + E[max(-(d+U), 0)], U ~ Uniform(-w, w), written without branches:
     w = half_width.reshape(-1, 1, 1).clamp_min(1e-6)
-    smooth = taus * d + (w - d).square() / (4.0 * w)
-    return torch.where(d.abs() < w, smooth, plain)
+    inside = torch.minimum(torch.relu(w - d), 2.0 * w)
+    return taus * d + inside.square() / (4.0 * w) + torch.relu(-d - w)
 
 
 def pinball_loss(

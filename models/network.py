@@ -1,10 +1,8 @@
-"""The global quantile network: series inputs, target calendar and hashed ids -> H x Q scaled quantiles.
+"""The global quantile network: series inputs and hashed sku/store ids -> H x Q scaled quantiles.
 
-An MLP encodes the series inputs ``x`` and the summed sku/store embeddings into a context ``c``. Raw scores
-per (step, quantile) are ``head(c) + skip(x) + cal[h] . amp(c)``: a nonlinear path, a linear
-autoregressive path, and the calendar of each *target* bucket (``cal`` [N, H, 6], see
-:func:`tidecast.models.features.calendar_features`) weighted by series-specific amplitudes (the bias of
-``amp`` is the global calendar effect, which is all a brand-new series has).
+An MLP reads the series inputs ``x`` (which include the target-bucket calendar, see
+:mod:`tidecast.models.features`) and the summed sku/store embeddings; raw scores per (step, quantile) are
+``head(mlp(...)) + skip(x)``: a nonlinear path plus a linear autoregressive one.
 
 Outputs are non-negative and non-decreasing along the quantile axis *by construction*: the lowest quantile
 is ``softplus(r0)`` and each next one adds ``softplus(rj)``. They are in units of the series' scale (see
@@ -14,7 +12,7 @@ constant, so an untrained model forecasts the series' recent mean with a moderat
 >>> import torch
 >>> net = QuantileNet(n_inputs=5, horizon=2, quantiles=(0.1, 0.5, 0.9))
 >>> ids = torch.zeros(3, 2, dtype=torch.long)
->>> out = net(torch.randn(3, 5), torch.randn(3, 2, 6), ids, ids)
+>>> out = net(torch.randn(3, 5), ids, ids)
 >>> tuple(out.shape), bool((out >= 0).all()), bool((out.diff(dim=-1) >= 0).all())
 ((3, 2, 3), True, True)
 """
@@ -57,13 +55,12 @@ class QuantileNet(nn.Module):
         n_inputs: int,
         horizon: int,
         quantiles: Sequence[float],
-        sku_buckets: int = 1 << 15,
+        sku_buckets: int = 1 << 14,
         sku_dim: int = 16,
         store_buckets: int = 1 << 10,
         store_dim: int = 8,
         hidden: int = 64,
         depth: int = 2,
-        n_calendar: int = 6,
     ) -> None:
         super().__init__()
         self.horizon, self.n_quantiles = horizon, len(quantiles)
@@ -79,24 +76,16 @@ class QuantileNet(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, horizon * self.n_quantiles)
         self.skip = nn.Linear(n_inputs, horizon * self.n_quantiles, bias=False)
-        self.amp = nn.Linear(width, n_calendar * self.n_quantiles)
-        self.n_calendar = n_calendar
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.skip.weight.zero_()
-            self.amp.weight.mul_(0.1)
-            self.amp.bias.zero_()
             prior = initial_quantiles(quantiles)
             steps = [prior[0]] + [b - a for a, b in itertools.pairwise(prior)]
             bias = torch.tensor([_inverse_softplus(s) for s in steps], dtype=torch.float32)
             self.head.bias.copy_(bias.repeat(horizon))
 
-    def forward(
-        self, x: torch.Tensor, cal: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor
-    ) -> torch.Tensor:
-        """``x`` [N, D], ``cal`` [N, H, C], ids [N, 2] -> scaled quantiles [N, H, Q] (>= 0, monotone in Q)."""
+    def forward(self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor) -> torch.Tensor:
+        """``x`` [N, D], ids [N, 2] -> scaled quantiles [N, H, Q] (non-negative, monotone in Q)."""
         z = torch.cat([x, self.sku(sku_ids).sum(dim=1), self.store(store_ids).sum(dim=1)], dim=1)
-        c = self.body(z)
-        raw = (self.head(c) + self.skip(x)).view(-1, self.horizon, self.n_quantiles)
-        raw = raw + torch.bmm(cal, self.amp(c).view(-1, self.n_calendar, self.n_quantiles))
-        return monotone_quantiles(raw)
+        raw = self.head(self.body(z)) + self.skip(x)
+        return monotone_quantiles(raw.view(-1, self.horizon, self.n_quantiles))

@@ -1,14 +1,13 @@
 """A fixed-capacity reservoir of training samples (Vitter's algorithm R): every batch can mix old ones in.
 
-Each slot holds one sample: inputs ``x`` [D], calendar ``cal`` [H, 6], hashed ids [2] + [2], targets
-``y`` [H], matured ``mask`` [H] and ``scale``. After ``n_seen`` offers each sample seen so far is in the buffer with the same probability
-``capacity / n_seen``: a uniform sample of the whole stream. The state is plain tensors and ints.
+Each slot holds one sample: inputs ``x`` [D], hashed ids [2] + [2], targets ``y`` [H], matured
+``mask`` [H] and ``scale``. After ``n_seen`` offers, each sample seen so far is in the buffer with the same
+probability ``capacity / n_seen``: a uniform sample of the whole stream. The state is plain tensors and ints.
 
 >>> import numpy as np
 >>> buf = ReplayBuffer(capacity=4, n_inputs=3, horizon=2, seed=0)
 >>> n = 10
->>> buf.add(np.ones((n, 3), np.float32), np.zeros((n, 2, 6), np.float32),
-...         np.zeros((n, 2), np.int64), np.zeros((n, 2), np.int64),
+>>> buf.add(np.ones((n, 3), np.float32), np.zeros((n, 2), np.int64), np.zeros((n, 2), np.int64),
 ...         np.ones((n, 2), np.float32), np.ones((n, 2), bool), np.ones(n, np.float32))
 >>> len(buf), buf.n_seen, buf.sample(3)["x"].shape
 (4, 10, (3, 3))
@@ -21,15 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-FIELDS = ("x", "cal", "sku", "store", "y", "mask", "scale")
+FIELDS = ("x", "sku", "store", "y", "mask", "scale")
 
 
 class ReplayBuffer:
     """Reservoir of samples; ``add`` offers a batch, ``sample`` draws uniformly without replacement."""
 
-    def __init__(
-        self, capacity: int, n_inputs: int, horizon: int, seed: int = 0, n_calendar: int = 6
-    ) -> None:
+    def __init__(self, capacity: int, n_inputs: int, horizon: int, seed: int = 0) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.capacity = capacity
@@ -38,7 +35,6 @@ class ReplayBuffer:
         self._rng = np.random.default_rng(seed)
         self._data: dict[str, np.ndarray] = {
             "x": np.zeros((capacity, n_inputs), np.float32),
-            "cal": np.zeros((capacity, horizon, n_calendar), np.float32),
             "sku": np.zeros((capacity, 2), np.int64),
             "store": np.zeros((capacity, 2), np.int64),
             "y": np.zeros((capacity, horizon), np.float32),
@@ -52,7 +48,6 @@ class ReplayBuffer:
     def add(
         self,
         x: np.ndarray,
-        cal: np.ndarray,
         sku: np.ndarray,
         store: np.ndarray,
         y: np.ndarray,
@@ -67,7 +62,7 @@ class ReplayBuffer:
         seen = self.n_seen + np.arange(n)  # 0-based stream position of each offered sample
         slots = np.where(seen < self.capacity, seen, self._rng.integers(0, seen + 1))
         keep = slots < self.capacity
-        values = {"x": x, "cal": cal, "sku": sku, "store": store, "y": y, "mask": mask, "scale": scale}
+        values = {"x": x, "sku": sku, "store": store, "y": y, "mask": mask, "scale": scale}
         for name in FIELDS:  # later offers overwrite earlier ones that drew the same slot, as in sequential R
             self._data[name][slots[keep]] = np.asarray(values[name])[keep]
         self.n_seen += n

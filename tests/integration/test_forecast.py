@@ -90,7 +90,6 @@ def test_forecasts_resume_after_sigkill(settings: Settings) -> None:
     # across the kill and restart (a replayed close gets the same version and the same forecast ids)
     versions = [next(iter(by_origin[o].values()))["model_version"] for o in sorted(by_origin, key=_ms)]
     steps = [b - a for a, b in itertools.pairwise(versions)]
-    Path("/tmp/versions.txt").write_text(str(versions))
     assert 1 in steps and set(steps[steps.index(1):]) == {1}
 
 
