@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tidecast.stream.backtest import TIDECAST, BacktestResult
+from tidecast.stream.backtest import TIDECAST, BacktestResult, Trace
 from tidecast.stream.timebuckets import Buckets, format_duration, to_iso
 
 METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "wrmsse", "wspl", "coverage80", "bias")
@@ -130,6 +130,8 @@ def markdown(result: BacktestResult, title: str = "Backtest", plots: list[str] |
         "## Per horizon step", "",
         horizon_tables(result),
         "## Time per stage", "",
+        "Seconds, summed over processes: with baseline worker processes the stages add up to more than the run.",
+        "",
         timings_table(result), "",
     ]
     for plot in plots or []:
@@ -197,16 +199,35 @@ def plot_error_over_time(result: BacktestResult, folder: Path) -> Path | None:
     return path
 
 
+def top_series(trace: Trace, n: int = TOP_SERIES, min_active: int = 28) -> list[int]:
+    """Indices of the ``n`` highest-revenue series among those that sold in at least ``min_active`` buckets
+    (all series if too few do: a one-off bulk order makes a high-revenue but unreadable plot).
+
+    >>> tr = Trace([0, 1, 2], [np.array([1.0, 5.0, 0.0]), np.array([1.0, 0.0, 2.0]), np.array([1.0, 0.0, 2.0])],
+    ...            [None, None, None], np.array([3.0, 500.0, 8.0]))
+    >>> top_series(tr, n=2, min_active=2)
+    [2, 0]
+    """
+    active = np.zeros(trace.revenue.size)
+    for units in trace.units:
+        active[: units.size] += units > 0
+    ok = np.flatnonzero(active >= min_active)
+    if ok.size < n:
+        ok = np.arange(trace.revenue.size)
+    return ok[np.argsort(-trace.revenue[ok], kind="stable")][:n].tolist()
+
+
 def plot_top_series(result: BacktestResult, folder: Path) -> Path | None:
-    """``top_series.png``: actuals and tidecast's one-step 10/50/90% quantiles, highest-revenue series."""
+    """``top_series.png``: actuals and tidecast's one-step 10/50/90% quantiles of the highest-revenue series
+    (see :func:`top_series`); the y axis is cut above the 99.5th percentile, cut-off actuals drawn as ^."""
     tr = result.trace
     if tr is None or len(tr.buckets) < 2 or tr.revenue.size == 0:
         return None
     plt = _pyplot()
-    top = np.argsort(-tr.revenue, kind="stable")[: min(TOP_SERIES, tr.revenue.size)]
-    fig, axes = plt.subplots(len(top), 1, figsize=(10, 2.6 * len(top)), squeeze=False)
+    top = top_series(tr, min_active=2 * result.config.horizon)
+    fig, axes = plt.subplots(len(top), 1, figsize=(10, 2.6 * len(top)), squeeze=False, sharex=True)
     dates = _dates(result.config.buckets, tr.buckets)
-    for ax, i in zip(axes[:, 0], top.tolist(), strict=True):
+    for ax, i in zip(axes[:, 0], top, strict=True):
         actual = np.array([u[i] if i < u.size else np.nan for u in tr.units])
         q = np.full((len(tr.buckets), tr.step1[-1].shape[1]), np.nan)
         for k in range(1, len(tr.buckets)):  # the forecast for bucket k was issued at the close of k-1
@@ -214,12 +235,19 @@ def plot_top_series(result: BacktestResult, folder: Path) -> Path | None:
             if prev is not None and i < prev.shape[0]:
                 q[k] = prev[i]
         lo, mid, hi = q[:, 0], q[:, q.shape[1] // 2], q[:, -1]
+        finite = np.concatenate([actual[np.isfinite(actual)], hi[np.isfinite(hi)]])
+        top_y = max(1.0, float(np.percentile(finite, 99.5)) * 1.15) if finite.size else 1.0
         ax.fill_between(dates, lo, hi, alpha=0.3, step="mid", label="tidecast 10-90%")
         ax.plot(dates, mid, drawstyle="steps-mid", linewidth=1.0, label="tidecast median")
-        ax.plot(dates, actual, ".", markersize=3, color="black", label="actual")
+        ax.plot(dates, np.where(actual <= top_y, actual, np.nan), ".", markersize=3, color="black", label="actual")
+        over = actual > top_y
+        if over.any():
+            ax.plot(np.array(dates)[over].tolist(), np.full(int(over.sum()), top_y * 0.97), "^", color="red",
+                    markersize=4, label="actual above the axis")
+        ax.set_ylim(0, top_y)
         ax.set_title(f"{result.series_names[i]} (revenue {tr.revenue[i]:,.0f})", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, ncol=3)
+    axes[0, 0].legend(fontsize=8, ncol=4)
     fig.autofmt_xdate()
     path = folder / "top_series.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")

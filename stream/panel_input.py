@@ -5,8 +5,8 @@ included). Both are read with :func:`tidecast.producers.files.read_events`; this
 
 * encodes every row as the bytes a producer would send, for :meth:`PartitionIngestor.apply` to validate;
 * keeps rows of a sale with ``qty == 0`` out of the event path: the live validator refuses them (a zero
-  sale is no event), but in a panel they are *observed zeros*, so they become :class:`Zero` registrations
-  (series, time) instead, neither events nor DLQ entries;
+  sale is no event), but in a panel they are *observed zeros*, so they become registrations of their
+  series in their bucket instead, neither events nor DLQ entries;
 * groups the rows by event-time bucket (UTC), in order. :func:`chunks_in_order` streams a file that is
   already in bucket order and raises :class:`OutOfOrder` at the first row of an earlier bucket;
   :func:`chunks_sorted` reads the whole file into memory (about 250 bytes per row) and sorts it (stable).
@@ -16,11 +16,11 @@ included). Both are read with :func:`tidecast.producers.files.read_events`; this
 panel registers the series and counts it active), and it hands new series over in sorted order, so the
 panel's series order, the index space every model is scored in, does not depend on a store's hash order.
 
->>> from tidecast.stream.timebuckets import Buckets
+>>> from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
 >>> rows = [{"event_id": "1", "type": "sale", "ts": "2024-01-01T10:00:00+00:00", "sku": "A", "qty": 2},
 ...         {"event_id": "2", "type": "sale", "ts": "2024-01-01T00:00:00+00:00", "sku": "B", "qty": 0},
 ...         {"event_id": "3", "type": "sale", "ts": "2024-01-02T09:00:00+00:00", "sku": "A", "qty": 1}]
->>> [(c.bucket, len(c.records), [z.series for z in c.zeros]) for c in chunks_in_order(rows, Buckets(86_400))]
+>>> [(c.bucket, len(c.records), c.zeros) for c in chunks_in_order(rows, Buckets(86_400))]
 [(19719, 1, ['all:B']), (19720, 1, [])]
 >>> chunks = list(chunks_in_order(rows[::-1], Buckets(86_400)))
 Traceback (most recent call last):
@@ -39,9 +39,10 @@ import orjson
 from tidecast.stream.events import DEFAULT_STORE, MAX_ID_LENGTH, InvalidEvent, parse_ts
 from tidecast.stream.ingest import Batch, PartitionState
 from tidecast.stream.store import StoreStats, WindowStore
-from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
 from tidecast.stream.windows import empty_row
 
+_ZERO_ROW: list[float] = tuple(empty_row())  # type: ignore[assignment]
 ROW_BYTES = 250
 """Rough memory per row held by :func:`chunks_sorted` (the encoded event, its key and list slots)."""
 
@@ -50,23 +51,18 @@ class OutOfOrder(ValueError):
     """The input is not in event-time bucket order; read it with :func:`chunks_sorted` instead."""
 
 
-class Zero(NamedTuple):
-    """A panel row with no sale: series ``series`` was observed at ``ts_ms`` with 0 units."""
-
-    series: str
-    ts_ms: int
-
-
 class Chunk(NamedTuple):
-    """The rows of one bucket: encoded events for the ingest and the panel zeros of that bucket."""
+    """The rows of one bucket: encoded events for the ingest, and the series of its panel zeros with the
+    latest time among them (None without zeros)."""
 
     bucket: int
     records: list[bytes]
-    zeros: list[Zero]
+    zeros: list[str]
+    zero_ts: int | None = None
 
 
 class _Reader:
-    """Turns one row into ``(ts_ms or None, bytes or Zero)``; caches timestamp parsing."""
+    """Turns one row into ``(ts_ms or None, item)``: the event's bytes, or the series (a str) of a panel zero."""
 
     def __init__(self) -> None:
         self.cache: dict[object, int | None] = {}
@@ -85,16 +81,22 @@ class _Reader:
             self.cache[raw] = ms
         return ms
 
-    def __call__(self, doc: dict | bytes) -> tuple[int | None, bytes | Zero]:
+    def __call__(self, doc: dict | bytes) -> tuple[int | None, bytes | str]:
         if type(doc) is not dict:
             return None, bytes(doc)  # an unparsable line: the validator gives the reason
-        ts = self.ts(doc.get("ts"))
+        raw = doc.get("ts")
+        ts = self.cache.get(raw, -1) if type(raw) is str else -1
+        if ts == -1:
+            ts = self.ts(raw)
         qty = doc.get("qty")
-        if ts is not None and type(qty) in (int, float) and qty == 0 and doc.get("type", "sale") == "sale":
+        if qty == 0 and ts is not None and type(qty) in (int, float) and doc.get("type", "sale") == "sale":
             series = _series(doc)
             if series is not None:
-                return ts, Zero(series, ts)
-        return ts, orjson.dumps(doc)
+                return ts, series
+        return ts, _dumps(doc)
+
+
+_dumps = orjson.dumps
 
 
 def _series(doc: dict) -> str | None:
@@ -116,30 +118,34 @@ def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[
     Raises :class:`OutOfOrder` at the first row of a bucket older than the current one.
     """
     read = _Reader()
-    index = buckets.index
+    origin, size = BUCKET_ORIGIN_MS, buckets.ms
     current: int | None = None
     records: list[bytes] = []
-    zeros: list[Zero] = []
+    zeros: list[str] = []
+    zero_ts: int | None = None
     pending: list[bytes] = []  # unreadable rows before the first readable one
     for row, doc in enumerate(docs, start=1):
         ts, item = read(doc)
         if ts is not None:
-            bucket = index(ts)
-            if current is None:
-                current, records = bucket, pending
-            elif bucket != current:
-                if bucket < current:
-                    raise OutOfOrder(f"row {row} is in bucket {bucket}, after a row of bucket {current}")
-                yield Chunk(current, records, zeros)
-                current, records, zeros = bucket, [], []
-        if type(item) is Zero:
+            bucket = (ts - origin) // size
+            if bucket != current:
+                if current is None:
+                    current, records = bucket, pending
+                else:
+                    if bucket < current:
+                        raise OutOfOrder(f"row {row} is in bucket {bucket}, after a row of bucket {current}")
+                    yield Chunk(current, records, zeros, zero_ts)
+                    current, records, zeros, zero_ts = bucket, [], [], None
+        if type(item) is str:
             zeros.append(item)
+            if zero_ts is None or ts > zero_ts:
+                zero_ts = ts
         elif current is None:
             pending.append(item)
         else:
             records.append(item)
     if current is not None:
-        yield Chunk(current, records, zeros)
+        yield Chunk(current, records, zeros, zero_ts)
     elif pending:
         yield Chunk(0, pending, [])
 
@@ -153,31 +159,37 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
     read = _Reader()
     index = buckets.index
     keys: list[int] = []
-    items: list[bytes | Zero] = []
+    stamps: list[int | None] = []
+    items: list[bytes | str] = []
     last: int | None = None
     for doc in docs:
         ts, item = read(doc)
         if ts is not None:
             last = index(ts)
         keys.append(last if last is not None else -(1 << 62))
+        stamps.append(ts)
         items.append(item)
     if not items:
         return
     key_array = np.asarray(keys, dtype=np.int64)
-    first = int(key_array[key_array > -(1 << 62)].min()) if (key_array > -(1 << 62)).any() else 0
-    key_array[key_array == -(1 << 62)] = first
-    order = np.argsort(key_array, kind="stable")
     del keys
+    known = key_array > -(1 << 62)
+    key_array[~known] = key_array[known].min() if known.any() else 0
+    order = np.argsort(key_array, kind="stable")
     sorted_keys = key_array[order]
     bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
     for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]]), strict=True):
         records: list[bytes] = []
-        zeros: list[Zero] = []
+        zeros: list[str] = []
+        zero_ts: int | None = None
         for i in order[lo:hi].tolist():
-            item = items[i]
-            items[i] = b""  # release as we go
-            (zeros if type(item) is Zero else records).append(item)
-        yield Chunk(int(sorted_keys[lo]), records, zeros)
+            item, items[i] = items[i], b""  # release as we go
+            if type(item) is str:
+                zeros.append(item)
+                zero_ts = stamps[i] if zero_ts is None else max(zero_ts, stamps[i])
+            else:
+                records.append(item)
+        yield Chunk(int(sorted_keys[lo]), records, zeros, zero_ts)
 
 
 class KnownSeriesStore:
@@ -187,7 +199,7 @@ class KnownSeriesStore:
     >>> store = KnownSeriesStore(MemoryWindowStore())
     >>> store.register(7, ["all:B", "all:A"])
     >>> store.buckets(), store.read_bucket(7)
-    ([7], {'all:A': [0, 0, 0, 0, 0, 0, 0], 'all:B': [0, 0, 0, 0, 0, 0, 0]})
+    ([7], {'all:A': (0, 0, 0, 0, 0, 0, 0), 'all:B': (0, 0, 0, 0, 0, 0, 0)})
     """
 
     def __init__(self, inner: WindowStore) -> None:
@@ -205,9 +217,10 @@ class KnownSeriesStore:
 
     def read_bucket(self, bucket: int) -> dict[str, list[float]]:
         rows = self.inner.read_bucket(bucket)
+        zero = _ZERO_ROW
         for name in self.zeros.pop(bucket, ()):
             if name not in rows:
-                rows[name] = empty_row()
+                rows[name] = zero  # shared and immutable: the panel only copies rows into its array
         for old in [b for b in self.zeros if b < bucket]:  # registered too late to be read: never happens in order
             del self.zeros[old]
         known = self.known

@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="window store: in memory (default) or Redis (TIDECAST_REDIS_URL or `infra up`)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model (default 0)")
     parser.add_argument("--workers", type=int, default=1,
-                        help="processes for the baselines, next to the forecaster (default 1; 0 = one process)")
+                        help="worker processes sharing the baselines with this one (default 1; 0 = one process)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.set_defaults(handler=run)
 
@@ -98,7 +98,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"no such file: {path}")
     config = backtest_config(args, settings)
     columns = parse_columns(args.columns)
-    read_events(path, columns, args.tz)  # fail now on an unknown format or time zone
+    try:  # fail now on an unknown format, time zone or column
+        next(iter(read_events(path, columns, args.tz)), None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     total = count_rows(path)
 
     def open_rows(sorting: bool) -> Iterator[dict | bytes]:
@@ -112,6 +115,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     with store_factory(args.store, settings) as new_store:
         result = run_rows(open_rows, config, new_store, on_sort)
+    if not result.counts.get("ingested") and not result.counts.get("panel_zeros"):
+        err.print(f"[yellow]no valid row in {path.name} ({result.counts.get('invalid', 0):,} invalid): "
+                  "check --columns and --tz[/]")
     if args.report is not None:
         written = write_report(result, args.report, title=f"Backtest of {path.name}")
         err.print(f"report: {', '.join(str(p) for p in written)}")

@@ -1,0 +1,229 @@
+"""The backtest engine: hand-checked scores, the JSON shape, determinism, panel zeros, the no-future rule,
+unsorted input, worker processes and the report files."""
+
+from __future__ import annotations
+
+import doctest
+import gzip
+import importlib
+import json
+import math
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tidecast.cli import main
+from tidecast.models.learner import LearnerConfig
+from tidecast.producers.files import parse_columns, read_events
+from tidecast.stream.backtest import TIDECAST, Backtest, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest_report import METRICS, summary, write_report
+from tidecast.stream.panel_input import chunks_in_order
+from tidecast.stream.store import MemoryWindowStore
+
+torch.set_num_threads(1)
+
+H = 2
+SMALL = LearnerConfig(horizon=H, lags=4, aux_lags=2, scale_window=4, hidden=8, batch_size=16, replay_capacity=64,
+                      sku_buckets=64, store_buckets=8)
+
+
+def config(**changes: object) -> BacktestConfig:
+    base = BacktestConfig(horizon=H, warmup=1, baselines=("naive",), learner=SMALL)
+    return replace(base, **changes)
+
+
+def sale(day: int, sku: str, qty: float, price: float | None = None, n: int = 0, hour: int = 12) -> dict:
+    doc = {"event_id": f"{sku}-{day}-{n}", "type": "sale", "ts": f"2024-03-{day:02d}T{hour:02d}:00:00+00:00",
+           "sku": sku, "qty": qty}
+    if price is not None:
+        doc["price"] = price
+    return doc
+
+
+def run(rows: list[dict], cfg: BacktestConfig) -> BacktestResult:
+    return run_rows(lambda sorting: rows, cfg, MemoryWindowStore)
+
+
+def ramp_and_flat(days: int = 6) -> list[dict]:
+    """Series A sells 1, 2, 3, ... (day k: k units), series B 2 every day."""
+    rows = []
+    for k in range(1, days + 1):
+        rows += [sale(k, "A", k, 1.0), sale(k, "B", 2, 3.0)]
+    return rows
+
+
+def test_naive_scores_match_a_hand_computation() -> None:
+    # Six daily buckets d0..d5, H = 2, warm-up 1: origins d2..d5 are scored (d6's bucket never closes).
+    # Naive forecasts y[o-1] for o and o+1. Series A (1..6): step-1 errors -1 at d2..d5 (4 points), step-2
+    # errors -2 at d3..d5 (3 points); its M5 scales are 1 (every difference is 1). Series B is flat: no
+    # error, scale 0, so it is left out of MASE/RMSSE/WRMSSE. With fewer than 30 past errors the baseline's
+    # quantiles all equal its point forecast, so A is never covered and B always is.
+    result = run(ramp_and_flat(), config())
+    naive = result.models["naive"]
+    assert naive["scored"] == 14 and result.models[TIDECAST]["scored"] == 14
+    assert result.series == 2 and result.origins == 4
+    mae_a, mse_a = 10 / 7, 16 / 7
+    assert naive["mae"] == pytest.approx(mae_a / 2)
+    assert naive["rmse"] == pytest.approx(math.sqrt(mse_a) / 2)
+    assert naive["mase"] == pytest.approx(mae_a)
+    assert naive["rmsse"] == pytest.approx(math.sqrt(mse_a))
+    assert naive["wrmsse"] == pytest.approx(math.sqrt(mse_a))
+    assert naive["bias"] == pytest.approx(-mae_a / 2)
+    assert naive["coverage80"] == pytest.approx(0.5)
+    steps = naive["per_horizon"]
+    assert [s["scored"] for s in steps] == [8, 6]
+    assert steps[0]["mae"] == pytest.approx(0.5) and steps[1]["mae"] == pytest.approx(1.0)
+
+
+def test_every_model_is_scored_on_the_same_points() -> None:
+    rows = ramp_and_flat(20) + [sale(d, "C", 1 + d % 3) for d in range(8, 21)]  # C appears later
+    result = run(rows, config(baselines=("naive", "seasonal_naive", "moving_average", "croston", "tsb"), warmup=3))
+    scored = {name: (m["scored"], m["series"]) for name, m in result.models.items()}
+    assert len(set(scored.values())) == 1, scored
+    assert result.series == 3 and result.counts["ingested"] == len(rows)
+
+
+def test_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "sales.jsonl"
+    rows = [sale(d, sku, 1 + (d * len(sku)) % 4, 2.5, n) for d in range(1, 31) for sku in ("A", "BB", "CCC")
+            for n in range(2)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["backtest", str(path), "--json", "--horizon", "3", "--baselines", "naive,tsb", "--workers", "0",
+                 "--warmup", "5"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"series", "origins", "bucket_seconds", "horizon", "seconds", "models"} <= set(doc)
+    assert (doc["series"], doc["bucket_seconds"], doc["horizon"]) == (3, 86_400, 3)
+    assert doc["origins"] == 30 - 1 - 5
+    assert list(doc["models"]) == ["tidecast", "naive", "tsb"]
+    for metrics in doc["models"].values():
+        assert list(metrics) == list(METRICS)
+        assert all(v is None or isinstance(v, float) for v in metrics.values())
+    assert doc["counts"]["ingested"] == len(rows) and doc["timings"]["learn"] > 0
+
+
+def test_summary_has_no_nan() -> None:
+    result = run(ramp_and_flat(), config())
+    json.dumps(summary(result), allow_nan=False)
+
+
+def test_same_seed_same_forecasts_other_seed_other_forecasts() -> None:
+    rows = ramp_and_flat(16)
+    a, b = (run(rows, config(keep_forecasts=True, seed=7, learner=replace(SMALL, seed=7))) for _ in range(2))
+    c = run(rows, config(keep_forecasts=True, seed=8, learner=replace(SMALL, seed=8)))
+    assert a.models == b.models
+    for origin, values in a.forecasts[TIDECAST].items():
+        np.testing.assert_array_equal(values, b.forecasts[TIDECAST][origin])
+    last = max(a.forecasts[TIDECAST])
+    assert not np.array_equal(a.forecasts[TIDECAST][last], c.forecasts[TIDECAST][last])
+
+
+def test_panel_zeros_register_series_and_are_scored(tmp_path: Path) -> None:
+    # A daily panel, dates only: Z never sells, Y starts selling on day 5, X sells every other day, and
+    # every row of day 3 is a zero (the day must still close in order).
+    lines = ["date,item,units,price"]
+    for d in range(1, 15):
+        date = f"2011-01-{d:02d}"
+        lines.append(f"{date},X,{0 if d % 2 or d == 3 else 4},2.0")
+        lines.append(f"{date},Y,{0 if d < 5 else d % 3 + 1},1.0")
+        lines.append(f"{date},Z,0,5.0")
+    path = tmp_path / "panel.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    rows = list(read_events(path, parse_columns("ts=date,sku=item,qty=units,price=price")))
+    result = run(rows, config(warmup=0))
+    zeros = sum(1 for line in lines[1:] if line.split(",")[2] == "0")
+    assert result.counts["panel_zeros"] == zeros
+    assert result.counts.get("dlq", 0) == 0 and result.counts.get("invalid", 0) == 0
+    assert result.counts["ingested"] == len(lines) - 1 - zeros
+    assert sorted(result.series_names) == ["all:X", "all:Y", "all:Z"]
+    assert result.last_bucket - result.first_bucket == 13
+    naive = result.models["naive"]
+    assert naive["series"] == 3  # Z is scored (its zeros), though it has no scale
+    # origins d1..d13 are scored for step 1, d1..d12 for step 2
+    assert naive["scored"] == result.models[TIDECAST]["scored"] == 3 * (13 + 12)
+    assert naive["scaled_series"] == 2 and naive["excluded_zero_scale"] == 1
+
+
+def test_a_forecast_never_uses_its_origin_or_later() -> None:
+    base = ramp_and_flat(14)
+    changed_from = 9  # change every bucket from day 9 on: forecasts at origins <= day 9 must not move
+    other = [dict(r, qty=r["qty"] * 5 + 1) if int(r["ts"][8:10]) >= changed_from else r for r in base]
+    cfg = config(keep_forecasts=True, baselines=("naive", "moving_average", "tsb"), warmup=0)
+    a, b = run(base, cfg), run(other, cfg)
+    first = a.first_bucket
+    origin_of_change = first + changed_from - 1
+    for name in a.forecasts:
+        for origin, values in a.forecasts[name].items():
+            if origin <= origin_of_change:
+                np.testing.assert_array_equal(values, b.forecasts[name][origin], err_msg=f"{name} at {origin}")
+    assert not np.array_equal(a.forecasts[TIDECAST][origin_of_change + 1], b.forecasts[TIDECAST][origin_of_change + 1])
+    assert not np.array_equal(a.forecasts["naive"][origin_of_change + 1], b.forecasts["naive"][origin_of_change + 1])
+
+
+def test_unsorted_input_is_sorted_and_gives_the_same_result() -> None:
+    rows = ramp_and_flat(12)
+    shuffled = rows[:]
+    random.Random(1).shuffle(shuffled)
+    told = []
+    cfg = config(keep_forecasts=True)
+    a = run(rows, cfg)
+    b = run_rows(lambda sorting: shuffled, cfg, MemoryWindowStore, told.append)
+    assert told and b.counts == a.counts and b.models == a.models
+    for origin, values in a.forecasts[TIDECAST].items():
+        np.testing.assert_array_equal(values, b.forecasts[TIDECAST][origin])
+
+
+def test_baselines_in_a_worker_process_score_the_same() -> None:
+    rows = ramp_and_flat(20)
+    cfg = config(baselines=("naive", "croston", "seasonal_naive"), warmup=2)
+    here, there = run(rows, cfg), run(rows, replace(cfg, workers=2))
+    assert here.models == there.models
+    assert list(there.models) == [TIDECAST, "naive", "croston", "seasonal_naive"]
+
+
+def test_duplicates_and_invalid_rows_are_counted_not_scored() -> None:
+    rows = ramp_and_flat(8)
+    rows.insert(3, dict(rows[2]))  # a duplicate event id
+    rows.insert(5, {"event_id": "bad", "type": "sale", "ts": rows[4]["ts"], "sku": "A", "qty": "many"})
+    result = run(rows, config())
+    assert result.counts["duplicates"] == 1 and result.counts["invalid"] == 1
+    assert result.models["naive"] == run(ramp_and_flat(8), config()).models["naive"]
+
+
+def test_report_files(tmp_path: Path) -> None:
+    cfg = config(trace=True, baselines=("naive", "tsb"))
+    result = Backtest(cfg, MemoryWindowStore()).run(chunks_in_order(ramp_and_flat(20), cfg.buckets))
+    written = write_report(result, tmp_path / "report", title="Ramp")
+    names = sorted(p.name for p in written)
+    assert names == ["error_over_time.png", "metrics.json", "report.md", "top_series.png"]
+    for path in written:
+        assert path.stat().st_size > 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| model | MAE |" in text and "MASE by horizon step" in text and "![top_series.png]" in text
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert len(metrics["models"]["naive"]["per_horizon"]) == H
+
+
+def test_empty_input_and_idle_workers_end_cleanly() -> None:
+    result = run([], config(workers=1, baselines=("naive", "tsb")))
+    assert (result.series, result.origins, result.models) == (0, 0, {})
+
+
+def test_a_store_holding_another_run_is_refused() -> None:
+    store = MemoryWindowStore()
+    cfg = config()
+    Backtest(cfg, store).run(chunks_in_order(ramp_and_flat(), cfg.buckets))
+    with pytest.raises(ValueError, match="already holds"):
+        Backtest(cfg, store)
+
+
+@pytest.mark.parametrize("name", ["tidecast.stream.backtest", "tidecast.stream.backtest_report",
+                                  "tidecast.stream.panel_input", "tidecast.commands.backtest_cmd"])
+def test_docstring_examples(name: str) -> None:
+    # tests/unit/test_doctests.py walks tidecast/ only, not the folders mapped into tidecast.stream etc.
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
