@@ -196,6 +196,10 @@ class OnlineLearner:
                 pred = self.model(torch.from_numpy(b.x), torch.from_numpy(sku_ids[lo:hi]),
                                   torch.from_numpy(store_ids[lo:hi]))
                 out[lo:hi] = (pred * torch.from_numpy(b.scale)[:, None, None]).numpy()
+        if self.config.count_aware:
+            # the model's quantiles are those of the counts spread over y +/- 1/2; the matching quantile of
+            # the count itself is the nearest integer (a p10 of 0.02 means "0", and must cover a zero)
+            np.floor(out + 0.5, out=out)
         return out
 
     # ------------------------------------------------------------------- learn
@@ -222,8 +226,8 @@ class OnlineLearner:
         scale = batch["scale"]
         pred = self.model(batch["x"], batch["sku"], batch["store"])
         half = 0.5 / scale if self.config.count_aware else None
-        return pinball_loss(pred, batch["y"] / scale[:, None], batch["mask"] if mask is None else mask,
-                            self._taus, half)
+        mask = batch["mask"] if mask is None else mask
+        return pinball_loss(pred, batch["y"] / scale[:, None], mask, self._taus, half)
 
     def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> tuple[float, float, float]:
         """Prequential loss and bias of the labels that matured at ``t`` (step ``back`` of each fresh sample).
