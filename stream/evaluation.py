@@ -75,8 +75,3 @@ def score_published(
         for model in models.values():
             model.update(column)
     return {name: scorer.result() for name, scorer in scorers.items()}
-
-
-def season_for(bucket_seconds: int) -> int:
-    """24 for hourly buckets, 7 for daily, 52 for weekly; 1 otherwise (no season)."""
-    return {3600: 24, 86_400: 7, 604_800: 52}.get(bucket_seconds, 1)

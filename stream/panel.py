@@ -53,7 +53,7 @@ class SeriesPanel:
         """Append closed bucket ``t`` (the next one after the last pushed) with its rows per series."""
         if self.t is not None and t != self.t + 1:
             raise ValueError(f"buckets must be pushed in order: expected {self.t + 1}, got {t}")
-        self._register([name for name in rows if name not in self.index], t)
+        self._register(sorted(name for name in rows if name not in self.index), t)  # store order varies
         n = len(self.series)
         view = self._history[:n]
         view[:, :-1] = view[:, 1:]

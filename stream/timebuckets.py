@@ -73,3 +73,19 @@ class Buckets:
 
     def iso(self, ms: int) -> str:
         return to_iso(ms)
+
+
+def season_for(bucket_seconds: int) -> int:
+    """Seasonal period in buckets: a day of sub-day buckets, a week of sub-week ones, 52 weeks of weeks.
+
+    >>> season_for(3600), season_for(86_400), season_for(604_800), season_for(5 * 86_400)
+    (24, 7, 52, 1)
+    """
+    day, week = 86_400, 604_800
+    if bucket_seconds < day and day % bucket_seconds == 0:
+        return day // bucket_seconds
+    if bucket_seconds < week and week % bucket_seconds == 0:
+        return week // bucket_seconds
+    if bucket_seconds == week:
+        return 52
+    return 1

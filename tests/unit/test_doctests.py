@@ -8,12 +8,15 @@ import pkgutil
 
 import pytest
 
-import tidecast
-
+PACKAGES = ("tidecast", "tidecast.stream", "tidecast.models", "tidecast.consumers", "tidecast.producers")
+# the folders are mapped into one namespace (package-dir), so each package is walked on its own
 MODULES = sorted(
-    name
-    for _, name, _ in pkgutil.walk_packages(tidecast.__path__, "tidecast.")
-    if name not in {"tidecast.supervisor"}
+    {
+        name
+        for package in PACKAGES
+        for _, name, _ in pkgutil.walk_packages(importlib.import_module(package).__path__, package + ".")
+    }
+    - {"tidecast.supervisor"}
 )
 
 

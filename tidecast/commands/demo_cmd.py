@@ -36,10 +36,10 @@ from tidecast.config import Settings
 from tidecast.console import err
 from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
 from tidecast.forecasting import build
-from tidecast.stream.evaluation import score_published, season_for
+from tidecast.stream.evaluation import score_published
 from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.redis_store import RedisWindowStore
-from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.timebuckets import Buckets, season_for
 from tidecast.stream.windows import REVENUE, UNITS
 
 SUMMARY_METRICS = ("mae", "mase", "wspl", "coverage80")

@@ -1,0 +1,72 @@
+"""What a backtest runs: :class:`BacktestConfig` and the engine's constants.
+
+>>> BacktestConfig(horizon=7).warmup_origins, BacktestConfig(bucket_seconds=604_800).season
+(14, 52)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tidecast.models.baselines import BASELINE_NAMES
+from tidecast.models.learner import LearnerConfig
+from tidecast.stream.timebuckets import Buckets, season_for
+
+TOPIC = "backtest.sales"
+"""The one simulated input partition (partition 0)."""
+TIDECAST = "tidecast"
+DEFAULT_BASELINES: tuple[str, ...] = tuple(name for name in BASELINE_NAMES if name != "lightgbm")
+"""Every baseline except the optional LightGBM anchor."""
+LIGHTGBM_REFIT = 28
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """What to run. ``warmup`` None means ``2 * horizon`` origins; ``learner`` None means the live defaults
+    (:class:`LearnerConfig` with this horizon, quantiles and seed)."""
+
+    bucket_seconds: int = 86_400
+    horizon: int = 14
+    warmup: int | None = None
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    lateness_seconds: int = 7_200
+    retention: int = 56
+    seed: int = 0
+    learner: LearnerConfig | None = None
+    trace: bool = False
+    """Keep tidecast's one-step quantiles and the units of every series for the report's plots."""
+    keep_forecasts: bool = False
+    """Keep every model's forecasts by origin (small inputs only: tests)."""
+    workers: int = 0
+    """Worker processes sharing the baselines with this one (0: all in this process)."""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
+        if self.horizon < 1 or (self.warmup is not None and self.warmup < 0):
+            raise ValueError("horizon must be >= 1 and warmup >= 0")
+        if self.learner is not None and (self.learner.horizon, self.learner.quantiles) != (
+            self.horizon,
+            tuple(self.quantiles),
+        ):
+            raise ValueError("the learner config must have the backtest's horizon and quantiles")
+
+    @property
+    def buckets(self) -> Buckets:
+        return Buckets(self.bucket_seconds)
+
+    @property
+    def warmup_origins(self) -> int:
+        return 2 * self.horizon if self.warmup is None else self.warmup
+
+    @property
+    def season(self) -> int:
+        return season_for(self.bucket_seconds)
+
+    def learner_config(self) -> LearnerConfig:
+        if self.learner is not None:
+            return self.learner
+        return LearnerConfig(horizon=self.horizon, quantiles=tuple(self.quantiles), seed=self.seed)
