@@ -34,8 +34,11 @@ lint: $(STAMP)  ## ruff
 demo: $(STAMP)  ## Run the main job on the embedded broker and Redis
 	$(BIN)/tidecast demo
 
-bench: $(STAMP)  ## Run the benchmarks in bench/ (prints reports)
+bench: $(STAMP)  ## Run the benchmarks in bench/ (prints reports; about 15 minutes)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/forecast_cycle.py
+	$(BIN)/python bench/adaptation.py
+	$(BIN)/python bench/backtest.py
 
 clean:  ## Remove the venv and local state
 	rm -rf $(VENV) .tidecast build *.egg-info

@@ -244,7 +244,6 @@ def test_every_csv_row_comes_out_as_a_serialisable_event(rows: list[list[str]]) 
 # -- the real file -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not RETAIL.exists(), reason="the online-retail data set is not beside the repo")
 def test_online_retail_head() -> None:
     columns = parse_columns("ts=InvoiceDate,sku=StockCode,qty=Quantity,price=UnitPrice")
     events = list(itertools.islice(read_events(RETAIL, columns, tz="Europe/London"), 2000))
