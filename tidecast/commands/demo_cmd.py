@@ -161,6 +161,7 @@ def _run(args: argparse.Namespace, settings: Settings, endpoints: infra.Endpoint
             while producer.poll() is None:  # the producer paused longer than the idle timeout: carry on
                 IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress).run(until_idle=3.0, tick=tick)
             tick()
+        err.print()  # end the live view's last line before the summary (stdout) follows
         if producer.returncode != 0:
             raise RuntimeError(f"the synthetic producer failed:\n{producer.stderr.read()[-2000:]}")
     finally:
