@@ -171,8 +171,9 @@ class IngestWorker:
         self.progress.last_commit_at = time.monotonic()
 
     def _commit_kafka(self) -> None:
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in list(self.committed.items())}
-        offsets = {tp: meta for tp, meta in offsets.items() if tp in self.ingestors}
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1) for tp, offset in list(self.committed.items()) if tp in self.ingestors
+        }
         if offsets:
             self.consumer.commit_async(offsets)
 

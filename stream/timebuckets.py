@@ -46,6 +46,15 @@ def to_iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
+def from_iso(text: str) -> int:
+    """ISO-8601 with offset to epoch milliseconds: ``from_iso(to_iso(ms)) == ms``.
+
+    >>> from_iso("1970-01-05T00:00:00+00:00") == BUCKET_ORIGIN_MS
+    True
+    """
+    return round(datetime.fromisoformat(text).timestamp() * 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class Buckets:
     """Fixed-size event-time buckets; ``index`` numbers them from :data:`BUCKET_ORIGIN_MS`."""

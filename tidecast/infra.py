@@ -14,7 +14,6 @@ True
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -148,14 +147,3 @@ def _tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return "(no log)"
 
-
-def owner_alive(pid: int | None) -> bool:
-    if pid is None:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from tidecast.config import Topics
-from tidecast.infra import binaries, owner_alive
+from tidecast.infra import binaries
 from tidecast.kafka_topics import create_topics
-from tidecast.processes import die_with_parent, free_port, wait_for_port
+from tidecast.processes import die_with_parent, free_port, pid_alive, wait_for_port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.replace(folder / "state.json")
         print(f"embedded infrastructure ready: {json.dumps(state)}", flush=True)
         while not stopping:
-            if not owner_alive(args.owner_pid):
+            if args.owner_pid is not None and not pid_alive(args.owner_pid):
                 print(f"owner {args.owner_pid} is gone; stopping", flush=True)
                 break
             dead = [name for name, p in children.items() if p.poll() is not None]

@@ -10,7 +10,6 @@ import subprocess
 import time
 from collections import defaultdict
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import jsonschema
@@ -24,7 +23,7 @@ from tidecast.models import checkpoint
 from tidecast.producers.faults import with_faults
 from tidecast.producers.synthetic import SyntheticConfig, generate
 from tidecast.stream.redis_store import RedisCheckpoints
-from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.timebuckets import Buckets, from_iso
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +79,7 @@ def test_forecasts_resume_after_sigkill(settings: Settings) -> None:
 
     by_origin = check_forecasts(read_forecasts(settings), settings)
     buckets = Buckets(settings.bucket_seconds)
-    origins = sorted(buckets.index(_ms(origin)) for origin in by_origin)
+    origins = sorted(buckets.index(from_iso(origin)) for origin in by_origin)
     # every bucket closed exactly once in order: origins are consecutive and end after the last close
     assert origins == list(range(origins[0], origins[-1] + 1)) and len(origins) >= 55
     assert last_closed(settings) == origins[-1] - 1
@@ -88,7 +87,7 @@ def test_forecasts_resume_after_sigkill(settings: Settings) -> None:
     assert all(len(by_origin[origin]) >= 140 for origin in list(by_origin)[-10:])
     # learned once per bucket: after learning starts the version rises by exactly one per close,
     # across the kill and restart (a replayed close gets the same version and the same forecast ids)
-    versions = [next(iter(by_origin[o].values()))["model_version"] for o in sorted(by_origin, key=_ms)]
+    versions = [next(iter(by_origin[o].values()))["model_version"] for o in sorted(by_origin, key=from_iso)]
     steps = [b - a for a, b in itertools.pairwise(versions)]
     assert 1 in steps and set(steps[steps.index(1):]) == {1}
 
@@ -103,7 +102,3 @@ def test_idle_partitions_do_not_stall_closes(settings: Settings) -> None:
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     by_origin = check_forecasts(read_forecasts(settings), settings)
     assert len(by_origin) >= 15  # 23 of 24 partitions never saw an event, yet the buckets closed
-
-
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).timestamp() * 1000)

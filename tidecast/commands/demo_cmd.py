@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ from tidecast.forecasting import build
 from tidecast.stream.evaluation import score_published
 from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.redis_store import RedisWindowStore
-from tidecast.stream.timebuckets import Buckets, season_for
+from tidecast.stream.timebuckets import Buckets, from_iso, season_for
 from tidecast.stream.windows import REVENUE, UNITS
 
 SUMMARY_METRICS = ("mae", "mase", "wspl", "coverage80")
@@ -188,7 +187,7 @@ def _evaluate(settings, endpoints, store, forecaster, board) -> tuple[dict, Path
         prices = np.where(actuals > 0, revenue / actuals, np.nan)
     docs = []
     for doc in follow(settings, endpoints.kafka, from_beginning=True, until_idle=2.0):
-        doc["origin_index"] = buckets.index(_ms(doc["origin"])) - first
+        doc["origin_index"] = buckets.index(from_iso(doc["origin"])) - first
         docs.append(doc)
     metrics = score_published(docs, series, actuals, prices, settings.horizon, settings.quantiles,
                               season_for(settings.bucket_seconds), warmup=2 * season_for(settings.bucket_seconds))
@@ -223,9 +222,6 @@ def _print_summary(summary: dict, chart: Path) -> None:
     console.print(table)
     console.print(f"chart of actuals against p10/p50/p90: {chart.resolve()}")
 
-
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 def _round(value: float) -> float:
