@@ -115,7 +115,7 @@ def run(panel: Panel, config: LearnerConfig, warmup: int) -> RunResult:
         hist = panel.values[:, max(0, pos + 1 - window) : pos + 1]
         live = panel.first_seen <= t
         if pos + h < n_buckets:
-            fc = learner.forecast(hist, panel.first_seen, panel.stores, panel.skus, t, DAY)[:, :, median]
+            fc = learner.forecast(hist, panel.first_seen, panel.stores, panel.skus, t, DAY).quantiles[:, :, median]
             actual = panel.values[live, pos + 1 : pos + 1 + h, UNITS]
             err = np.abs(fc[live] - actual).mean()
             best = np.abs(oracle[live, pos + 1 : pos + 1 + h] - actual).mean()

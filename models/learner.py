@@ -3,7 +3,9 @@
 ``learn(history, ..., t)`` is called once per closed bucket ``t``. It builds *fresh* samples at origins
 ``t-1 .. t-H`` (a random subset of (series, origin) pairs when there are many), each carrying only its
 matured labels (step ``h`` of origin ``o`` only if ``o + h <= t``: the history ends at ``t``, so nothing
-later can be read), and offers the fully matured samples of origin ``t-H`` to a reservoir. Each optimizer
+later can be read), and offers the fully matured samples of origin ``t-H`` to a reservoir. The quantiles
+learn from the (count-aware) pinball loss, the mean head from the Poisson loss; each part of the network is
+clipped on its own gradient, so the mean never changes how the quantiles learn. Each optimizer
 step mixes ``recent_fraction`` fresh samples with reservoir samples from the whole past. The loss and the
 bias of the labels that matured at ``t``, measured before learning from them (prequentially), drive the
 rate controller (:mod:`tidecast.models.lr_control`), whose multiplier scales the AdamW learning rate.
@@ -25,8 +27,9 @@ bucket does not learn it twice. ``model_version`` counts the learn calls (skippe
 >>> learner = OnlineLearner(cfg)
 >>> hist = np.random.default_rng(0).poisson(5.0, (4, 12, 7)).astype(np.float32)
 >>> seen, stores, skus = np.zeros(4, np.int64), ["s"] * 4, ["a", "b", "c", "d"]
->>> learner.forecast(hist, seen, stores, skus, t=11, bucket_seconds=86_400).shape
-(4, 3, 3)
+>>> fc = learner.forecast(hist, seen, stores, skus, t=11, bucket_seconds=86_400)
+>>> fc.quantiles.shape, fc.mean.shape
+((4, 3, 3), (4, 3))
 >>> info = learner.learn(hist, seen, stores, skus, t=11, bucket_seconds=86_400)
 >>> info["model_version"], info["lr_multiplier"]
 (1, 1.0)
@@ -38,18 +41,18 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from .features import Batch, FeatureSpec, build_batch, hash_ids
-from .loss import pinball_loss
+from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
 from .replay import ReplayBuffer
 
-STATE_FORMAT = "tidecast.learner/1"
+STATE_FORMAT = "tidecast.learner/2"  # /2: the mean head
 _NO_QUARANTINE = -(2**62)
 
 
@@ -65,6 +68,7 @@ class LearnerConfig:
     scale_eps: float = 1.0
     hidden: int = 64
     depth: int = 2
+    mean_hidden: int = 64
     sku_buckets: int = 1 << 14
     sku_dim: int = 16
     store_buckets: int = 1 << 10
@@ -119,6 +123,13 @@ class LearnerConfig:
         return cls(**values)
 
 
+class Forecast(NamedTuple):
+    """One forecast of every series, in units: quantiles [S, H, Q] and means [S, H]."""
+
+    quantiles: np.ndarray
+    mean: np.ndarray
+
+
 class OnlineLearner:
     """One global quantile model for all series, learned online. See the module docstring."""
 
@@ -129,8 +140,13 @@ class OnlineLearner:
             torch.manual_seed(cfg.seed)
             self.model = QuantileNet(
                 self.spec.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
-                cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth,
+                cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth, cfg.mean_hidden,
             )
+        mean_ids = {id(p) for p in self.model.mean_parameters()}
+        self._param_groups = (  # clipped separately: the quantile path, then the mean head
+            [p for p in self.model.parameters() if id(p) not in mean_ids],
+            self.model.mean_parameters(),
+        )
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
         )
@@ -182,25 +198,29 @@ class OnlineLearner:
         skus: Sequence[str],
         t: int,
         bucket_seconds: int,
-    ) -> np.ndarray:
-        """Quantiles ``[S, H, Q]`` (units) for buckets ``t+1 .. t+H``; non-negative, monotone in Q."""
+    ) -> Forecast:
+        """Quantiles ``[S, H, Q]`` (non-negative, monotone in Q) and means ``[S, H]`` (units) for buckets
+        ``t+1 .. t+H``."""
         hist, seen = self._check(history, first_seen, stores, skus)
         sku_ids, store_ids = self._ids(stores, skus)
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
+        mean = np.empty((n, self.config.horizon), np.float32)
         self.model.eval()
         with torch.inference_mode():
             for lo in range(0, n, chunk):
                 hi = min(n, lo + chunk)
                 b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
-                pred = self.model(torch.from_numpy(b.x), torch.from_numpy(sku_ids[lo:hi]),
-                                  torch.from_numpy(store_ids[lo:hi]))
-                out[lo:hi] = (pred * torch.from_numpy(b.scale)[:, None, None]).numpy()
+                pred, m = self.model(torch.from_numpy(b.x), torch.from_numpy(sku_ids[lo:hi]),
+                                     torch.from_numpy(store_ids[lo:hi]))
+                scale = torch.from_numpy(b.scale)
+                out[lo:hi] = (pred * scale[:, None, None]).numpy()
+                mean[lo:hi] = (m * scale[:, None]).numpy()
         if self.config.count_aware:
             # the model's quantiles are those of the counts spread over y +/- 1/2; the matching quantile of
             # the count itself is the nearest integer (a p10 of 0.02 means "0", and must cover a zero)
             np.floor(out + 0.5, out=out)
-        return out
+        return Forecast(out, mean)
 
     # ------------------------------------------------------------------- learn
     def _pairs(self, seen: np.ndarray, t: int, lo: int, hi: int, want: int) -> tuple[np.ndarray, np.ndarray]:
@@ -224,10 +244,12 @@ class OnlineLearner:
 
     def _loss(self, batch: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = batch["scale"]
-        pred = self.model(batch["x"], batch["sku"], batch["store"])
+        pred, mean = self.model(batch["x"], batch["sku"], batch["store"])
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
-        return pinball_loss(pred, batch["y"] / scale[:, None], mask, self._taus, half)
+        y = batch["y"] / scale[:, None]
+        # the two parts share no trainable parameter (the mean head reads a detached representation)
+        return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
 
     def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> tuple[float, float, float]:
         """Prequential loss and bias of the labels that matured at ``t`` (step ``back`` of each fresh sample).
@@ -243,7 +265,7 @@ class OnlineLearner:
         idx, step = torch.arange(n), torch.from_numpy(back - 1)
         with torch.no_grad():
             scale = fresh["scale"]
-            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[idx, step]  # [n, Q]
+            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0][idx, step]  # [n, Q]
             y = (fresh["y"][idx, step] / scale)[:, None]
             half = (0.5 / scale)[:, None] if self.config.count_aware else None
             loss = pinball_loss(pred[:, None], y, torch.ones(n, 1, dtype=torch.bool), self._taus,
@@ -306,7 +328,8 @@ class OnlineLearner:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                for params in self._param_groups:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             self.optimizer.step()
             self.steps += 1
             losses.append(float(loss.detach()))

@@ -199,6 +199,7 @@ class _Pending:
     fq: np.ndarray  # [n, Q] forecast quantiles for this step
     s1: np.ndarray  # [n] MAE scale at the origin
     s2: np.ndarray  # [n] MSE scale at the origin
+    mean: np.ndarray | None  # [n] mean forecasts for this step (None: the median point is used)
 
 
 class Scorer:
@@ -262,6 +263,7 @@ class Scorer:
         mae_scale: np.ndarray,
         mse_scale: np.ndarray,
         series_idx: np.ndarray | None = None,
+        means: np.ndarray | None = None,
     ) -> None:
         """Hold forecasts issued at ``origin`` until their actuals arrive.
 
@@ -270,10 +272,14 @@ class Scorer:
             forecasts: [n, H, Q] quantile forecasts, finite.
             mae_scale, mse_scale: [n] scales from each series' history before ``origin`` (``history_scales``).
             series_idx: [n] series indices (unique); default ``arange(n)``.
+            means: [n, H] mean forecasts, scored by the squared-error metrics and bias; default: the
+                median quantile serves as the mean too.
         """
         f, idx, s1, s2 = self._check(forecasts, mae_scale, mse_scale, series_idx)
+        m = self._check_means(means, f)
         for h in range(self.horizon):
-            self._pending[int(origin) + h].append(_Pending(h, idx, f[:, h, :].copy(), s1, s2))
+            mean = None if m is None else m[:, h].copy()
+            self._pending[int(origin) + h].append(_Pending(h, idx, f[:, h, :].copy(), s1, s2, mean))
 
     def observe(self, t: int, actuals: np.ndarray, price: np.ndarray | None = None) -> int:
         """Score every pending point whose target bucket is ``t``; returns how many were scored.
@@ -287,7 +293,7 @@ class Scorer:
         p = None if price is None else np.asarray(price, dtype=float).ravel()
         scored = 0
         for e in self._pending.pop(int(t), []):
-            scored += self._score(e.step, e.idx, e.fq, a[e.idx], e.s1, e.s2, None if p is None else p[e.idx])
+            scored += self._score(e.step, e.idx, e.fq, a[e.idx], e.s1, e.s2, None if p is None else p[e.idx], e.mean)
         return scored
 
     def add(
@@ -298,16 +304,20 @@ class Scorer:
         mse_scale: np.ndarray,
         price: np.ndarray | None = None,
         series_idx: np.ndarray | None = None,
+        means: np.ndarray | None = None,
     ) -> int:
         """Score forecasts of one origin whose actuals are known: ``forecasts`` [n, H, Q], ``actuals`` [n, H]
-        (NaN = not scored), ``price`` [n, H] or None. Returns the number of points scored."""
+        (NaN = not scored), ``price`` [n, H] or None, ``means`` [n, H] or None (see :meth:`issue`). Returns
+        the number of points scored."""
         f, idx, s1, s2 = self._check(forecasts, mae_scale, mse_scale, series_idx)
+        m = self._check_means(means, f)
         a = np.asarray(actuals, dtype=float)
         if a.shape != f.shape[:2]:
             raise ValueError(f"actuals must be [n, H] = {f.shape[:2]}, got {a.shape}")
         p = None if price is None else np.broadcast_to(np.asarray(price, dtype=float), a.shape)
         return sum(
-            self._score(h, idx, f[:, h, :], a[:, h], s1, s2, None if p is None else p[:, h])
+            self._score(h, idx, f[:, h, :], a[:, h], s1, s2, None if p is None else p[:, h],
+                        None if m is None else m[:, h])
             for h in range(self.horizon)
         )
 
@@ -335,6 +345,17 @@ class Scorer:
             self._grow(int(idx.max()) + 1)
         return f, idx, s1, s2
 
+    @staticmethod
+    def _check_means(means: np.ndarray | None, f: np.ndarray) -> np.ndarray | None:
+        if means is None:
+            return None
+        m = np.asarray(means, dtype=float)
+        if m.shape != f.shape[:2]:
+            raise ValueError(f"means must be [n, H] = {f.shape[:2]}, got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("means contain NaN or inf")
+        return m
+
     def _grow(self, n: int) -> None:
         k = n - self.n_series
         self._acc = np.concatenate([self._acc, np.zeros((self.horizon, k, len(_SUMS)))], axis=1)
@@ -350,14 +371,17 @@ class Scorer:
         s1: np.ndarray,
         s2: np.ndarray,
         price: np.ndarray | None,
+        mean: np.ndarray | None = None,
     ) -> int:
         keep = np.isfinite(y)
         if not keep.all():
             idx, fq, y, s1, s2 = idx[keep], fq[keep], y[keep], s1[keep], s2[keep]
             price = None if price is None else price[keep]
+            mean = None if mean is None else mean[keep]
         if idx.size == 0:
             return 0
-        e = fq[:, self._mid] - y
+        e = fq[:, self._mid] - y  # the median's error: absolute-error metrics
+        em = e if mean is None else mean - y  # the mean's error: squared-error metrics and bias
         diff = y[:, None] - fq  # [n, Q]
         pinball = np.maximum(self._q * diff, (self._q - 1.0) * diff).mean(axis=1)
         ok = np.isfinite(s1) & (s1 > 0) & np.isfinite(s2) & (s2 > 0)
@@ -377,13 +401,13 @@ class Scorer:
         parts = {  # same order as _SUMS
             "n": np.ones_like(y),
             "abs": np.abs(e),
-            "sq": e * e,
-            "err": e,
+            "sq": em * em,
+            "err": em,
             "cov": cov,
             "ns": ok.astype(float),
             "abs_s": np.where(ok, np.abs(e) / safe1, 0.0),
-            "sq_s": np.where(ok, e * e / safe2, 0.0),
-            "err_s": np.where(ok, e / safe1, 0.0),
+            "sq_s": np.where(ok, em * em / safe2, 0.0),
+            "err_s": np.where(ok, em / safe1, 0.0),
             "pin_s": np.where(ok, pinball / safe1, 0.0),
             "rev": y * price,
             "units_np": np.where(known, 0.0, y),

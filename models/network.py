@@ -1,8 +1,13 @@
-"""The global quantile network: series inputs and hashed sku/store ids -> H x Q scaled quantiles.
+"""The global quantile network: series inputs and hashed sku/store ids -> H x Q scaled quantiles and H means.
 
 An MLP reads the series inputs ``x`` (which include the target-bucket calendar, see
 :mod:`tidecast.models.features`) and the summed sku/store embeddings; raw scores per (step, quantile) are
 ``head(mlp(...)) + skip(x)``: a nonlinear path plus a linear autoregressive one.
+
+A second, smaller head reads the same representation to give the mean per step (``softplus``, so >= 0),
+the point forecast that squared-error metrics and replenishment sums call for: for lumpy demand the mean
+sits well above the median. The representation is *detached* on its way into the mean head, so learning
+the mean never changes the quantiles.
 
 Outputs are non-negative and non-decreasing along the quantile axis *by construction*: the lowest quantile
 is ``softplus(r0)`` and each next one adds ``softplus(rj)``. They are in units of the series' scale (see
@@ -12,9 +17,11 @@ constant, so an untrained model forecasts the series' recent mean with a moderat
 >>> import torch
 >>> net = QuantileNet(n_inputs=5, horizon=2, quantiles=(0.1, 0.5, 0.9))
 >>> ids = torch.zeros(3, 2, dtype=torch.long)
->>> out = net(torch.randn(3, 5), ids, ids)
+>>> out, mean = net(torch.randn(3, 5), ids, ids)
 >>> tuple(out.shape), bool((out >= 0).all()), bool((out.diff(dim=-1) >= 0).all())
 ((3, 2, 3), True, True)
+>>> tuple(mean.shape), bool((mean >= 0).all())
+((3, 2), True)
 """
 
 from __future__ import annotations
@@ -48,7 +55,10 @@ def initial_quantiles(quantiles: Sequence[float], cv: float = 0.5, floor: float 
 
 
 class QuantileNet(nn.Module):
-    """MLP with a linear skip path; two hashed rows per sku and per store are summed into embeddings."""
+    """MLP with a linear skip path; two hashed rows per sku and per store are summed into embeddings.
+
+    ``mean_hidden`` is the width of the mean head's hidden layer (0: a linear mean head).
+    """
 
     def __init__(
         self,
@@ -61,6 +71,7 @@ class QuantileNet(nn.Module):
         store_dim: int = 8,
         hidden: int = 64,
         depth: int = 2,
+        mean_hidden: int = 64,
     ) -> None:
         super().__init__()
         self.horizon, self.n_quantiles = horizon, len(quantiles)
@@ -76,16 +87,33 @@ class QuantileNet(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, horizon * self.n_quantiles)
         self.skip = nn.Linear(n_inputs, horizon * self.n_quantiles, bias=False)
+        self.mean_body: nn.Module = (
+            nn.Sequential(nn.Linear(width, mean_hidden), nn.ReLU()) if mean_hidden > 0 else nn.Identity()
+        )
+        self.mean_head = nn.Linear(mean_hidden if mean_hidden > 0 else width, horizon)
+        self.mean_skip = nn.Linear(n_inputs, horizon, bias=False)
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.skip.weight.zero_()
+            self.mean_head.weight.mul_(0.1)
+            self.mean_head.bias.fill_(_inverse_softplus(1.0))  # an untrained mean: the series' scale
+            self.mean_skip.weight.zero_()
             prior = initial_quantiles(quantiles)
             steps = [prior[0]] + [b - a for a, b in itertools.pairwise(prior)]
             bias = torch.tensor([_inverse_softplus(s) for s in steps], dtype=torch.float32)
             self.head.bias.copy_(bias.repeat(horizon))
 
-    def forward(self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor) -> torch.Tensor:
-        """``x`` [N, D], ids [N, 2] -> scaled quantiles [N, H, Q] (non-negative, monotone in Q)."""
+    def forward(
+        self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` [N, D], ids [N, 2] -> scaled quantiles [N, H, Q] (non-negative, monotone in Q) and scaled
+        means [N, H] (non-negative)."""
         z = torch.cat([x, self.sku(sku_ids).sum(dim=1), self.store(store_ids).sum(dim=1)], dim=1)
-        raw = self.head(self.body(z)) + self.skip(x)
-        return monotone_quantiles(raw.view(-1, self.horizon, self.n_quantiles))
+        hidden = self.body(z)
+        raw = self.head(hidden) + self.skip(x)
+        mean = F.softplus(self.mean_head(self.mean_body(hidden.detach())) + self.mean_skip(x))
+        return monotone_quantiles(raw.view(-1, self.horizon, self.n_quantiles)), mean
+
+    def mean_parameters(self) -> list[nn.Parameter]:
+        """The mean head's parameters (the rest of the network learns the quantiles only)."""
+        return [*self.mean_body.parameters(), *self.mean_head.parameters(), *self.mean_skip.parameters()]

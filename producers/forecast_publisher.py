@@ -33,12 +33,12 @@ class KafkaForecastSink:
         if self.transactional:
             self.producer.init_transactions()
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
         if self.transactional:
             self.producer.begin_transaction()
         sent = 0
         send, partitions = self.producer.send, self.partitions
-        for key, value in batch.messages(series, values):
+        for key, value in batch.messages(series, values, mean):
             # the partition from a C crc32 of the key: kafka-python's pure-Python murmur2 costs more than
             # the rest of the send; one series still always lands in one partition
             send(self.topic, key=key, value=value, partition=zlib.crc32(key) % partitions)

@@ -109,6 +109,7 @@ class Closed:
     revenue: np.ndarray
     published: np.ndarray
     values: np.ndarray
+    mean: np.ndarray
 
 
 class ClosedBuckets:
@@ -119,14 +120,14 @@ class ClosedBuckets:
         self.panel = panel
         self.closed: list[Closed] = []
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
         panel = self.panel()
         index = panel.index
         last = panel.history[:, -1]
         idx = np.fromiter((index[name] for name in series), np.int64, len(series))
         t = self.buckets.index(batch.origin_ms) - 1
         self.closed.append(
-            Closed(t, last[:, UNITS].astype(np.float64), last[:, REVENUE].astype(np.float64), idx, values)
+            Closed(t, last[:, UNITS].astype(np.float64), last[:, REVENUE].astype(np.float64), idx, values, mean)
         )
         return len(series)
 
@@ -321,7 +322,7 @@ class Backtest:
                     remote.start(c.t)
             for remote in self.remotes:
                 remote.close(c.t, c.units, c.revenue)
-            self.lineup.close(c.t, c.units, c.revenue, (c.published, c.values))
+            self.lineup.close(c.t, c.units, c.revenue, (c.published, c.values, c.mean))
         self.sink.closed.clear()
 
 

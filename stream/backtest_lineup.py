@@ -71,9 +71,14 @@ class Lineup:
         )
 
     def close(
-        self, t: int, units: np.ndarray, revenue: np.ndarray, tidecast: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        t: int,
+        units: np.ndarray,
+        revenue: np.ndarray,
+        tidecast: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Bucket ``t`` closed with ``units`` and ``revenue`` [S]; ``tidecast`` = (published rows, values)."""
+        """Bucket ``t`` closed with ``units`` and ``revenue`` [S]; ``tidecast`` = (published rows, quantiles
+        [n, H, Q], means [n, H])."""
         cfg = self.config
         n = units.size
         started = time.perf_counter()
@@ -91,24 +96,28 @@ class Lineup:
         origin = t + 1
         scored = origin >= self.first_scored
         forecasts: dict[str, np.ndarray] = {}
+        means: dict[str, np.ndarray] = {}
         if tidecast is not None:
             started = time.perf_counter()
-            published, values = tidecast
+            published, values, mean = tidecast
             tide = forecasts[TIDECAST] = np.zeros((n, cfg.horizon, len(cfg.quantiles)))
             tide[published] = values
+            tide_mean = means[TIDECAST] = np.zeros((n, cfg.horizon))
+            tide_mean[published] = mean
             self.unpublished += n - published.size if scored else 0
             self.timings[TIDECAST] += time.perf_counter() - started
         for name, model in self.baselines.items():
             started = time.perf_counter()
             model.update(units)
             forecasts[name] = model.forecast()
+            means[name] = model.point_forecast()
             self.timings[name] += time.perf_counter() - started
 
         if scored:
             started = time.perf_counter()
             self.issued.append(origin)
             for name, f in forecasts.items():
-                self.scorers[name].issue(origin, f, s1, s2)
+                self.scorers[name].issue(origin, f, s1, s2, means=means[name])
                 self._step1[name] = f[:, 0, self.mid].copy()
             self.timings["scoring"] += time.perf_counter() - started
         if self.forecasts is not None:

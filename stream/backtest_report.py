@@ -125,7 +125,8 @@ def markdown(result: BacktestResult, title: str = "Backtest", plots: list[str] |
         f"Input: {counts}.", "",
         "## Overall", "",
         "Every metric is computed per series over all its scored points, then averaged over series (WRMSSE and "
-        "WSPL: weighted by revenue share). See docs/metrics.md.", "",
+        "WSPL: weighted by revenue share). MAE and MASE score each model's median, RMSE, RMSSE, WRMSSE and bias "
+        "its mean (a baseline's point forecast). See docs/metrics.md.", "",
         overall_table(result), "",
         "## Per horizon step", "",
         horizon_tables(result),

@@ -7,8 +7,8 @@ are dropped by ``forecast_id``. Baselines are run over the same actuals and scor
 
 >>> import numpy as np
 >>> y = np.array([[1.0, 2.0, 1.0, 2.0, 1.0, 2.0]])
->>> docs = [{"forecast_id": f"f{o}", "series": "all:A", "origin_index": o, "values": [[0.5, 1.5, 2.5]]}
-...         for o in range(2, 6)]
+>>> docs = [{"forecast_id": f"f{o}", "series": "all:A", "origin_index": o, "values": [[0.5, 1.5, 2.5]],
+...          "mean": [1.5]} for o in range(2, 6)]
 >>> result = score_published(docs, ["all:A"], y, None, horizon=1, quantiles=(0.1, 0.5, 0.9), season=2,
 ...                          warmup=0, baselines=("seasonal_naive",))
 >>> result["tidecast"]["mae"], result["seasonal_naive"]["mae"], result["tidecast"]["scored"]
@@ -39,18 +39,19 @@ def score_published(
 ) -> dict[str, dict]:
     """Metrics per model over every fully observed point of the published forecasts.
 
-    ``forecasts``: documents with ``forecast_id``, ``series``, ``values`` [H][Q] and ``origin_index``, the
-    column of ``actuals`` their first step targets. ``actuals`` [S, T] (units per series and bucket, 0 for
+    ``forecasts``: documents with ``forecast_id``, ``series``, ``values`` [H][Q], ``mean`` [H] (optional: the
+    median stands in without it) and ``origin_index``, the column of ``actuals`` their first step
+    targets. ``actuals`` [S, T] (units per series and bucket, 0 for
     no sale), ``prices`` [S, T] or None. Origins before ``warmup`` are not scored.
     """
     index = {name: i for i, name in enumerate(series)}
-    by_origin: dict[int, dict[int, list]] = defaultdict(dict)
+    by_origin: dict[int, dict[int, tuple[list, list]]] = defaultdict(dict)
     seen_ids: set[str] = set()
     for doc in forecasts:
         if doc["forecast_id"] in seen_ids or doc["series"] not in index:
             continue
         seen_ids.add(doc["forecast_id"])
-        by_origin[doc["origin_index"]][index[doc["series"]]] = doc["values"]
+        by_origin[doc["origin_index"]][index[doc["series"]]] = (doc["values"], doc.get("mean"))
 
     n_series, n_buckets = actuals.shape
     scales = RunningScales(n_series)
@@ -63,10 +64,13 @@ def score_published(
         if issued and origin >= warmup and origin + horizon <= n_buckets:
             idx = np.fromiter(issued, np.int64, len(issued))
             mae_scale, mse_scale = scales.scales()
-            values = np.asarray([issued[i] for i in idx], np.float64)
-            scorers["tidecast"].issue(origin, values, mae_scale[idx], mse_scale[idx], idx)
+            values = np.asarray([issued[i][0] for i in idx], np.float64)
+            means = None if any(issued[i][1] is None for i in idx) else np.asarray([issued[i][1] for i in idx])
+            scorers["tidecast"].issue(origin, values, mae_scale[idx], mse_scale[idx], idx, means)
             for name, model in models.items():
-                scorers[name].issue(origin, model.forecast()[idx], mae_scale[idx], mse_scale[idx], idx)
+                scorers[name].issue(
+                    origin, model.forecast()[idx], mae_scale[idx], mse_scale[idx], idx, model.point_forecast()[idx]
+                )
         column = actuals[:, origin]
         price = None if prices is None else prices[:, origin]
         for scorer in scorers.values():

@@ -1,15 +1,17 @@
 """The forecast contract (``tidecast.forecast/1``): one message per series and bucket close.
 
 ``forecast_id`` is a UUIDv5 of (series, origin, model version), so a consumer can drop a duplicate that a
-crash-restart re-published. ``origin`` is the start of the first forecast bucket.
+crash-restart re-published. ``origin`` is the start of the first forecast bucket. ``mean`` (one value per
+step) is the forecast mean, the point for sums and squared-error metrics; the median is in ``values``.
 
 >>> import numpy as np
 >>> batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
 ...                       model_version=3, issued_at_ms=1_767_571_260_000)
->>> docs = list(batch.messages(["all:A"], np.array([[[0.0, 1.0, 2.5], [0.0, 1.0, 3.0]]], dtype=np.float32)))
->>> key, value = docs[0]
->>> key, orjson.loads(value)["values"], orjson.loads(value)["origin"]
-(b'all:A', [[0.0, 1.0, 2.5], [0.0, 1.0, 3.0]], '2026-01-05T00:00:00+00:00')
+>>> values = np.array([[[0.0, 1.0, 2.5], [0.0, 1.0, 3.0]]], dtype=np.float32)
+>>> key, value = next(batch.messages(["all:A"], values, np.array([[1.25, 1.5]])))
+>>> doc = orjson.loads(value)
+>>> key, doc["values"], doc["mean"], doc["origin"]
+(b'all:A', [[0.0, 1.0, 2.5], [0.0, 1.0, 3.0]], [1.25, 1.5], '2026-01-05T00:00:00+00:00')
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ class ForecastBatch:
     model_version: int
     issued_at_ms: int
 
-    def messages(self, series: Sequence[str], values: np.ndarray) -> Iterator[tuple[bytes, bytes]]:
-        """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q."""
+    def messages(self, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q; ``mean``
+        is [S, H], non-negative."""
         origin = to_iso(self.origin_ms)
         shared = orjson.dumps({
             "bucket_seconds": self.bucket_seconds,
@@ -63,11 +66,13 @@ class ForecastBatch:
             "issued_at": to_iso(self.issued_at_ms),
         })[1:-1]  # the fields every message of this close shares, serialised once
         rounded = np.round(np.asarray(values, np.float64), 4)
-        if len(rounded) != len(series):
-            raise ValueError(f"{len(series)} series but {len(rounded)} forecasts")
+        means = np.round(np.asarray(mean, np.float64), 4)
+        if not len(rounded) == len(means) == len(series):
+            raise ValueError(f"{len(series)} series but {len(rounded)} forecasts and {len(means)} means")
         dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
-        for name, row in zip(series, rounded, strict=True):
+        for name, row, row_mean in zip(series, rounded, means, strict=True):
             store, _, sku = name.partition(":")
             head = dumps({"schema": SCHEMA, "forecast_id": forecast_id(name, origin, self.model_version),
                           "series": name, "store": store, "sku": sku})
-            yield name.encode(), b"".join((head[:-1], b",", shared, b',"values":', dumps(row, option=numpy), b"}"))
+            yield name.encode(), b"".join((head[:-1], b",", shared, b',"values":', dumps(row, option=numpy),
+                                           b',"mean":', dumps(row_mean, option=numpy), b"}"))

@@ -117,7 +117,7 @@ class Forecaster:
 
         started = time.perf_counter()
         active = self.panel.active_since(t - self.config.retention + 1)
-        values = self.learner.forecast(
+        values, mean = self.learner.forecast(
             history[active], first_seen[active], [stores[i] for i in active], [skus[i] for i in active],
             t, self.config.bucket_seconds,
         )
@@ -131,7 +131,7 @@ class Forecaster:
             model_version=self.learner.model_version,
             issued_at_ms=int(self.clock() * 1000),
         )
-        published = self.sink.publish(batch, [self.panel.series[i] for i in active], values)
+        published = self.sink.publish(batch, [self.panel.series[i] for i in active], values, mean)
         seconds["publish"] = _lap(started)
 
         started = time.perf_counter()

@@ -18,7 +18,9 @@ from tidecast.stream.forecast_message import ForecastBatch
 class ForecastSink(Protocol):
     """Where forecasts go: the Kafka publisher live, a list in tests and the backtest."""
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int: ...
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+        """Send one close: quantiles ``values`` [S, H, Q] and means ``mean`` [S, H] of ``series``."""
+        ...
 
 
 class CheckpointStore(Protocol):
@@ -34,7 +36,9 @@ class Learner(Protocol):
     min_history: int
 
     def forecast(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
-                 t: int, bucket_seconds: int) -> np.ndarray: ...
+                 t: int, bucket_seconds: int) -> tuple[np.ndarray, np.ndarray]:
+        """(quantiles [S, H, Q], means [S, H]) in units."""
+        ...
 
     def learn(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
               t: int, bucket_seconds: int) -> dict[str, Any]: ...
@@ -45,13 +49,13 @@ class Learner(Protocol):
 
 
 class MemorySink:
-    """Keeps every published batch: ``(batch, series, values)``."""
+    """Keeps every published batch: ``(batch, series, values, mean)``."""
 
     def __init__(self) -> None:
-        self.published: list[tuple[ForecastBatch, list[str], np.ndarray]] = []
+        self.published: list[tuple[ForecastBatch, list[str], np.ndarray, np.ndarray]] = []
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
-        self.published.append((batch, list(series), values.copy()))
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+        self.published.append((batch, list(series), values.copy(), mean.copy()))
         return len(series)
 
 

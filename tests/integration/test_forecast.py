@@ -54,9 +54,12 @@ def check_forecasts(docs: list[dict], settings: Settings) -> dict[str, dict[str,
         assert len(doc["values"]) == settings.horizon and doc["quantiles"] == list(settings.quantiles)
         for row in doc["values"]:
             assert len(row) == len(settings.quantiles) and row[0] >= 0 and row == sorted(row)
+        assert len(doc["mean"]) == settings.horizon and min(doc["mean"]) >= 0
         earlier = by_origin[doc["origin"]].get(doc["series"])
         if earlier is not None:  # re-published after a crash: the same forecast, the same id
-            assert (earlier["forecast_id"], earlier["values"]) == (doc["forecast_id"], doc["values"])
+            assert (earlier["forecast_id"], earlier["values"], earlier["mean"]) == (
+                doc["forecast_id"], doc["values"], doc["mean"]
+            )
         by_origin[doc["origin"]][doc["series"]] = doc
     return by_origin
 

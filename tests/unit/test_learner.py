@@ -96,7 +96,8 @@ def test_non_finite_history_is_treated_as_missing() -> None:
         info = lrn.learn(window(values, pos), seen, stores, skus, START + pos, DAY)
         assert math.isfinite(info["train_loss"]) and math.isfinite(info["loss"])
     assert all(torch.isfinite(p).all() for p in lrn.model.parameters())
-    assert np.isfinite(lrn.forecast(window(values, 40), seen, stores, skus, START + 40, DAY)).all()
+    fc = lrn.forecast(window(values, 40), seen, stores, skus, START + 40, DAY)
+    assert np.isfinite(fc.quantiles).all() and np.isfinite(fc.mean).all()
 
 
 def test_learning_beats_the_untrained_model_on_a_seasonal_panel() -> None:
@@ -109,12 +110,28 @@ def test_learning_beats_the_untrained_model_on_a_seasonal_panel() -> None:
     def mae(model: OnlineLearner) -> float:
         errors = []
         for pos in range(110, 122):
-            fc = model.forecast(window(values, pos), seen, stores, skus, START + pos, DAY)[:, :, 1]
+            fc = model.forecast(window(values, pos), seen, stores, skus, START + pos, DAY).quantiles[:, :, 1]
             errors.append(np.abs(fc - values[:, pos + 1 : pos + 1 + CFG.horizon, UNITS]).mean())
         return float(np.mean(errors))
 
     before, after = mae(untrained), mae(trained)
     assert after < 0.8 * before, (before, after)
+
+
+def test_the_mean_forecast_learns_the_mean_of_lumpy_demand_where_the_median_cannot() -> None:
+    # bulk orders: 0 units on 80% of days, 20 on the rest; median 0, mean 4
+    rng = np.random.default_rng(5)
+    n, length = 60, 160
+    values = np.zeros((n, length, len(CHANNELS)), np.float32)
+    values[..., UNITS] = 20.0 * (rng.random((n, length)) < 0.2)
+    values[..., REVENUE] = values[..., UNITS] * 4.0
+    seen, stores, skus = ids(n)
+    lrn = OnlineLearner(CFG)
+    for pos in range(10, 150):
+        lrn.learn(window(values, pos), seen, stores, skus, START + pos, DAY)
+    fc = lrn.forecast(window(values, 150), seen, stores, skus, START + 150, DAY)
+    assert float(np.median(fc.quantiles[..., 1])) <= 1.0
+    assert 3.4 < float(fc.mean.mean()) < 4.6, float(fc.mean.mean())  # untrained: about 5.4
 
 
 def test_replay_is_a_uniform_reservoir_and_round_trips() -> None:

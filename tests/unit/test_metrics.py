@@ -139,6 +139,32 @@ def test_hand_case_with_price_uses_revenue_weights() -> None:
     assert step2["coverage80"] == approx(0.5)
 
 
+# Means: A = (3, 1) (exact), B = (1, 2): e_mean = 0, 0 for A and +1, -2 for B.
+#   Squared-error metrics and bias move to the mean, absolute ones stay on the median:
+#   RMSE_B = sqrt((1 + 4)/2) = 1.5811, RMSSE_B the same (s2 = 1); RMSE_A = RMSSE_A = 0; bias_B = -0.5.
+#   MAE, MASE, WSPL and coverage are those of the median case above.
+MEANS = np.array([[3.0, 1.0], [1.0, 2.0]])
+
+
+def test_hand_case_with_means_scores_squared_errors_and_bias_on_the_mean() -> None:
+    sc = Scorer(2, Q)
+    sc.add(F, Y, S1, S2, price=np.array([[2.0, 2.0], [1.0, 1.0]]), means=MEANS)
+    r = sc.result()
+    rb = math.sqrt(2.5)
+    assert (r["rmse"], r["rmsse"], r["wrmsse"]) == (approx(rb / 2), approx(rb / 2), approx(1 / 3 * rb))
+    assert r["bias"] == approx(-0.25) and r["bias_scaled"] == approx(-0.25)
+    assert (r["mae"], r["mase"], r["wspl"], r["coverage80"]) == (approx(1.25), approx(1.0), approx(0.3), approx(0.75))
+    live = Scorer(2, Q)
+    live.issue(0, F, S1, S2, means=MEANS)
+    live.observe(0, Y[:, 0], price=np.array([2.0, 1.0]))
+    live.observe(1, Y[:, 1], price=np.array([2.0, 1.0]))
+    assert live.result() == r
+    with pytest.raises(ValueError):
+        sc.add(F, Y, S1, S2, means=MEANS[:, :1])  # one mean per step
+    with pytest.raises(ValueError):
+        sc.add(F, Y, S1, S2, means=np.full((2, 2), NAN))
+
+
 def test_missing_prices_are_imputed() -> None:
     # A's step-2 price is unknown -> A's mean known price 2; B has none -> overall mean known price 2.
     # Revenue A = 3*2 + 1*2 = 8, B = 4*2 = 8 -> equal weights.

@@ -28,7 +28,7 @@ from tidecast.models.features import (
     hash_ids,
 )
 from tidecast.models.learner import LearnerConfig, OnlineLearner
-from tidecast.models.loss import pinball_loss, pinball_terms
+from tidecast.models.loss import pinball_loss, pinball_terms, poisson_loss
 from tidecast.models.network import QuantileNet
 
 torch.set_num_threads(1)
@@ -139,9 +139,30 @@ def test_network_output_is_non_negative_and_monotone(x: np.ndarray, ids: np.ndar
     with torch.no_grad():  # random, large weights: the guarantee must not depend on training
         for p in net.parameters():
             p.normal_(0, 3.0)
-        out = net(torch.from_numpy(x), torch.from_numpy(ids), torch.from_numpy(ids))
+        out, mean = net(torch.from_numpy(x), torch.from_numpy(ids), torch.from_numpy(ids))
     assert out.shape == (5, 4, 4)
     assert torch.isfinite(out).all() and (out >= 0).all() and (out.diff(dim=-1) >= 0).all()
+    assert mean.shape == (5, 4) and torch.isfinite(mean).all() and (mean >= 0).all()
+
+
+def test_the_mean_head_never_moves_the_quantile_path() -> None:
+    torch.manual_seed(0)
+    net = QuantileNet(6, 2, (0.1, 0.5, 0.9), sku_buckets=8, store_buckets=8, hidden=8)
+    ids = torch.zeros(4, 2, dtype=torch.long)
+    _, mean = net(torch.randn(4, 6), ids, ids)
+    mean.sum().backward()
+    mean_params = {id(p) for p in net.mean_parameters()}
+    for p in net.parameters():
+        touched = p.grad is not None and bool(p.grad.abs().sum() > 0)
+        assert touched == (id(p) in mean_params), "only the mean head may learn from the mean's loss"
+
+
+def test_poisson_loss_is_least_at_the_mean_not_the_median() -> None:
+    y = torch.tensor([[0.0], [0.0], [0.0], [10.0]])  # lumpy: median 0, mean 2.5
+    mask = torch.ones(4, 1, dtype=torch.bool)
+    grid = torch.linspace(0.1, 6.0, 60)
+    losses = torch.stack([poisson_loss(torch.full((4, 1), float(m)), y, mask) for m in grid])
+    assert abs(float(grid[losses.argmin()]) - 2.5) < 0.1
 
 
 def test_pinball_loss_hand_computed() -> None:
@@ -181,16 +202,18 @@ def test_forecasts_are_finite_non_negative_and_monotone(
     hist = np.zeros((4, 9, F), np.float32)  # shorter than lags: left-padded as pre-launch
     hist[..., UNITS] = units
     hist[..., REVENUE] = units * 3.0
-    fc = learner.forecast(hist, seen, ["s"] * 4, ["a", "b", "c", "d"], 100, bucket)
+    fc, mean = learner.forecast(hist, seen, ["s"] * 4, ["a", "b", "c", "d"], 100, bucket)
     assert fc.shape == (4, SMALL.horizon, 3) and fc.dtype == np.float32
     assert np.isfinite(fc).all() and (fc >= 0).all() and (np.diff(fc, axis=-1) >= 0).all()
+    assert mean.shape == (4, SMALL.horizon) and np.isfinite(mean).all() and (mean >= 0).all()
 
 
 def test_untrained_model_forecasts_about_the_recent_mean() -> None:
     hist, seen, stores, skus = panel(8, 20)
-    fc = OnlineLearner(SMALL).forecast(hist, seen, stores, skus, 40, DAY)
+    fc, mean = OnlineLearner(SMALL).forecast(hist, seen, stores, skus, 40, DAY)
     level = hist[:, -SMALL.scale_window :, UNITS].mean(axis=1) + SMALL.scale_eps
     assert np.allclose(fc[:, :, 1].mean(axis=1) / level, 1.0, atol=0.35)
+    assert np.allclose(mean.mean(axis=1) / level, 1.0, atol=0.35)
 
 
 def test_new_series_get_finite_forecasts_from_their_first_bucket() -> None:
@@ -201,10 +224,10 @@ def test_new_series_get_finite_forecasts_from_their_first_bucket() -> None:
     seen = np.array([0, 0, 40])  # the third series appears in bucket t = 40
     for _ in range(3):
         learner.learn(hist, seen, stores, skus, 40 + _, DAY)
-    fc = learner.forecast(hist, seen, stores, skus, 43, DAY)
-    assert np.isfinite(fc).all() and (fc[2] > 0).any()
+    fc, mean = learner.forecast(hist, seen, stores, skus, 43, DAY)
+    assert np.isfinite(fc).all() and (fc[2] > 0).any() and mean[2].min() > 0
     empty = learner.forecast(hist[:0], seen[:0], [], [], 43, DAY)
-    assert empty.shape == (0, SMALL.horizon, 3)
+    assert empty.quantiles.shape == (0, SMALL.horizon, 3) and empty.mean.shape == (0, SMALL.horizon)
 
 
 def test_seeded_determinism() -> None:
@@ -215,10 +238,10 @@ def test_seeded_determinism() -> None:
         for t in range(30, 36):
             learner.learn(hist, seen, stores, skus, t, DAY)
         runs.append(learner.forecast(hist, seen, stores, skus, 36, DAY))
-    assert np.array_equal(runs[0], runs[1])
+    assert np.array_equal(runs[0].quantiles, runs[1].quantiles) and np.array_equal(runs[0].mean, runs[1].mean)
     other = OnlineLearner(dataclasses.replace(SMALL, seed=1))
-    assert not np.array_equal(other.forecast(hist, seen, stores, skus, 36, DAY),
-                              OnlineLearner(SMALL).forecast(hist, seen, stores, skus, 36, DAY))
+    assert not np.array_equal(other.forecast(hist, seen, stores, skus, 36, DAY).quantiles,
+                              OnlineLearner(SMALL).forecast(hist, seen, stores, skus, 36, DAY).quantiles)
 
 
 # ------------------------------------------------------------------- checkpoints
@@ -236,8 +259,9 @@ def test_checkpoint_round_trip_restores_everything() -> None:
     learner, (hist, seen, stores, skus) = trained()
     blob = checkpoint.dumps(learner.state_dict())
     restored = OnlineLearner.from_state_dict(checkpoint.loads(blob))
-    assert np.array_equal(learner.forecast(hist, seen, stores, skus, 36, DAY),
-                          restored.forecast(hist, seen, stores, skus, 36, DAY))
+    for a, b in zip(learner.forecast(hist, seen, stores, skus, 36, DAY),
+                    restored.forecast(hist, seen, stores, skus, 36, DAY), strict=True):
+        assert np.array_equal(a, b)
     assert restored.model_version == learner.model_version == 6
     a, b = learner.optimizer.state_dict()["state"], restored.optimizer.state_dict()["state"]
     assert a.keys() == b.keys() and all(torch.equal(a[k]["exp_avg_sq"], b[k]["exp_avg_sq"]) for k in a)
@@ -245,8 +269,9 @@ def test_checkpoint_round_trip_restores_everything() -> None:
     # and both continue identically: replay, RNG and optimizer state all came back
     for lrn in (learner, restored):
         lrn.learn(hist, seen, stores, skus, 36, DAY)
-    assert np.array_equal(learner.forecast(hist, seen, stores, skus, 37, DAY),
-                          restored.forecast(hist, seen, stores, skus, 37, DAY))
+    for a, b in zip(learner.forecast(hist, seen, stores, skus, 37, DAY),
+                    restored.forecast(hist, seen, stores, skus, 37, DAY), strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_checkpoint_rejects_foreign_corrupted_and_malicious_bytes(tmp_path) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import orjson
 import pytest
 
@@ -14,6 +15,7 @@ from tidecast.consumers.dlq import dlq_message
 from tidecast.producers.faults import _breakages
 from tidecast.producers.synthetic import SyntheticConfig, generate
 from tidecast.stream.events import InvalidEvent, validate
+from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.ingest import Reject
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
@@ -48,3 +50,21 @@ def test_what_the_validator_rejects_the_schema_rejects(n: int) -> None:
 def test_dlq_messages_match_their_schema() -> None:
     message = dlq_message(Reject("tidecast.sales", 2, 99, None, b"\x00\xff", "not valid JSON"), 1_767_600_000_000)
     schema("dlq.schema.json").validate(orjson.loads(message))
+
+
+def test_forecast_messages_match_their_schema() -> None:
+    batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
+                          model_version=7, issued_at_ms=1_767_571_260_000)
+    values = np.array([[[0.0, 1.0, 2.0], [0.0, 2.0, 5.0]], [[1.0, 3.0, 9.0], [2.0, 3.0, 8.0]]], np.float32)
+    mean = np.array([[1.2, 2.4], [4.0, 3.9]], np.float32)
+    docs = [orjson.loads(value) for _, value in batch.messages(["all:A", "s1:B"], values, mean)]
+    validator = schema("forecast.schema.json")
+    for doc in docs:
+        validator.validate(doc)
+    assert [d["mean"] for d in docs] == [[1.2, 2.4], [4.0, 3.9]]
+    older = {k: v for k, v in docs[0].items() if k != "mean"}  # a message from before the mean existed
+    validator.validate(older)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({**docs[0], "mean": [-1.0, 2.0]})
+    with pytest.raises(ValueError):
+        list(batch.messages(["all:A"], values[:1], mean))  # one mean row per series

@@ -101,8 +101,8 @@ class _TeeSink:
     def __init__(self, inner, forecaster, board: Board) -> None:
         self.inner, self.forecaster, self.board = inner, forecaster, board
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> int:
-        sent = self.inner.publish(batch, series, values)
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+        sent = self.inner.publish(batch, series, values, mean)
         self.board.on_close(self.forecaster.panel, batch, series, values)
         return sent
 

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     console = Console()
     endpoints = resolve(settings)
     if not args.json:
-        console.print("[dim]series | origin | model | p10 / p50 / p90 of the first steps[/]")
+        console.print("[dim]series | origin | model | p10/p50/p90 (mean) of the first steps[/]")
     try:
         for doc in follow(settings, endpoints.kafka, args.from_beginning, args.until_idle):
             if args.series and doc["series"] != args.series:
@@ -53,7 +53,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if args.json:
                 print(orjson.dumps(doc).decode(), flush=True)
                 continue
-            steps = "  ".join("/".join(f"{v:.1f}" for v in row) for row in doc["values"][:4])
+            means = doc.get("mean") or [None] * len(doc["values"])
+            steps = "  ".join(
+                "/".join(f"{v:.1f}" for v in row) + ("" if m is None else f" ({m:.1f})")
+                for row, m in zip(doc["values"][:4], means, strict=False)
+            )
             console.print(f"{doc['series']:<24} {doc['origin'][:16]}  v{doc['model_version']:<5} {steps}")
     except KeyboardInterrupt:
         pass
