@@ -41,7 +41,7 @@ from tidecast.stream.redis_store import RedisWindowStore
 from tidecast.stream.timebuckets import Buckets, from_iso, season_for
 from tidecast.stream.windows import REVENUE, UNITS
 
-SUMMARY_METRICS = ("mae", "mase", "wspl", "coverage80")
+SUMMARY_METRICS = ("mae", "mase", "wrmsse", "wspl", "coverage80")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
