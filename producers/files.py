@@ -251,18 +251,21 @@ def _epoch(number: float, raw: object) -> object:
         return raw
 
 
+_INT64 = 2**63  # JSON encoders (orjson) take integers within 64 bits; larger ones stay floats
+
+
 def _number(raw: object) -> object:
-    """int when integral, else float; anything else (or not finite) unchanged."""
+    """int when integral and within 64 bits, else float; anything else (or not finite) unchanged."""
     kind = type(raw)
     if kind is int:
-        return raw
+        return raw if -_INT64 <= raw < _INT64 else float(raw)
     if kind is float:
-        return int(raw) if raw.is_integer() else raw
+        return int(raw) if raw.is_integer() and abs(raw) < _INT64 else raw
     if kind is not str:
         return raw
     text = raw.strip()
     try:
-        return int(text)
+        return _number(int(text))
     except ValueError:
         pass
     try:
@@ -271,7 +274,7 @@ def _number(raw: object) -> object:
         return raw
     if not math.isfinite(value):
         return raw
-    return int(value) if value.is_integer() else value
+    return _number(value)
 
 
 def _flag(raw: object) -> object:

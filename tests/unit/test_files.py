@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tidecast.producers.files import FIELDS, count_rows, parse_columns, read_events
@@ -224,11 +224,13 @@ def test_gzip_csv_and_jsonl(tmp_path: Path) -> None:
 
 
 _cell = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
-    ["", "1", "-3", "2.5", "1e400", "nan", "2026-01-05 10:00", "2026-03-29T01:30", "yes", "1767607200000"])
+    ["", "1", "-3", "2.5", "1e400", "1E100", "123456789012345678901234", "nan", "2026-01-05 10:00",
+     "2026-03-29T01:30", "yes", "1767607200000"])
 
 
 @settings(max_examples=60, deadline=None)
 @given(rows=st.lists(st.lists(_cell, min_size=0, max_size=6), max_size=8))
+@example(rows=[["", "", "1E100"], ["", "", "123456789012345678901234", "-1e30"]])  # beyond 64-bit integers
 def test_every_csv_row_comes_out_as_a_serialisable_event(rows: list[list[str]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = write_csv(Path(folder) / "any.csv", [["ts", "sku", "qty", "price", "promo", "store"], *rows])
