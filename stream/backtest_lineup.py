@@ -27,12 +27,13 @@ from tidecast.stream.backtest_config import (
 
 @dataclass
 class Trace:
-    """Per bucket: every series' units and tidecast's one-step quantiles for it (report plots)."""
+    """Per bucket: every series' units and tidecast's one-step quantiles and mean for it (report plots)."""
 
     buckets: list[int] = field(default_factory=list)
     units: list[np.ndarray] = field(default_factory=list)
     step1: list[np.ndarray | None] = field(default_factory=list)
     revenue: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    step1_mean: list[np.ndarray | None] = field(default_factory=list)
 
 
 class Lineup:
@@ -128,6 +129,7 @@ class Lineup:
             tr.buckets.append(t)
             tr.units.append(units.astype(np.float32))
             tr.step1.append(forecasts[TIDECAST][:, 0, :].astype(np.float32))
+            tr.step1_mean.append(means[TIDECAST][:, 0].astype(np.float32))
             tr.revenue = np.concatenate([tr.revenue, np.zeros(n - tr.revenue.size)]) + revenue
 
     def outcome(self) -> dict:

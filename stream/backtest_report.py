@@ -219,7 +219,7 @@ def top_series(trace: Trace, n: int = TOP_SERIES, min_active: int = 28) -> list[
 
 
 def plot_top_series(result: BacktestResult, folder: Path) -> Path | None:
-    """``top_series.png``: actuals and tidecast's one-step 10/50/90% quantiles of the highest-revenue series
+    """``top_series.png``: actuals, tidecast's one-step 10/50/90% quantiles and mean of the highest-revenue series
     (see :func:`top_series`); the y axis is cut above the 99.5th percentile, cut-off actuals drawn as ^."""
     tr = result.trace
     if tr is None or len(tr.buckets) < 2 or tr.revenue.size == 0:
@@ -231,15 +231,20 @@ def plot_top_series(result: BacktestResult, folder: Path) -> Path | None:
     for ax, i in zip(axes[:, 0], top, strict=True):
         actual = np.array([u[i] if i < u.size else np.nan for u in tr.units])
         q = np.full((len(tr.buckets), tr.step1[-1].shape[1]), np.nan)
+        mean = np.full(len(tr.buckets), np.nan)
         for k in range(1, len(tr.buckets)):  # the forecast for bucket k was issued at the close of k-1
             prev = tr.step1[k - 1]
             if prev is not None and i < prev.shape[0]:
                 q[k] = prev[i]
+                if k - 1 < len(tr.step1_mean):
+                    mean[k] = tr.step1_mean[k - 1][i]
         lo, mid, hi = q[:, 0], q[:, q.shape[1] // 2], q[:, -1]
         finite = np.concatenate([actual[np.isfinite(actual)], hi[np.isfinite(hi)]])
         top_y = max(1.0, float(np.percentile(finite, 99.5)) * 1.15) if finite.size else 1.0
         ax.fill_between(dates, lo, hi, alpha=0.3, step="mid", label="tidecast 10-90%")
         ax.plot(dates, mid, drawstyle="steps-mid", linewidth=1.0, label="tidecast median")
+        if np.isfinite(mean).any():
+            ax.plot(dates, mean, drawstyle="steps-mid", linewidth=1.0, linestyle="--", label="tidecast mean")
         ax.plot(dates, np.where(actual <= top_y, actual, np.nan), ".", markersize=3, color="black", label="actual")
         over = actual > top_y
         if over.any():
@@ -248,7 +253,7 @@ def plot_top_series(result: BacktestResult, folder: Path) -> Path | None:
         ax.set_ylim(0, top_y)
         ax.set_title(f"{result.series_names[i]} (revenue {tr.revenue[i]:,.0f})", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, ncol=4)
+    axes[0, 0].legend(fontsize=8, ncol=5)
     fig.autofmt_xdate()
     path = folder / "top_series.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
