@@ -78,7 +78,8 @@ class LearnerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 10.0
     batch_size: int = 1024
-    steps_per_learn: int = 2
+    steps_per_learn: int = 2  # optimizer steps per close of a bucket of a day or less; per day spanned above
+    max_steps_per_learn: int = 16
     recent_fraction: float = 0.5
     replay_capacity: int = 16_384
     replay_add: int = 1024
@@ -97,6 +98,19 @@ class LearnerConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
             raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")
+        if self.max_steps_per_learn < self.steps_per_learn:
+            raise ValueError("need max_steps_per_learn >= steps_per_learn")
+
+    def steps_for(self, bucket_seconds: int) -> int:
+        """Optimizer steps per close: ``steps_per_learn`` per day the bucket spans (at least one day, at most
+        ``max_steps_per_learn``), so a year of weekly buckets learns about as much as a year of daily ones.
+
+        >>> cfg = LearnerConfig()
+        >>> cfg.steps_for(3_600), cfg.steps_for(86_400), cfg.steps_for(7 * 86_400), cfg.steps_for(28 * 86_400)
+        (2, 2, 14, 16)
+        """
+        days = max(1, round(bucket_seconds / 86_400))
+        return min(self.steps_per_learn * days, self.max_steps_per_learn)
 
     @property
     def features(self) -> FeatureSpec:
@@ -299,7 +313,8 @@ class OnlineLearner:
         n_recent = max(1, round(cfg.batch_size * cfg.recent_fraction))
 
         last_back = min(cfg.horizon, hist.shape[1] - 1)  # origins must lie inside the history
-        rows, back = self._pairs(seen, t, 1, last_back, n_recent * max(1, cfg.steps_per_learn))
+        steps = cfg.steps_for(bucket_seconds)
+        rows, back = self._pairs(seen, t, 1, last_back, n_recent * max(1, steps))
         fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
 
@@ -317,7 +332,7 @@ class OnlineLearner:
             group["lr"] = lr
 
         losses, n_replay = [], 0
-        for step in range(cfg.steps_per_learn if len(rows) else 0):
+        for step in range(steps if len(rows) else 0):
             sel = np.arange(step * n_recent, (step + 1) * n_recent) % len(rows)
             batch = {k: v[torch.from_numpy(sel)] for k, v in fresh.items()}
             old = self.replay.sample(cfg.batch_size - len(sel))

@@ -134,6 +134,19 @@ def test_the_mean_forecast_learns_the_mean_of_lumpy_demand_where_the_median_cann
     assert 3.4 < float(fc.mean.mean()) < 4.6, float(fc.mean.mean())  # untrained: about 5.4
 
 
+def test_longer_buckets_take_more_steps_per_close() -> None:
+    values, _ = seasonal_panel(20, 40)
+    seen, stores, skus = ids(20)
+    taken = {}
+    for bucket in (3_600, DAY, 7 * DAY, 91 * DAY):
+        lrn = OnlineLearner(CFG)
+        lrn.learn(window(values, 30), seen, stores, skus, START + 30, bucket)
+        taken[bucket] = lrn.steps
+    assert taken == {3_600: 2, DAY: 2, 7 * DAY: 14, 91 * DAY: CFG.max_steps_per_learn}
+    with pytest.raises(ValueError):
+        LearnerConfig(steps_per_learn=4, max_steps_per_learn=3)
+
+
 def test_replay_is_a_uniform_reservoir_and_round_trips() -> None:
     buf = ReplayBuffer(capacity=100, n_inputs=1, horizon=1, seed=3)
     for start in range(0, 2000, 50):  # offer 2000 samples whose x is their stream position
