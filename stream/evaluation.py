@@ -40,9 +40,9 @@ def score_published(
     """Metrics per model over every fully observed point of the published forecasts.
 
     ``forecasts``: documents with ``forecast_id``, ``series``, ``values`` [H][Q], ``mean`` [H] (optional: the
-    median stands in without it) and ``origin_index``, the column of ``actuals`` their first step
-    targets. ``actuals`` [S, T] (units per series and bucket, 0 for
-    no sale), ``prices`` [S, T] or None. Origins before ``warmup`` are not scored.
+    median stands in without it) and ``origin_index``, the column of ``actuals`` their first step targets.
+    ``actuals`` [S, T] (units per series and bucket, 0 for no sale), ``prices`` [S, T] or None. Origins
+    before ``warmup`` are not scored.
     """
     index = {name: i for i, name in enumerate(series)}
     by_origin: dict[int, dict[int, tuple[list, list]]] = defaultdict(dict)

@@ -66,7 +66,7 @@ class ForecastBatch:
             "issued_at": to_iso(self.issued_at_ms),
         })[1:-1]  # the fields every message of this close shares, serialised once
         rounded = np.round(np.asarray(values, np.float64), 4)
-        means = np.round(np.asarray(mean, np.float64), 4)
+        means = np.round(np.asarray(mean, np.float64), 2)  # 0.01 units: short messages, ample for demand
         if not len(rounded) == len(means) == len(series):
             raise ValueError(f"{len(series)} series but {len(rounded)} forecasts and {len(means)} means")
         dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
