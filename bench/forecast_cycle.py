@@ -87,13 +87,8 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=6, help="buckets filled and closed; the last is timed")
     args = parser.parse_args()
     console = Console()
-    with tempfile.TemporaryDirectory() as home:
-        settings = Settings(home=Path(home))
-        endpoints = infra.up(settings, owner_pid=os.getpid(), detach=False)
-        try:
-            results = {n: cycle(endpoints, home, n, args.buckets) for n in args.series}
-        finally:
-            infra.down(settings)
+    with tempfile.TemporaryDirectory() as home, infra.running(Settings(home=Path(home))) as endpoints:
+        results = {n: cycle(endpoints, home, n, args.buckets) for n in args.series}
     threads = os.environ.get("TIDECAST_TORCH_THREADS", "1")
     table = Table(title=f"one bucket-close cycle (steady state, torch threads {threads})")
     table.add_column("series", justify="right")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -74,23 +73,18 @@ def main() -> None:
     parser.add_argument("--bucket", default="1d")
     args = parser.parse_args()
     console = Console()
-    with tempfile.TemporaryDirectory() as home:
-        base = Settings(home=Path(home))
-        endpoints = infra.up(base, owner_pid=os.getpid(), detach=False)
-        try:
-            settings = Settings(
-                home=Path(home), kafka_bootstrap=endpoints.kafka, redis_url=endpoints.redis,
-                topic_prefix="bench.", bucket_seconds=parse_duration(args.bucket), retention=400,
-            )
-            create_topics(endpoints.kafka, settings.topics.all, settings.partitions)
-            sent, produce_s = produce(settings, args.events, args.series)
-            console.print(f"produced {sent:,} messages in {produce_s:.1f}s ({sent / produce_s:,.0f}/s)")
-            raw_rates = [raw_consume(settings, sent) for _ in range(2)]
-            store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
-            progress = IngestWorker(settings, endpoints.kafka, store).run(until_idle=2.0)
-            memory = redis.Redis.from_url(endpoints.redis).info("memory")["used_memory"]
-        finally:
-            infra.down(base)
+    with tempfile.TemporaryDirectory() as home, infra.running(Settings(home=Path(home))) as endpoints:
+        settings = Settings(
+            home=Path(home), kafka_bootstrap=endpoints.kafka, redis_url=endpoints.redis,
+            topic_prefix="bench.", bucket_seconds=parse_duration(args.bucket), retention=400,
+        )
+        create_topics(endpoints.kafka, settings.topics.all, settings.partitions)
+        sent, produce_s = produce(settings, args.events, args.series)
+        console.print(f"produced {sent:,} messages in {produce_s:.1f}s ({sent / produce_s:,.0f}/s)")
+        raw_rates = [raw_consume(settings, sent) for _ in range(2)]
+        store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+        progress = IngestWorker(settings, endpoints.kafka, store).run(until_idle=2.0)
+        memory = redis.Redis.from_url(endpoints.redis).info("memory")["used_memory"]
     raw = max(raw_rates)
     table = Table(title=f"ingest vs raw consume: {sent:,} messages, {args.series} series, bucket {args.bucket}")
     for column in ("path", "msg/s", "ratio to raw"):

@@ -4,7 +4,7 @@
 started with a parent-death signal, so they die with the supervisor however it ends. The supervisor
 records the endpoints in ``TIDECAST_HOME/infra/state.json`` so every later command in the same home
 finds them, and stops when ``down`` asks, when it gets Ctrl-C, or when its owner process (if one was
-given) dies.
+given) dies. ``running`` is the form for a job that needs servers only while it runs (demo, tests, benches).
 
 >>> from tidecast.config import Settings
 >>> find(Settings(home=Path("/nonexistent"))) is None
@@ -13,10 +13,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +129,23 @@ def up(settings: Settings, owner_pid: int | None = None, detach: bool = True, ti
     except BaseException:
         stop_pid(child.pid, SUPERVISOR_MODULE)
         raise
+
+
+@contextlib.contextmanager
+def running(settings: Settings, timeout: float = 60.0) -> Iterator[Endpoints]:
+    """Servers owned by this process for the ``with`` block: started, yielded, and stopped on the way out
+    (errors included; a SIGKILL takes them down through the parent-death signal).
+
+    Example (not run here: it starts the servers)::
+
+        with running(Settings(home=Path(tmp))) as endpoints:
+            print(endpoints.kafka, endpoints.redis)
+    """
+    endpoints = up(settings, owner_pid=os.getpid(), detach=False, timeout=timeout)
+    try:
+        yield endpoints
+    finally:
+        down(settings)
 
 
 def down(settings: Settings, timeout: float = 10.0) -> bool:

@@ -24,10 +24,8 @@ _counter = itertools.count()
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[infra.Endpoints]:
     home = tmp_path_factory.mktemp("infra")
-    settings = Settings(home=home)
-    endpoints = infra.up(settings, owner_pid=os.getpid(), detach=False)
-    yield endpoints
-    infra.down(settings)
+    with infra.running(Settings(home=home)) as endpoints:
+        yield endpoints
 
 
 @pytest.fixture

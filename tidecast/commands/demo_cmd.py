@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -113,12 +114,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         retention=max(settings.retention, args.days + 7),
     )
     started = time.monotonic()
-    with err.status("starting the embedded broker and valkey-server..."):
-        endpoints = infra.up(settings, owner_pid=os.getpid(), detach=False)
-    try:
+    with contextlib.ExitStack() as servers:
+        with err.status("starting the embedded broker and valkey-server..."):
+            endpoints = servers.enter_context(infra.running(settings))
         summary, chart = _run(args, settings, endpoints)
-    finally:
-        infra.down(settings)
     summary["seconds"] = round(time.monotonic() - started, 1)
     if args.json:
         print(json.dumps(summary))
