@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from tidecast.producers.files import parse_columns, read_events
-from tidecast.stream.backtest import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
-from tidecast.stream.backtest_report import overall_table
-from tidecast.stream.store import MemoryWindowStore
+from tidecast.stream.backtest.engine import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.report import overall_table
+from tidecast.stream.window_store import MemoryWindowStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ONLINE_RETAIL = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"

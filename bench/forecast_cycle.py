@@ -23,9 +23,9 @@ from rich.table import Table
 
 from tidecast import infra
 from tidecast.config import Settings
-from tidecast.forecasting import build
-from tidecast.kafka_topics import create_topics
-from tidecast.stream.redis_store import RedisWindowStore
+from tidecast.live import build
+from tidecast.stream.adapters.kafka_clients import create_topics
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.timebuckets import Buckets
 
 STAGES = ("read", "learn", "forecast", "publish", "checkpoint")

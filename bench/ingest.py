@@ -24,12 +24,11 @@ from rich.table import Table
 from tidecast import infra
 from tidecast.config import Settings
 from tidecast.consumers.ingest_worker import IngestWorker
-from tidecast.consumers.kafka_config import consumer_config
-from tidecast.kafka_topics import create_topics
 from tidecast.producers.event_sender import EventSender
 from tidecast.producers.faults import with_faults
 from tidecast.producers.synthetic import SyntheticConfig, generate
-from tidecast.stream.redis_store import RedisWindowStore
+from tidecast.stream.adapters.kafka_clients import consumer_config, create_topics
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.timebuckets import parse_duration
 
 

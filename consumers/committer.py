@@ -4,7 +4,7 @@ The ingest worker builds batch *n+1* while Redis applies batch *n*: the two run 
 Before a batch is committed its dead-letter messages must be acknowledged by Kafka, so a crash can
 duplicate a DLQ message (same source partition and offset) but never lose one.
 
->>> from tidecast.stream.store import MemoryWindowStore
+>>> from tidecast.stream.window_store import MemoryWindowStore
 >>> c = Committer(MemoryWindowStore()); c.drain(); c.close()
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from tidecast.stream.ingest import Batch
-from tidecast.stream.store import WindowStore
+from tidecast.stream.window_store import WindowStore
 
 
 class Fenced(RuntimeError):

@@ -19,10 +19,10 @@ from kafka.structs import OffsetAndMetadata
 from tidecast.config import Settings
 from tidecast.consumers.committer import Committer
 from tidecast.consumers.dlq import dlq_message
-from tidecast.consumers.kafka_config import consumer_config, producer_config
+from tidecast.stream.adapters.kafka_clients import consumer_config, producer_config
 from tidecast.stream.ingest import Batch, PartitionIngestor
-from tidecast.stream.store import WindowStore
 from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.window_store import WindowStore
 
 
 @dataclass(slots=True)

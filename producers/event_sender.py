@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
 
 from tidecast.config import Settings, Topics
-from tidecast.consumers.kafka_config import producer_config
+from tidecast.stream.adapters.kafka_clients import producer_config
 from tidecast.stream.events import DEFAULT_STORE
 
 

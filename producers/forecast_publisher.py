@@ -15,7 +15,7 @@ import numpy as np
 from kafka import KafkaProducer
 
 from tidecast.config import Settings
-from tidecast.consumers.kafka_config import producer_config
+from tidecast.stream.adapters.kafka_clients import producer_config
 from tidecast.stream.forecast_message import ForecastBatch
 
 

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tidecast.stream.forecast_message import ForecastBatch
-from tidecast.stream.panel import SeriesPanel
 from tidecast.stream.ports import CheckpointStore, ForecastSink, Learner
-from tidecast.stream.store import WindowStore
+from tidecast.stream.series_panel import SeriesPanel
 from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.window_store import WindowStore
 
 STATE_FORMAT = "tidecast.forecaster/1"
 

@@ -22,8 +22,8 @@ from tidecast.commands import (
     tail_cmd,
 )
 from tidecast.config import ConfigError, Settings
-from tidecast.endpoints import NoServers
 from tidecast.infra import InfraError
+from tidecast.infra.endpoints import NoServers
 from tidecast.stream.timebuckets import parse_duration
 
 COMMANDS = (infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, demo_cmd, backtest_cmd)

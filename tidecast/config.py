@@ -56,6 +56,17 @@ class Topics:
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the servers are: a Kafka bootstrap ``HOST:PORT`` and a Redis URL."""
+
+    kafka: str
+    redis: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"kafka": self.kafka, "redis": self.redis}
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a tidecast process needs to know; see README "Configuration"."""
 

@@ -16,7 +16,7 @@ import pytest
 
 from tidecast import infra
 from tidecast.config import Settings
-from tidecast.kafka_topics import create_topics
+from tidecast.stream.adapters.kafka_clients import create_topics
 
 _counter = itertools.count()
 

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from tidecast.config import Settings
 from tidecast.producers.event_sender import EventSender
 from tidecast.producers.faults import Outgoing
-from tidecast.stream.redis_store import RedisWindowStore
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 
 
 def env_for(settings: Settings) -> dict[str, str]:

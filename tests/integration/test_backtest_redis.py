@@ -15,13 +15,13 @@ import torch
 
 from tidecast.cli import main
 from tidecast.commands.backtest_cmd import delete_keys
-from tidecast.infra import Endpoints
+from tidecast.config import Endpoints
 from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import read_events
 from tidecast.producers.synthetic import SyntheticConfig, generate
-from tidecast.stream.backtest import TIDECAST, BacktestConfig, BacktestResult, run_rows
-from tidecast.stream.redis_store import RedisWindowStore
-from tidecast.stream.store import MemoryWindowStore, WindowStore
+from tidecast.stream.adapters.redis_store import RedisWindowStore
+from tidecast.stream.backtest.engine import TIDECAST, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
 pytestmark = pytest.mark.integration
 torch.set_num_threads(1)

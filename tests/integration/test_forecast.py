@@ -22,7 +22,7 @@ from tidecast.config import Settings
 from tidecast.models import checkpoint
 from tidecast.producers.faults import with_faults
 from tidecast.producers.synthetic import SyntheticConfig, generate
-from tidecast.stream.redis_store import RedisCheckpoints
+from tidecast.stream.adapters.redis_store import RedisCheckpoints
 from tidecast.stream.timebuckets import Buckets, from_iso
 
 pytestmark = pytest.mark.integration

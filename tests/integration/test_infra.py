@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pipeline import TIDECAST
 
-from tidecast.processes import pid_alive
+from tidecast.infra.processes import pid_alive
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from pipeline import TIDECAST, assert_windows_equal, env_for, produce, read_dlq,
 from tidecast.config import Settings
 from tidecast.producers.faults import with_faults
 from tidecast.producers.synthetic import SyntheticConfig, generate
-from tidecast.stream.redis_store import RedisWindowStore
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 
 pytestmark = pytest.mark.integration
 

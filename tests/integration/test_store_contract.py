@@ -8,11 +8,11 @@ import orjson
 import pytest
 import redis
 
-from tidecast.infra import Endpoints
+from tidecast.config import Endpoints
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.ingest import PartitionIngestor, Record
-from tidecast.stream.redis_store import RedisWindowStore
-from tidecast.stream.store import MemoryWindowStore, WindowStore
 from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
 pytestmark = pytest.mark.integration
 

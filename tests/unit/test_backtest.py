@@ -19,10 +19,10 @@ import torch
 from tidecast.cli import main
 from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import parse_columns, read_events
-from tidecast.stream.backtest import TIDECAST, Backtest, BacktestConfig, BacktestResult, run_rows
-from tidecast.stream.backtest_report import METRICS, summary, write_report
-from tidecast.stream.panel_input import chunks_in_order
-from tidecast.stream.store import MemoryWindowStore
+from tidecast.stream.backtest.engine import TIDECAST, Backtest, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.file_chunks import chunks_in_order
+from tidecast.stream.backtest.report import METRICS, summary, write_report
+from tidecast.stream.window_store import MemoryWindowStore
 
 torch.set_num_threads(1)
 
@@ -221,8 +221,8 @@ def test_a_store_holding_another_run_is_refused() -> None:
         Backtest(cfg, store)
 
 
-@pytest.mark.parametrize("name", ["tidecast.stream.backtest", "tidecast.stream.backtest_report",
-                                  "tidecast.stream.panel_input", "tidecast.commands.backtest_cmd"])
+@pytest.mark.parametrize("name", ["tidecast.stream.backtest.engine", "tidecast.stream.backtest.report",
+                                  "tidecast.stream.backtest.file_chunks", "tidecast.commands.backtest_cmd"])
 def test_docstring_examples(name: str) -> None:
     # tests/unit/test_doctests.py walks tidecast/ only, not the folders mapped into tidecast.stream etc.
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

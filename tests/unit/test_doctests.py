@@ -16,7 +16,7 @@ MODULES = sorted(
         for package in PACKAGES
         for _, name, _ in pkgutil.walk_packages(importlib.import_module(package).__path__, package + ".")
     }
-    - {"tidecast.supervisor"}
+    - {"tidecast.infra.supervisor"}
 )
 
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidecast.stream.ingest import LATE, PartitionIngestor, Record
-from tidecast.stream.store import MemoryWindowStore
 from tidecast.stream.timebuckets import Buckets
+from tidecast.stream.window_store import MemoryWindowStore
 
 H = 3_600_000  # one hour in ms
 HOURLY = Buckets(3600)

@@ -1,6 +1,6 @@
 """``tidecast backtest INPUT``: replay a history file through the live pipeline and score it against baselines.
 
-The engine is :mod:`tidecast.stream.backtest`; this module is wiring: flags, the window store (memory, or
+The engine is :mod:`tidecast.stream.backtest.engine`; this module is wiring: flags, the window store (memory, or
 Redis under a unique key prefix that is deleted afterwards), progress on stderr, and the output (a table,
 ``--json``, ``--report DIR``). See docs/backtesting.md.
 
@@ -30,11 +30,11 @@ from tidecast import infra
 from tidecast.config import ConfigError, Settings
 from tidecast.console import err, progress
 from tidecast.producers.files import count_rows, parse_columns, read_events
-from tidecast.stream.backtest import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
-from tidecast.stream.backtest_report import METRICS, summary, write_report
-from tidecast.stream.panel_input import ROW_BYTES, OutOfOrder
-from tidecast.stream.store import MemoryWindowStore, WindowStore
+from tidecast.stream.backtest.engine import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.file_chunks import ROW_BYTES, OutOfOrder
+from tidecast.stream.backtest.report import METRICS, summary, write_report
 from tidecast.stream.timebuckets import format_duration, parse_duration
+from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -153,7 +153,7 @@ def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], Window
         return
     import redis
 
-    from tidecast.stream.redis_store import RedisWindowStore
+    from tidecast.stream.adapters.redis_store import RedisWindowStore
 
     url = settings.redis_url
     if url is None:

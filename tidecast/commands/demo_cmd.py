@@ -28,17 +28,17 @@ from rich.table import Table
 from rich.text import Text
 
 from tidecast import infra
-from tidecast.charts import one_step_band, quantile_chart
 from tidecast.commands.forecast_cmd import describe_close
 from tidecast.commands.ingest_cmd import describe
 from tidecast.commands.tail_cmd import follow
 from tidecast.config import Settings
 from tidecast.console import err
 from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
-from tidecast.forecasting import build
-from tidecast.stream.evaluation import score_published
+from tidecast.live import build
+from tidecast.stream.adapters.redis_store import RedisWindowStore
+from tidecast.stream.backtest.charts import one_step_band, quantile_chart
+from tidecast.stream.backtest.published import score_published
 from tidecast.stream.forecast_message import ForecastBatch
-from tidecast.stream.redis_store import RedisWindowStore
 from tidecast.stream.timebuckets import Buckets, from_iso, season_for
 from tidecast.stream.windows import REVENUE, UNITS
 

@@ -13,10 +13,10 @@ from tidecast.commands.ingest_cmd import describe
 from tidecast.config import Settings
 from tidecast.console import err
 from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
-from tidecast.endpoints import resolve
-from tidecast.forecasting import build
+from tidecast.infra.endpoints import resolve
+from tidecast.live import build
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.forecaster import CloseReport
-from tidecast.stream.redis_store import RedisWindowStore
 from tidecast.stream.timebuckets import Buckets, to_iso
 
 

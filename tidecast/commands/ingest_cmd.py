@@ -11,8 +11,8 @@ from rich.text import Text
 from tidecast.config import Settings
 from tidecast.console import err
 from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
-from tidecast.endpoints import resolve
-from tidecast.stream.redis_store import RedisWindowStore
+from tidecast.infra.endpoints import resolve
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -9,11 +9,11 @@ from rich.console import Console
 from rich.table import Table
 
 from tidecast.config import Settings
-from tidecast.endpoints import resolve
+from tidecast.infra.endpoints import resolve
+from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.events import split_series
-from tidecast.stream.redis_store import RedisWindowStore
-from tidecast.stream.store import WindowStore
 from tidecast.stream.timebuckets import Buckets, to_iso
+from tidecast.stream.window_store import WindowStore
 from tidecast.stream.windows import METRICS
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tidecast.config import Settings
 from tidecast.console import err, progress
-from tidecast.endpoints import resolve
+from tidecast.infra.endpoints import resolve
 from tidecast.producers.event_sender import EventSender
 from tidecast.producers.faults import with_faults
 from tidecast.producers.files import count_rows, parse_columns, read_events

@@ -10,8 +10,8 @@ from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
 from tidecast.config import Settings
-from tidecast.consumers.kafka_config import consumer_config
-from tidecast.endpoints import resolve
+from tidecast.infra.endpoints import resolve
+from tidecast.stream.adapters.kafka_clients import consumer_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

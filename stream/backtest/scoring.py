@@ -1,6 +1,6 @@
 """Scoring every model at each bucket close, in this process (:class:`Lineup`) or a worker (:class:`RemoteLineup`).
 
-See :mod:`tidecast.stream.backtest` for the protocol (steps 1 to 4 at the close of each bucket).
+See :mod:`tidecast.stream.backtest.engine` for the protocol (steps 1 to 4 at the close of each bucket).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from tidecast.models.baselines import StreamingBaseline, make_baseline
 from tidecast.models.metrics import RunningScales, Scorer, median_index
-from tidecast.stream.backtest_config import (
+from tidecast.stream.backtest.config import (
     LIGHTGBM_REFIT,
     TIDECAST,
     BacktestConfig,

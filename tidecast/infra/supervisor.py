@@ -1,6 +1,6 @@
 """The process that owns the embedded broker and valkey-server (started by :func:`tidecast.infra.up`).
 
-Run as ``python -m tidecast.supervisor --home DIR``. It starts both servers on free loopback ports with a
+Run as ``python -m tidecast.infra.supervisor --home DIR``. It starts both servers on free loopback ports with a
 parent-death signal, waits until they answer, creates the four topics with their final partition
 counts, writes ``DIR/infra/state.json`` and then watches: it tears everything down on SIGTERM or
 SIGINT, when a server dies, or when ``--owner-pid`` is gone.
@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 from tidecast.config import Topics
-from tidecast.infra import binaries
-from tidecast.kafka_topics import create_topics
-from tidecast.processes import die_with_parent, free_port, pid_alive, wait_for_port
+from tidecast.infra.embedded import binaries
+from tidecast.infra.processes import die_with_parent, free_port, pid_alive, wait_for_port
+from tidecast.stream.adapters.kafka_clients import create_topics
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tidecast.supervisor")
+    parser = argparse.ArgumentParser(prog="tidecast.infra.supervisor")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--topic-prefix", default="tidecast.")
     parser.add_argument("--partitions", type=int, default=12)

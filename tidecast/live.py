@@ -8,13 +8,12 @@ from dataclasses import dataclass
 import redis
 import torch
 
-from tidecast.config import Settings
-from tidecast.infra import Endpoints
+from tidecast.config import Endpoints, Settings
 from tidecast.models import checkpoint
 from tidecast.models.learner import LearnerConfig, OnlineLearner
 from tidecast.producers.forecast_publisher import KafkaForecastSink
+from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
-from tidecast.stream.redis_store import RedisCheckpoints, RedisWindowStore
 
 
 def learner_config(settings: Settings) -> LearnerConfig:

@@ -7,9 +7,8 @@ Endpoints(kafka='127.0.0.1:9092', redis='redis://127.0.0.1:6379/0')
 
 from __future__ import annotations
 
-from tidecast import infra
-from tidecast.config import Settings
-from tidecast.infra import Endpoints
+from tidecast.config import Endpoints, Settings
+from tidecast.infra.embedded import find
 
 
 class NoServers(RuntimeError):
@@ -18,7 +17,7 @@ class NoServers(RuntimeError):
 
 def resolve(settings: Settings) -> Endpoints:
     """Configured servers win; otherwise the embedded ones recorded under ``TIDECAST_HOME``."""
-    found = infra.find(settings) if settings.embedded else None
+    found = find(settings) if settings.embedded else None
     kafka = settings.kafka_bootstrap or (found.kafka if found else None)
     redis = settings.redis_url or (found.redis if found else None)
     if kafka is None or redis is None:

@@ -1,6 +1,6 @@
 """The backtest engine: history replayed through the live pipeline on a simulated clock, scored prequentially.
 
-The rows come in event-time order, one bucket per :class:`~tidecast.stream.panel_input.Chunk`. Each chunk
+The rows come in event-time order, one bucket per :class:`~tidecast.stream.backtest.file_chunks.Chunk`. Each chunk
 goes the live way: :meth:`PartitionIngestor.apply` (validation, dedup, lateness) on one partition
 (``backtest.sales``, 0), one atomic :meth:`WindowStore.commit`, then :meth:`Forecaster.step`, which closes
 every bucket the watermark has passed: read the windows, learn, forecast, publish. The sink here
@@ -28,8 +28,8 @@ is then only the state snapshot). With ``workers > 0`` the baselines run in work
 
 >>> import torch; torch.set_num_threads(1)
 >>> from tidecast.models.learner import LearnerConfig
->>> from tidecast.stream.panel_input import chunks_in_order
->>> from tidecast.stream.store import MemoryWindowStore
+>>> from tidecast.stream.backtest.file_chunks import chunks_in_order
+>>> from tidecast.stream.window_store import MemoryWindowStore
 >>> rows = [{"event_id": f"{d}{s}", "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": s,
 ...          "qty": d % 3 + 1} for d in range(1, 29) for s in "AB"]
 >>> small = LearnerConfig(horizon=2, lags=4, aux_lags=2, scale_window=4, hidden=8, batch_size=16,
@@ -51,22 +51,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from tidecast.models.learner import OnlineLearner
-from tidecast.stream.backtest_config import (
+from tidecast.stream.backtest.config import (
     DEFAULT_BASELINES,
     GC_THRESHOLDS,
     TIDECAST,
     TOPIC,
     BacktestConfig,
 )
-from tidecast.stream.backtest_lineup import Lineup, RemoteLineup, Trace, split_baselines
+from tidecast.stream.backtest.file_chunks import Chunk, KnownSeriesStore, OutOfOrder, chunks_in_order, chunks_sorted
+from tidecast.stream.backtest.scoring import Lineup, RemoteLineup, Trace, split_baselines
 from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
 from tidecast.stream.ingest import Batch, PartitionIngestor, Record
-from tidecast.stream.panel import SeriesPanel
-from tidecast.stream.panel_input import Chunk, KnownSeriesStore, OutOfOrder, chunks_in_order, chunks_sorted
 from tidecast.stream.ports import Learner
-from tidecast.stream.store import WindowStore
+from tidecast.stream.series_panel import SeriesPanel
 from tidecast.stream.timebuckets import Buckets, season_for
+from tidecast.stream.window_store import WindowStore
 from tidecast.stream.windows import REVENUE, UNITS
 
 __all__ = [
@@ -83,7 +83,7 @@ __all__ = [
 
 @dataclass
 class BacktestResult:
-    """What a run produced; :mod:`tidecast.stream.backtest_report` turns it into JSON, tables and plots."""
+    """What a run produced; :mod:`tidecast.stream.backtest.report` turns it into JSON, tables and plots."""
 
     config: BacktestConfig
     series: int
@@ -338,7 +338,7 @@ def run_rows(
     too: ``new_store`` makes the next one) and the rows are read again, sorted in memory. ``on_sort`` is
     told why, before the second read (``sorting`` is then True).
 
-    >>> from tidecast.stream.store import MemoryWindowStore
+    >>> from tidecast.stream.window_store import MemoryWindowStore
     >>> rows = [{"event_id": str(d), "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": "A", "qty": 1}
     ...         for d in (2, 1, 3)]
     >>> config = BacktestConfig(horizon=1, warmup=0, baselines=("naive",))

@@ -1,4 +1,4 @@
-"""The Redis window store: the live implementation of :class:`~tidecast.stream.store.WindowStore`.
+"""The Redis window store: the live implementation of :class:`~tidecast.stream.window_store.WindowStore`.
 
 Key layout (``P`` = ``<topic prefix>{<partition>}:``, so one partition's keys share a Redis Cluster slot)::
 
@@ -25,10 +25,10 @@ import orjson
 import redis
 
 from tidecast.stream.ingest import Batch, PartitionState
-from tidecast.stream.store import COUNTERS, StoreStats
+from tidecast.stream.window_store import COUNTERS, StoreStats
 from tidecast.stream.windows import METRICS, add_rows, empty_row
 
-_COMMIT_LUA = resources.files("tidecast.stream").joinpath("lua/commit_batch.lua").read_text()
+_COMMIT_LUA = resources.files("tidecast.stream.adapters").joinpath("lua/commit_batch.lua").read_text()
 
 
 class RedisWindowStore:

@@ -1,6 +1,6 @@
 """What a backtest shows: the ``--json`` object, the Markdown tables, ``metrics.json`` and the plots.
 
->>> from tidecast.stream.backtest import BacktestConfig, BacktestResult
+>>> from tidecast.stream.backtest.engine import BacktestConfig, BacktestResult
 >>> r = BacktestResult(BacktestConfig(horizon=2), 1, ["all:A"], 3, 100, 104, 0.5,
 ...                    {"tidecast": {"mae": 1.0, "rmse": 1.5, "mase": float("nan"), "rmsse": 1.0, "wrmsse": 1.0,
 ...                                  "wspl": 0.2, "coverage80": 0.8, "bias": -0.1, "per_horizon": []}},
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tidecast.stream.backtest import TIDECAST, BacktestResult, Trace
+from tidecast.stream.backtest.engine import TIDECAST, BacktestResult, Trace
 from tidecast.stream.timebuckets import Buckets, format_duration, to_iso
 
 METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "wrmsse", "wspl", "coverage80", "bias")

@@ -25,7 +25,7 @@ panel's series order, the index space every model is scored in, does not depend 
 >>> chunks = list(chunks_in_order(rows[::-1], Buckets(86_400)))
 Traceback (most recent call last):
 ...
-tidecast.stream.panel_input.OutOfOrder: row 2 is in bucket 19719, after a row of bucket 19720
+tidecast.stream.backtest.file_chunks.OutOfOrder: row 2 is in bucket 19719, after a row of bucket 19720
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import orjson
 
 from tidecast.stream.events import DEFAULT_STORE, MAX_ID_LENGTH, InvalidEvent, parse_ts
 from tidecast.stream.ingest import Batch, PartitionState
-from tidecast.stream.store import StoreStats, WindowStore
 from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
+from tidecast.stream.window_store import StoreStats, WindowStore
 from tidecast.stream.windows import empty_row
 
 _ZERO_ROW: list[float] = tuple(empty_row())  # type: ignore[assignment]
@@ -195,7 +195,7 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
 class KnownSeriesStore:
     """A :class:`WindowStore` wrapper that adds panel zeros and fixes the order of new series (see above).
 
-    >>> from tidecast.stream.store import MemoryWindowStore
+    >>> from tidecast.stream.window_store import MemoryWindowStore
     >>> store = KnownSeriesStore(MemoryWindowStore())
     >>> store.register(7, ["all:B", "all:A"])
     >>> store.buckets(), store.read_bucket(7)

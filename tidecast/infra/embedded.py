@@ -1,12 +1,12 @@
 """The embedded infrastructure: Tansu (Kafka-compatible broker) and valkey-server on loopback.
 
-``up`` starts a small supervisor process (:mod:`tidecast.supervisor`) that owns both servers; they are
+``up`` starts a small supervisor process (:mod:`tidecast.infra.supervisor`) that owns both servers; they are
 started with a parent-death signal, so they die with the supervisor however it ends. The supervisor
 records the endpoints in ``TIDECAST_HOME/infra/state.json`` so every later command in the same home
 finds them, and stops when ``down`` asks, when it gets Ctrl-C, or when its owner process (if one was
 given) dies. ``running`` is the form for a job that needs servers only while it runs (demo, tests, benches).
 
->>> from tidecast.config import Settings
+>>> from tidecast.config import Endpoints, Settings
 >>> find(Settings(home=Path("/nonexistent"))) is None
 True
 """
@@ -20,26 +20,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from tidecast.config import Settings
-from tidecast.processes import die_with_parent, pid_runs, stop_pid
+from tidecast.config import Endpoints, Settings
+from tidecast.infra.processes import die_with_parent, pid_runs, stop_pid
 
-SUPERVISOR_MODULE = "tidecast.supervisor"
+SUPERVISOR_MODULE = "tidecast.infra.supervisor"
 
 
 class InfraError(RuntimeError):
     """The embedded servers could not be started, found or stopped."""
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    kafka: str
-    redis: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"kafka": self.kafka, "redis": self.redis}
 
 
 def infra_dir(settings: Settings) -> Path:
