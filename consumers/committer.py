@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from tidecast.stream.ingest import Batch
+from tidecast.stream.ingest import IngestBatch
 from tidecast.stream.window_store import WindowStore
 
 
@@ -30,15 +30,15 @@ class Ack(Protocol):
 class Committer:
     """Commits batches in submission order on one thread; errors surface on the caller's next call."""
 
-    def __init__(self, store: WindowStore, depth: int = 4, on_commit: Callable[[Batch], None] | None = None) -> None:
+    def __init__(self, store: WindowStore, depth: int = 4, on_commit: Callable[[IngestBatch], None] | None = None) -> None:
         self.store = store
         self.on_commit = on_commit
-        self._queue: queue.Queue[tuple[Batch, Sequence[Ack]] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[IngestBatch, Sequence[Ack]] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="tidecast-committer", daemon=True)
         self._thread.start()
 
-    def submit(self, batch: Batch, acks: Sequence[Ack] = ()) -> None:
+    def submit(self, batch: IngestBatch, acks: Sequence[Ack] = ()) -> None:
         self._raise_if_failed()
         self._queue.put((batch, acks))
 

@@ -20,7 +20,7 @@ from tidecast.config import Settings
 from tidecast.consumers.committer import Committer
 from tidecast.consumers.dlq import dlq_message
 from tidecast.stream.adapters.kafka_clients import consumer_config, producer_config
-from tidecast.stream.ingest import Batch, PartitionIngestor
+from tidecast.stream.ingest import IngestBatch, PartitionIngestor
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
 
@@ -37,7 +37,7 @@ class IngestProgress:
     first_record_at: float | None = None
     last_commit_at: float | None = None
 
-    def add(self, batch: Batch) -> None:
+    def add(self, batch: IngestBatch) -> None:
         if self.first_record_at is None:
             self.first_record_at = time.monotonic()
         c = batch.counts
@@ -166,7 +166,7 @@ class IngestWorker:
                 self.ingestors[tp].adopt(batch)
                 self.committer.submit(batch)
 
-    def _committed(self, batch: Batch) -> None:
+    def _committed(self, batch: IngestBatch) -> None:
         self.committed[TopicPartition(batch.topic, batch.partition)] = batch.next_offset
         self.progress.last_commit_at = time.monotonic()
 

@@ -98,10 +98,10 @@ class Forecaster:
             self.last_closed = min(retained) - 1
         reports = []
         while self.last_closed < through and (limit is None or len(reports) < limit):
-            reports.append(self.close(self.last_closed + 1))
+            reports.append(self.close_bucket(self.last_closed + 1))
         return reports
 
-    def close(self, t: int) -> CloseReport:
+    def close_bucket(self, t: int) -> CloseReport:
         """Run the five stages for bucket ``t`` (the next one in order)."""
         seconds: dict[str, float] = {}
         started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Ingest logic for one Kafka partition: validate, deduplicate, bucket, watermark, in one pure step.
 
-A :class:`PartitionIngestor` turns a poll batch of one partition into a :class:`Batch`: the window
+A :class:`PartitionIngestor` turns a poll batch of one partition into a :class:`IngestBatch`: the window
 deltas, the event ids to remember, the rejected messages with their reasons, the counters and the new
 offset and watermark. A store applies a batch atomically (:meth:`WindowStore.commit`); only then does the
 ingestor adopt the batch's state (:meth:`PartitionIngestor.adopt`). A batch that is never committed
@@ -97,7 +97,7 @@ class PartitionState:
 
 
 @dataclass(slots=True)
-class Batch:
+class IngestBatch:
     """Everything one poll batch of one partition changes, applied by a store in one atomic step."""
 
     topic: str
@@ -145,7 +145,7 @@ class PartitionIngestor:
             return None
         return self.buckets.index(max_ts_ms - self.lateness_ms)
 
-    def apply(self, records: list[RecordLike]) -> Batch:
+    def apply(self, records: list[RecordLike]) -> IngestBatch:
         """Classify ``records`` (consecutive, one partition) without changing this ingestor's state."""
         origin, size = BUCKET_ORIGIN_MS, self.buckets.ms
         lateness = self.lateness_ms
@@ -201,7 +201,7 @@ class PartitionIngestor:
         for bucket, ids in batch_sets.items():
             if ids and bucket not in forget:
                 new_seen[bucket] = list(ids)
-        return Batch(
+        return IngestBatch(
             topic=self.topic,
             partition=self.partition,
             expected_offset=self.next_offset,
@@ -215,7 +215,7 @@ class PartitionIngestor:
             rejects=rejects,
         )
 
-    def advance(self, max_ts_ms: int, position: int) -> Batch | None:
+    def advance(self, max_ts_ms: int, position: int) -> IngestBatch | None:
         """An empty batch that moves an idle partition's max event time up to ``max_ts_ms``.
 
         Idle partitions must not hold back bucket closes forever; the ingest worker calls this for a
@@ -228,7 +228,7 @@ class PartitionIngestor:
             return None
         open_from = (max_ts_ms - self.lateness_ms - BUCKET_ORIGIN_MS) // self.buckets.ms
         offset = self.next_offset if self.next_offset is not None else position
-        return Batch(
+        return IngestBatch(
             topic=self.topic,
             partition=self.partition,
             expected_offset=self.next_offset,
@@ -242,7 +242,7 @@ class PartitionIngestor:
             rejects=[],
         )
 
-    def adopt(self, batch: Batch) -> None:
+    def adopt(self, batch: IngestBatch) -> None:
         """Take on the state of a batch the store has committed."""
         self.next_offset = batch.next_offset
         self.max_ts_ms = batch.max_ts_ms

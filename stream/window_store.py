@@ -3,7 +3,7 @@
 A window store keeps, per partition: the feature windows (per bucket and series, the seven metrics of
 :mod:`tidecast.stream.windows`), the next offset to read, the max event time (the watermark's source),
 the event ids seen in still-open buckets, and counters. :meth:`WindowStore.commit` applies a
-:class:`~tidecast.stream.ingest.Batch` atomically and only if the stored offset is the one the batch
+:class:`~tidecast.stream.ingest.IngestBatch` atomically and only if the stored offset is the one the batch
 was built on (a fence against a stale consumer); the Redis adapter does the same in one Lua call.
 
 >>> from tidecast.stream.ingest import PartitionIngestor, Record
@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tidecast.stream.ingest import Batch, PartitionState
+from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.windows import METRICS, add_rows, empty_row
 
 COUNTERS = ("ingested", "duplicates", "late", "invalid", "dlq")
@@ -41,7 +41,7 @@ class StoreStats:
 class WindowStore(Protocol):
     def load_partition(self, topic: str, partition: int) -> PartitionState: ...
 
-    def commit(self, batch: Batch) -> bool: ...
+    def commit(self, batch: IngestBatch) -> bool: ...
 
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]: ...
 
@@ -70,7 +70,7 @@ class MemoryWindowStore:
         seen = {bucket: set(ids) for bucket, ids in stored.seen.items()}
         return PartitionState(stored.next_offset, stored.max_ts_ms, seen)
 
-    def commit(self, batch: Batch) -> bool:
+    def commit(self, batch: IngestBatch) -> bool:
         key = (batch.topic, batch.partition)
         stored = self.partitions.setdefault(key, PartitionState())
         if stored.next_offset != batch.expected_offset:

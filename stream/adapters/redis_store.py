@@ -24,7 +24,7 @@ from importlib import resources
 import orjson
 import redis
 
-from tidecast.stream.ingest import Batch, PartitionState
+from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.window_store import COUNTERS, StoreStats
 from tidecast.stream.windows import METRICS, add_rows, empty_row
 
@@ -65,10 +65,10 @@ class RedisWindowStore:
             seen=seen,
         )
 
-    def commit(self, batch: Batch) -> bool:
+    def commit(self, batch: IngestBatch) -> bool:
         return bool(self._commit(keys=[self._p(batch.partition) + "off"], args=self.commit_args(batch)))
 
-    def commit_args(self, batch: Batch) -> list:
+    def commit_args(self, batch: IngestBatch) -> list:
         """The argument list of ``commit_batch.lua``: prefix, topic, expected offset, the batch as JSON."""
         c = batch.counts
         payload = {

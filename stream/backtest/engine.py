@@ -62,7 +62,7 @@ from tidecast.stream.backtest.file_chunks import Chunk, KnownSeriesStore, OutOfO
 from tidecast.stream.backtest.scoring import Lineup, RemoteLineup, Trace, split_baselines
 from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
-from tidecast.stream.ingest import Batch, PartitionIngestor, Record
+from tidecast.stream.ingest import IngestBatch, PartitionIngestor, Record
 from tidecast.stream.ports import Learner
 from tidecast.stream.series_panel import SeriesPanel
 from tidecast.stream.timebuckets import Buckets, season_for
@@ -301,7 +301,7 @@ class Backtest:
         self.first_bucket = lo if self.first_bucket is None else min(self.first_bucket, lo)
         self.last_bucket = hi if self.last_bucket is None else max(self.last_bucket, hi)
 
-    def _commit(self, batch: Batch) -> None:
+    def _commit(self, batch: IngestBatch) -> None:
         started = time.perf_counter()
         if not self.store.commit(batch):
             raise RuntimeError(

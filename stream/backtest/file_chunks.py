@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 
 from tidecast.stream.events import DEFAULT_STORE, MAX_ID_LENGTH, InvalidEvent, parse_ts
-from tidecast.stream.ingest import Batch, PartitionState
+from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
 from tidecast.stream.window_store import StoreStats, WindowStore
 from tidecast.stream.windows import empty_row
@@ -236,7 +236,7 @@ class KnownSeriesStore:
     def load_partition(self, topic: str, partition: int) -> PartitionState:
         return self.inner.load_partition(topic, partition)
 
-    def commit(self, batch: Batch) -> bool:
+    def commit(self, batch: IngestBatch) -> bool:
         return self.inner.commit(batch)
 
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
