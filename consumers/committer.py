@@ -30,7 +30,9 @@ class Ack(Protocol):
 class Committer:
     """Commits batches in submission order on one thread; errors surface on the caller's next call."""
 
-    def __init__(self, store: WindowStore, depth: int = 4, on_commit: Callable[[IngestBatch], None] | None = None) -> None:
+    def __init__(
+        self, store: WindowStore, depth: int = 4, on_commit: Callable[[IngestBatch], None] | None = None
+    ) -> None:
         self.store = store
         self.on_commit = on_commit
         self._queue: queue.Queue[tuple[IngestBatch, Sequence[Ack]] | None] = queue.Queue(maxsize=depth)
