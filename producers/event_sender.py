@@ -16,7 +16,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from tidecast.config import Settings, Topics
 from tidecast.stream.adapters.kafka_clients import producer_config
-from tidecast.stream.events import DEFAULT_STORE
+from tidecast.stream.events import series_id
 
 
 def route(doc: dict, topics: Topics) -> tuple[str, bytes | None]:
@@ -25,7 +25,7 @@ def route(doc: dict, topics: Topics) -> tuple[str, bytes | None]:
     sku, store = doc.get("sku"), doc.get("store")
     if not isinstance(sku, str) or (store is not None and not isinstance(store, str)):
         return topic, None
-    return topic, f"{store or DEFAULT_STORE}:{sku}".encode()
+    return topic, series_id(store, sku).encode()
 
 
 class EventSender:

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tidecast.stream.events import split_many
+
 _HOURLY = [0.15, 0.1, 0.08, 0.07, 0.08, 0.15, 0.35, 0.6, 0.85, 1.05, 1.2, 1.35,
            1.5, 1.45, 1.25, 1.15, 1.2, 1.35, 1.55, 1.7, 1.6, 1.25, 0.8, 0.4]  # fmt: skip
 HOUR_PROFILE = np.array(_HOURLY) / np.mean(_HOURLY)
@@ -286,9 +288,9 @@ def _draw(config: SyntheticConfig) -> _Params:
         first = bounds[j] + np.floor(offset[:, j] * (slot_len - days_on + 1)).astype(int)
         promo_start[:, j] = np.where(has[:, j], first * 24, -1)
         promo_end[:, j] = np.where(has[:, j], (first + days_on) * 24, -1)
+    stores, skus = split_many(series_ids(config))
     return _Params(
-        stores=[s.partition(":")[0] for s in series_ids(config)],
-        skus=[s.partition(":")[2] for s in series_ids(config)],
+        stores=stores, skus=skus,
         rate=rate, slow=slow, launch_hour=launch_hour, shifted=shifted, base_price=base_price,
         elasticity=elasticity, step_hour=step_hour, step_factor=step_factor,
         promo_start=promo_start, promo_end=promo_end,

@@ -16,6 +16,7 @@ tidecast.stream.events.InvalidEvent: field 'ts' has no UTC offset: '2026-01-05T1
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -66,6 +67,16 @@ def split_series(series: str) -> tuple[str, str]:
     return store, sku
 
 
+def split_many(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Stores and skus of many series ids (checked like :func:`split_series`).
+
+    >>> split_many(["s1:A", "all:B:2"])
+    (['s1', 'all'], ['A', 'B:2'])
+    """
+    pairs = [split_series(name) for name in names]
+    return [store for store, _ in pairs], [sku for _, sku in pairs]
+
+
 def validate(raw: bytes | str | None) -> Event:
     """Parse one message and check it against the contract (see docs/events.md)."""
     if not raw:
@@ -88,14 +99,12 @@ def validate_dict(doc: dict) -> Event:
         and type(sku) is str and 0 < len(sku) <= MAX_ID_LENGTH and sku.isprintable()
     ):
         event_id, sku = _identifier(doc, "event_id"), _identifier(doc, "sku")
-    if store is None:
-        series = f"{DEFAULT_STORE}:{sku}"
-    else:
+    if store is not None:
         if not (type(store) is str and 0 < len(store) <= MAX_ID_LENGTH and store.isprintable()):
             store = _identifier(doc, "store")
         if ":" in store:
             raise InvalidEvent(f"field 'store' must not contain ':', got {store!r}")
-        series = f"{store}:{sku}"
+    series = series_id(store, sku)
     ts_ms = parse_ts(get("ts", _MISSING))
     kind = get("type", _MISSING)
     if kind == "sale":

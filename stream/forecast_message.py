@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from tidecast.stream.events import split_series
 from tidecast.stream.timebuckets import to_iso
 
 SCHEMA = "tidecast.forecast/1"
@@ -71,7 +72,7 @@ class ForecastBatch:
             raise ValueError(f"{len(series)} series but {len(rounded)} forecasts and {len(means)} means")
         dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
         for name, row, row_mean in zip(series, rounded, means, strict=True):
-            store, _, sku = name.partition(":")
+            store, sku = split_series(name)
             head = dumps({"schema": SCHEMA, "forecast_id": forecast_id(name, origin, self.model_version),
                           "series": name, "store": store, "sku": sku})
             yield name.encode(), b"".join((head[:-1], b",", shared, b',"values":', dumps(row, option=numpy),

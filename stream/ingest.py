@@ -15,7 +15,7 @@ Lateness, drawn (lateness 2h, hourly buckets)::
                                         so an event at 10:59 is accepted; once the watermark
                                         passes 11:00, an event for bucket 10 is late (DLQ).
 
->>> from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
+>>> from tidecast.stream.timebuckets import Buckets
 >>> ing = PartitionIngestor("sales", 0, Buckets(3600), lateness_ms=0, retention=48)
 >>> b = ing.apply([Record(0, b'{"event_id":"a","type":"sale","ts":7200000,"sku":"A","qty":2}'),
 ...                Record(1, b'{"event_id":"a","type":"sale","ts":7200000,"sku":"A","qty":2}'),
@@ -32,11 +32,13 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from tidecast.stream.events import InvalidEvent, validate
-from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
+from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.windows import WindowDelta
 
 LATE = "late"
 """The DLQ reason for an event whose bucket has already closed."""
+COUNTERS: tuple[str, ...] = ("ingested", "duplicates", "late", "invalid", "dlq")
+"""The per-partition counters, in the order the store's commit script reads them (``lua/commit_batch.lua``)."""
 
 
 class Record(NamedTuple):
@@ -77,14 +79,12 @@ class Counts:
     def dlq(self) -> int:
         return self.late + self.invalid
 
+    def values(self) -> list[int]:
+        """The counts in :data:`COUNTERS` order."""
+        return [getattr(self, name) for name in COUNTERS]
+
     def as_fields(self) -> dict[str, int]:
-        return {
-            "ingested": self.ingested,
-            "duplicates": self.duplicates,
-            "late": self.late,
-            "invalid": self.invalid,
-            "dlq": self.dlq,
-        }
+        return dict(zip(COUNTERS, self.values(), strict=True))
 
 
 @dataclass(slots=True)
@@ -145,9 +145,13 @@ class PartitionIngestor:
             return None
         return self.buckets.index(max_ts_ms - self.lateness_ms)
 
+    def _forget_and_trim(self, open_from: int) -> tuple[list[int], int]:
+        """Dedup sets of buckets before ``open_from`` are forgotten; windows older than the retention trimmed."""
+        return sorted(b for b in self.seen if b < open_from), open_from - self.retention
+
     def apply(self, records: list[RecordLike]) -> IngestBatch:
         """Classify ``records`` (consecutive, one partition) without changing this ingestor's state."""
-        origin, size = BUCKET_ORIGIN_MS, self.buckets.ms
+        bucket_of = self.buckets.index
         lateness = self.lateness_ms
         seen = self.seen
         new_seen: dict[int, list[str]] = {}
@@ -157,7 +161,7 @@ class PartitionIngestor:
         ingested = duplicates = 0
         rejects: list[Reject] = []
         max_ts = self.max_ts_ms
-        open_from = None if max_ts is None else (max_ts - lateness - origin) // size
+        open_from = self.open_from(max_ts)
         bucket_now = None  # the bucket of the previous event, and its id sets (events come in runs)
         batch_ids: set[str] = set()
         stored_ids: set[str] | tuple = ()
@@ -170,7 +174,7 @@ class PartitionIngestor:
                 rejects.append(Reject(self.topic, self.partition, record.offset, record.key, record.value, str(exc)))
                 continue
             ts = event.ts_ms
-            bucket = (ts - origin) // size
+            bucket = bucket_of(ts)
             if open_from is not None and bucket < open_from:
                 counts.late += 1
                 rejects.append(Reject(self.topic, self.partition, record.offset, record.key, record.value, LATE))
@@ -190,7 +194,7 @@ class PartitionIngestor:
             ingested += 1
             if max_ts is None or ts > max_ts:
                 max_ts = ts
-                open_from = (ts - lateness - origin) // size
+                open_from = bucket_of(ts - lateness)
         counts.ingested, counts.duplicates = ingested, duplicates
         next_offset = records[-1].offset + 1 if records else (self.next_offset or 0)
         forget: list[int] = []
@@ -226,7 +230,8 @@ class PartitionIngestor:
         """
         if self.max_ts_ms is not None and max_ts_ms <= self.max_ts_ms:
             return None
-        open_from = (max_ts_ms - self.lateness_ms - BUCKET_ORIGIN_MS) // self.buckets.ms
+        open_from = self.open_from(max_ts_ms)
+        forget, trim_before = self._forget_and_trim(open_from)
         offset = self.next_offset if self.next_offset is not None else position
         return IngestBatch(
             topic=self.topic,
@@ -236,8 +241,8 @@ class PartitionIngestor:
             max_ts_ms=max_ts_ms,
             delta=WindowDelta(),
             new_seen={},
-            forget_seen=sorted(b for b in self.seen if b < open_from),
-            trim_before=open_from - self.retention,
+            forget_seen=forget,
+            trim_before=trim_before,
             counts=Counts(),
             rejects=[],
         )

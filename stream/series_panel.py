@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tidecast.stream.events import split_many
 from tidecast.stream.windows import METRICS
 
 CHANNELS = len(METRICS)
@@ -79,9 +80,7 @@ class SeriesPanel:
         return np.flatnonzero(self.last_active >= bucket)
 
     def stores_and_skus(self, rows: np.ndarray | None = None) -> tuple[list[str], list[str]]:
-        names = self.series if rows is None else [self.series[i] for i in rows]
-        pairs = [name.partition(":") for name in names]
-        return [p[0] for p in pairs], [p[2] for p in pairs]
+        return split_many(self.series if rows is None else [self.series[i] for i in rows])
 
     def registry(self) -> dict:
         """What a checkpoint keeps: names, first and last activity, the last bucket."""

@@ -23,10 +23,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tidecast.stream.ingest import IngestBatch, PartitionState
+from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
 from tidecast.stream.windows import METRICS, add_rows, empty_row
-
-COUNTERS = ("ingested", "duplicates", "late", "invalid", "dlq")
 
 
 @dataclass(slots=True)

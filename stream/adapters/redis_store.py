@@ -24,8 +24,8 @@ from importlib import resources
 import orjson
 import redis
 
-from tidecast.stream.ingest import IngestBatch, PartitionState
-from tidecast.stream.window_store import COUNTERS, StoreStats
+from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
+from tidecast.stream.window_store import StoreStats
 from tidecast.stream.windows import METRICS, add_rows, empty_row
 
 _COMMIT_LUA = resources.files("tidecast.stream.adapters").joinpath("lua/commit_batch.lua").read_text()
@@ -70,12 +70,11 @@ class RedisWindowStore:
 
     def commit_args(self, batch: IngestBatch) -> list:
         """The argument list of ``commit_batch.lua``: prefix, topic, expected offset, the batch as JSON."""
-        c = batch.counts
         payload = {
             "next": batch.next_offset,
             "max_ts": batch.max_ts_ms,
             "trim": batch.trim_before,
-            "counts": [c.ingested, c.duplicates, c.late, c.invalid, c.dlq],
+            "counts": batch.counts.values(),
             "rows": [[bucket, series, *row] for (bucket, series), row in batch.delta.rows.items()],
             "forget": batch.forget_seen,
             "seen": list(batch.new_seen.items()),
