@@ -18,23 +18,25 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## Create .venv from scratch with everything (torch pinned to 2.13.0)
 
-test: $(STAMP)  ## Run every test: unit, then integration on the embedded broker and Redis
-	$(BIN)/ruff check .
+test: lint  ## Lint, then every test: unit, then integration on the embedded broker and Redis
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP)  ## Unit tests only (no servers)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/unit -m "not integration"
 
 test-integration: $(STAMP)  ## Integration tests only (embedded broker and Redis)
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -m integration
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, the import-linter contracts (pyproject.toml) and mypy
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 demo: $(STAMP)  ## Run the main job on the embedded broker and Redis
 	$(BIN)/tidecast demo
 
 bench: $(STAMP)  ## Run the benchmarks in bench/ (prints reports; about 15 minutes)
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/forecast_cycle.py
 	$(BIN)/python bench/adaptation.py

@@ -199,6 +199,11 @@ class OnlineLearner:
         return self.controller.multiplier if self.config.adaptive_lr else 1.0
 
     @property
+    def horizon(self) -> int:
+        """Buckets forecast ahead."""
+        return self.config.horizon
+
+    @property
     def min_history(self) -> int:
         """History length that uses every input (shorter histories are left-padded as pre-launch)."""
         return self.config.lags + self.config.horizon

@@ -12,6 +12,23 @@ loop closes buckets strictly in order, one at a time:
 
 A restart loads the checkpoint, rebuilds the panel from the stored windows and continues with ``t+1``: no
 bucket is skipped or learned twice. A crash between 4 and 5 re-publishes bucket ``t`` with the same ids.
+The checkpoint records the bucket size, horizon and quantiles it was written with; a forecaster started
+with other ones refuses to resume from it (:class:`CheckpointMismatch`) instead of mixing the two.
+
+>>> import numpy as np
+>>> from tidecast.stream.ports import MemoryCheckpoints, MemorySink
+>>> from tidecast.stream.window_store import MemoryWindowStore
+>>> class Mean:  # the smallest learner: forecasts each series' last bucket
+...     model_version, min_history, horizon, quantiles = 0, 2, 1, (0.5,)
+...     def learn(self, history, *rest): self.model_version += 1; return {}
+...     def forecast(self, history, *rest): return history[:, -1:, :1], history[:, -1:, 0]
+...     def state_dict(self): return {}
+...     def load_state_dict(self, state): pass
+>>> config = ForecasterConfig(bucket_seconds=86_400, lateness_seconds=0, retention=7, quantiles=(0.5,), inputs=())
+>>> loop = Forecaster(config, MemoryWindowStore(), Mean(), MemorySink(), MemoryCheckpoints(), lambda s: b"", dict)
+>>> report = loop.close_bucket(20_000)
+>>> report.bucket, report.model_version, loop.last_closed
+(20000, 1, 20000)
 """
 
 from __future__ import annotations
@@ -26,7 +43,11 @@ from tidecast.stream.series_panel import SeriesPanel
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
 
-STATE_FORMAT = "tidecast.forecaster/1"
+STATE_FORMAT = "tidecast.forecaster/2"  # /2: records bucket size, horizon and quantiles
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint was written under another bucket size, horizon or quantiles than this forecaster's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +161,18 @@ class Forecaster:
         seconds["checkpoint"] = _lap(started)
         return CloseReport(t, len(self.panel), published, self.learner.model_version, learned, seconds)
 
+    def shape(self) -> dict:
+        """What a checkpoint must agree on to be resumed: bucket size, horizon and quantiles."""
+        return {
+            "bucket_seconds": self.config.bucket_seconds,
+            "horizon": self.learner.horizon,
+            "quantiles": list(self.config.quantiles),
+        }
+
     def state(self) -> dict:
         return {
             "format": STATE_FORMAT,
+            **self.shape(),
             "last_closed": self.last_closed,
             "panel": self.panel.registry(),
             "learner": self.learner.state_dict(),
@@ -153,14 +183,31 @@ class Forecaster:
         if blob is None:
             return
         state = self.loads(blob)
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"checkpoint is not a {STATE_FORMAT} state")
+        self._check(state)
         self.learner.load_state_dict(state["learner"])
         self.last_closed = state["last_closed"]
         self.panel = SeriesPanel.from_registry(self.panel_length, state["panel"])
         if self.panel.t is not None:
             for bucket in range(self.panel.t - self.panel_length + 1, self.panel.t + 1):
                 self.panel.fill(bucket, self.store.read_bucket(bucket))
+
+
+    def _check(self, state: dict) -> None:
+        found = state.get("format")
+        if found != STATE_FORMAT:
+            raise CheckpointMismatch(
+                f"the checkpoint is a {found!r} state, not {STATE_FORMAT!r} (written by another tidecast version): "
+                "start the forecaster afresh (delete its checkpoint key) or run the version that wrote it"
+            )
+        names = {"bucket_seconds": "bucket size (TIDECAST_BUCKET, seconds)", "horizon": "horizon (TIDECAST_HORIZON)",
+                 "quantiles": "quantiles (TIDECAST_QUANTILES)"}
+        differ = [f"{names[key]}: checkpoint {state.get(key)!r}, now {now!r}"
+                  for key, now in self.shape().items() if state.get(key) != now]
+        if differ:
+            raise CheckpointMismatch(
+                "the checkpoint was written with another " + "; ".join(differ)
+                + ". Restore those settings, or start the forecaster afresh (delete its checkpoint key)"
+            )
 
 
 def _lap(started: float) -> float:

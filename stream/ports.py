@@ -34,6 +34,7 @@ class Learner(Protocol):
 
     model_version: int
     min_history: int
+    horizon: int
 
     def forecast(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
                  t: int, bucket_seconds: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,7 @@
-"""One suite, two window stores: the in-memory one and Redis must behave the same."""
+"""One suite, two window stores: the in-memory one and Redis must behave the same.
+
+The memory half runs with the unit tests; the Redis half (marked ``integration``) starts the embedded
+servers of the test session (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -14,15 +17,13 @@ from tidecast.stream.ingest import PartitionIngestor, Record
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
-pytestmark = pytest.mark.integration
-
 DAILY = Buckets(86_400)
 D0 = 20_000  # some day
 T0 = DAILY.start_ms(D0)
 DAY = 86_400_000
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest) -> Iterator[WindowStore]:
     if request.param == "memory":
         yield MemoryWindowStore()
