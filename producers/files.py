@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -226,7 +226,7 @@ class _Converter:
         return hit
 
 
-def _timestamp(raw: str | float, zone: tzinfo) -> object:
+def _timestamp(raw: Any, zone: tzinfo) -> object:
     """ISO-8601 with offset, or ``raw`` unchanged when it is no time."""
     if type(raw) is str:
         try:
@@ -240,7 +240,7 @@ def _timestamp(raw: str | float, zone: tzinfo) -> object:
     return _epoch(raw, raw)
 
 
-def _epoch(number: float, raw: object) -> object:
+def _epoch(number: Any, raw: object) -> object:
     if not math.isfinite(number):
         return raw
     try:
@@ -254,7 +254,7 @@ def _epoch(number: float, raw: object) -> object:
 _INT64 = 2**63  # JSON encoders (orjson) take integers within 64 bits; larger ones stay floats
 
 
-def _number(raw: object) -> object:
+def _number(raw: Any) -> Any:
     """int when integral and within 64 bits, else float; anything else (or not finite) unchanged."""
     kind = type(raw)
     if kind is int:

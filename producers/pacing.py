@@ -23,7 +23,8 @@ def paced(
     if speed <= 0:
         yield from docs
         return
-    first_ts = start = None
+    first_ts: float | None = None
+    start = 0.0
     for doc in docs:
         ts = _seconds(doc["ts"])
         if first_ts is None:

@@ -117,7 +117,7 @@ class Forecaster:
             if not retained:
                 return []
             self.last_closed = min(retained) - 1
-        reports = []
+        reports: list[CloseReport] = []
         while self.last_closed < through and (limit is None or len(reports) < limit):
             reports.append(self.close_bucket(self.last_closed + 1))
         return reports

@@ -181,9 +181,10 @@ class PartitionIngestor:
                 continue
             if bucket != bucket_now:
                 bucket_now = bucket
-                batch_ids = batch_sets.get(bucket)
-                if batch_ids is None:
-                    batch_ids = batch_sets[bucket] = set()
+                known = batch_sets.get(bucket)
+                if known is None:
+                    known = batch_sets[bucket] = set()
+                batch_ids = known
                 stored_ids = seen.get(bucket, ())
             event_id = event.event_id
             if event_id in batch_ids or event_id in stored_ids:
@@ -230,7 +231,7 @@ class PartitionIngestor:
         """
         if self.max_ts_ms is not None and max_ts_ms <= self.max_ts_ms:
             return None
-        open_from = self.open_from(max_ts_ms)
+        open_from = self.buckets.index(max_ts_ms - self.lateness_ms)
         forget, trim_before = self._forget_and_trim(open_from)
         offset = self.next_offset if self.next_offset is not None else position
         return IngestBatch(

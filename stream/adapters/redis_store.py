@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
 import orjson
 import redis
@@ -35,7 +36,8 @@ class RedisWindowStore:
     """Window store on Redis (or valkey); ``prefix`` is the topic prefix, e.g. ``tidecast.``."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self.client = client
+        # Any: redis-py's hints cover decoding and raw clients at once; this one returns bytes
+        self.client: Any = client
         self.prefix = prefix
         self._commit = client.register_script(_COMMIT_LUA)
         self._partition_key = re.compile(re.escape(prefix) + r"\{(\d+)\}:off$")
@@ -172,7 +174,7 @@ class RedisCheckpoints:
     """
 
     def __init__(self, client: redis.Redis, prefix: str, name: str = "all") -> None:
-        self.client = client
+        self.client: Any = client
         self.key = self.key_for(prefix, name)
 
     @staticmethod
