@@ -5,6 +5,13 @@ rejects go to the DLQ, and the batch (window deltas + offsets + watermark + coun
 the store in one atomic call by the :class:`~tidecast.consumers.committer.Committer`. On assignment the
 worker seeks every partition to the offset stored in the store, so a crash anywhere neither loses nor
 double-counts an event. Kafka offset commits happen too, but only as a courtesy for lag tools.
+
+>>> from tidecast.stream.ingest import PartitionIngestor, Record
+>>> from tidecast.stream.timebuckets import Buckets
+>>> batch = PartitionIngestor("sales", 0, Buckets(86_400), 0, 30).apply([Record(0, b"{"), Record(1, b"[]")])
+>>> progress = IngestProgress(); progress.add(batch)
+>>> progress.records, progress.invalid, progress.ingested
+(2, 2, 0)
 """
 
 from __future__ import annotations
