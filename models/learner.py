@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .features import Batch, FeatureSpec, build_batch, hash_ids
+from .features import FeatureSpec, SampleBatch, build_batch, hash_ids
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
@@ -252,7 +252,7 @@ class OnlineLearner:
         ok = (t - back) >= seen[rows]
         return rows[ok][:want], back[ok][:want]
 
-    def _tensors(self, b: Batch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
+    def _tensors(self, b: SampleBatch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
         arrays = {"x": b.x, "sku": sku, "store": store, "y": b.y, "mask": b.mask, "scale": b.scale}
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
