@@ -50,6 +50,7 @@ from .features import FeatureSpec, SampleBatch, build_batch, hash_ids
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
+from .quantiles import DEFAULT_QUANTILES, check_quantiles
 from .replay import ReplayBuffer
 
 STATE_FORMAT = "tidecast.learner/2"  # /2: the mean head
@@ -61,7 +62,7 @@ class LearnerConfig:
     """Everything that shapes the model and its learning; frozen, and saved with every checkpoint."""
 
     horizon: int = 14
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     lags: int = 28
     aux_lags: int = 7
     scale_window: int = 28
@@ -91,10 +92,7 @@ class LearnerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        qs = tuple(float(q) for q in self.quantiles)
-        if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
-            raise ValueError("quantiles must be distinct, increasing and inside (0, 1)")
-        object.__setattr__(self, "quantiles", qs)
+        object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
             raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")

@@ -19,14 +19,14 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from itertools import pairwise
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..quantiles import DEFAULT_QUANTILES, check_quantiles
 from .residuals import ResidualQuantiles, Scale
 
-DEFAULT_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+__all__ = ["DEFAULT_QUANTILES", "Baseline", "StreamingBaseline", "pad_rows", "take"]
 
 
 @runtime_checkable
@@ -108,11 +108,9 @@ class StreamingBaseline(ABC):
         residual_series: int = 512,
         residual_min_count: int = 30,
     ) -> None:
-        q = tuple(float(v) for v in quantiles)
         if horizon < 1:
             raise ValueError("horizon must be >= 1")
-        if not q or any(v <= 0 or v >= 1 for v in q) or any(b <= a for a, b in pairwise(q)):
-            raise ValueError(f"quantiles must be strictly increasing in (0, 1), got {quantiles}")
+        q = check_quantiles(quantiles)
         if scale not in ("none", "level", "sqrt"):
             raise ValueError(f"scale must be 'none', 'level' or 'sqrt', got {scale!r}")
         self.horizon = int(horizon)
