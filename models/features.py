@@ -38,9 +38,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHANNELS = ("units", "orders", "revenue", "returns", "views", "add_to_cart", "promo_orders")
-UNITS, ORDERS, REVENUE, RETURNS, VIEWS, ADD_TO_CART, PROMO_ORDERS = range(len(CHANNELS))
-BUCKET_ORIGIN_S = 345_600  # 1970-01-05T00:00:00Z, a Monday (stream.timebuckets.BUCKET_ORIGIN_MS / 1000)
+from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS
+from tidecast.stream.windows import ADD_TO_CART, METRICS, ORDERS, PROMO_ORDERS, RETURNS, REVENUE, UNITS, VIEWS
+
+__all__ = [
+    "ADD_TO_CART", "BUCKET_ORIGIN_S", "CHANNELS", "ORDERS", "PROMO_ORDERS", "RETURNS", "REVENUE", "UNITS", "VIEWS",
+    "FeatureSpec", "SampleBatch", "build_batch", "calendar_features", "hash_ids",
+]
+
+CHANNELS = METRICS  # the input channels are the window metrics, in their order (owned by stream.windows)
+BUCKET_ORIGIN_S = BUCKET_ORIGIN_MS // 1000  # bucket 0 starts Monday 1970-01-05T00:00:00Z (stream.timebuckets)
 N_CALENDAR = 6  # sin/cos of hour-of-day, day-of-week, day-of-year
 N_STATIC = 8
 N_AUX = 5  # returns, views, add_to_cart, relative price, promo share
@@ -70,7 +77,7 @@ class FeatureSpec:
 
 
 @dataclass(slots=True)
-class Batch:
+class SampleBatch:
     """Samples ready for the network. ``y``/``mask`` are empty (``[N, 0]``) when built for forecasting.
 
     ``x`` float32 [N, D] inputs; ``scale`` float32 [N] (series level, units per bucket, > 0);
@@ -153,6 +160,155 @@ def _masked_mean(values: np.ndarray, active: np.ndarray | None, count: np.ndarra
     return total / np.maximum(count, 1).astype(np.float32)
 
 
+@dataclass(slots=True)
+class _Channels:
+    """Channel-major float32 copies of a window: ``units``/``revenue``/``views``/``carts`` over all ``lags``
+    positions, ``returns``/``orders``/``promo`` over the last ``aux_lags``."""
+
+    units: np.ndarray
+    revenue: np.ndarray
+    views: np.ndarray
+    carts: np.ndarray
+    returns: np.ndarray
+    orders: np.ndarray
+    promo: np.ndarray
+
+
+@dataclass(slots=True)
+class _Activity:
+    """Which window positions are active (at or after ``first_seen`` and inside the array).
+
+    ``mask`` is None when every position of every sample is active (the common case, no masking needed);
+    ``sw``/``aux`` are its last ``scale_window``/``aux_lags`` columns; ``n``/``n_sw`` count the active ones.
+    """
+
+    mask: np.ndarray | None
+    sw: np.ndarray | None
+    aux: np.ndarray | None
+    n: np.ndarray
+    n_sw: np.ndarray
+
+
+@dataclass(slots=True)
+class _Levels:
+    """Active means over the scale window and the units scale (``mean_u + scale_eps``) with its inverse."""
+
+    mean_u: np.ndarray
+    mean_v: np.ndarray
+    mean_c: np.ndarray
+    scale: np.ndarray
+    inv: np.ndarray
+
+
+def _read_channels(win: np.ndarray, aux_lags: int) -> _Channels:
+    """Channel-major float32 copies: contiguous rows make the reductions that follow fast."""
+    units, revenue, views, carts = (np.array(win[..., c], np.float32) for c in (UNITS, REVENUE, VIEWS, ADD_TO_CART))
+    returns, orders, promo = (np.array(win[:, -aux_lags:, c], np.float32) for c in (RETURNS, ORDERS, PROMO_ORDERS))
+    return _Channels(units, revenue, views, carts, returns, orders, promo)
+
+
+def _activity(seen: np.ndarray, origin: np.ndarray, ends: np.ndarray, spec: FeatureSpec) -> _Activity:
+    """Active positions of each sample's window: from ``first_seen`` on, and inside the history array."""
+    w, sw, a = spec.lags, spec.scale_window, spec.aux_lags
+    first_pos = np.maximum(seen - (origin - (w - 1)), (w - 1) - ends)  # first active window position
+    n_active = np.clip(w - first_pos, 0, w)
+    n_active_sw = np.clip(np.minimum(w - first_pos, sw), 0, sw)
+    if bool(np.all(first_pos <= 0)):
+        return _Activity(None, None, None, n_active, n_active_sw)
+    active = np.arange(w) >= first_pos[:, None]
+    return _Activity(active, active[:, -sw:], active[:, -a:], n_active, n_active_sw)
+
+
+def _levels(ch: _Channels, act: _Activity, spec: FeatureSpec) -> _Levels:
+    """Each series' active means of units, views and carts over the scale window, and its units scale."""
+    sw = spec.scale_window
+    mean_u = _masked_mean(ch.units[:, -sw:], act.sw, act.n_sw)
+    mean_v = _masked_mean(ch.views[:, -sw:], act.sw, act.n_sw)
+    mean_c = _masked_mean(ch.carts[:, -sw:], act.sw, act.n_sw)
+    scale = mean_u + np.float32(spec.scale_eps)
+    return _Levels(mean_u, mean_v, mean_c, scale, (np.float32(1.0) / scale)[:, None])
+
+
+def _impute(ch: _Channels, act: _Activity, lv: _Levels) -> None:
+    """Fill inactive (pre-launch) positions in place: units, views, carts with the active mean, returns 0."""
+    if act.mask is None:
+        return
+    ch.units = np.where(act.mask, ch.units, lv.mean_u[:, None])
+    ch.views = np.where(act.mask, ch.views, lv.mean_v[:, None])
+    ch.carts = np.where(act.mask, ch.carts, lv.mean_c[:, None])
+    ch.returns = np.where(act.aux, ch.returns, 0)
+
+
+def _relative_price(ch: _Channels, act: _Activity, aux_lags: int) -> np.ndarray:
+    """Price (revenue / units) of the last ``aux_lags`` buckets over the series' usual price, in [0, 5]."""
+    priced = (ch.units > 0) & (ch.revenue > 0)
+    if act.mask is not None:
+        priced &= act.mask
+    price = np.divide(ch.revenue, ch.units, out=np.zeros_like(ch.revenue), where=priced)
+    n_priced = priced.sum(axis=1)
+    usual = price.sum(axis=1, dtype=np.float32) / np.maximum(n_priced, 1).astype(np.float32)
+    rel = np.divide(price[:, -aux_lags:], usual[:, None], out=np.ones((len(usual), aux_lags), np.float32),
+                    where=priced[:, -aux_lags:] & (usual[:, None] > 0))
+    return np.clip(rel, 0.0, 5.0)
+
+
+def _promo_share(ch: _Channels, act: _Activity) -> np.ndarray:
+    """Promo orders over orders of the last ``aux_lags`` buckets, in [0, 1] (0 without orders)."""
+    has_orders = ch.orders > 0 if act.aux is None else act.aux & (ch.orders > 0)
+    return np.clip(np.divide(ch.promo, ch.orders, out=np.zeros_like(ch.promo), where=has_orders), 0.0, 1.0)
+
+
+def _aux_features(ch: _Channels, act: _Activity, lv: _Levels, aux_lags: int) -> list[np.ndarray]:
+    """The auxiliary blocks, in input order: returns, views, add-to-carts, relative price, promo share."""
+    views_x = ch.views[:, -aux_lags:] / (lv.mean_v[:, None] + np.float32(1.0))
+    carts_x = ch.carts[:, -aux_lags:] / (lv.mean_c[:, None] + np.float32(1.0))
+    returns_x = ch.returns * lv.inv
+    return [returns_x, views_x, carts_x, _relative_price(ch, act, aux_lags), _promo_share(ch, act)]
+
+
+def _static_features(units_x: np.ndarray, ch: _Channels, act: _Activity, lv: _Levels, age: np.ndarray,
+                     spec: FeatureSpec) -> np.ndarray:
+    """The eight statics ``[N, 8]``: log levels, zero share, active share, log age, recent and latest units."""
+    sw, w = spec.scale_window, spec.lags
+    zeros = ch.units[:, -sw:] == 0
+    if act.sw is not None:
+        zeros &= act.sw
+    zero_frac = zeros.sum(axis=1) / np.maximum(act.n_sw, 1)
+    recent = units_x[:, -spec.aux_lags:].mean(axis=1)  # level of the last aux_lags buckets relative to the scale
+    latest = units_x[:, -1]
+    return np.stack(
+        [np.log1p(lv.mean_u), np.log1p(lv.mean_v), np.log1p(lv.mean_c), zero_frac, act.n / w,
+         np.log1p(np.clip(age, 0, 1000)) / math.log(1001.0), recent, latest],
+        axis=1,
+    ).astype(np.float32)
+
+
+def _origin_calendar(origin: np.ndarray, bucket_seconds: int) -> np.ndarray:
+    """Calendar ``[N, 6]`` of each sample's first target bucket, computed once per distinct origin."""
+    uniq, inverse = np.unique(origin, return_inverse=True)
+    return calendar_features(uniq, 1, bucket_seconds)[inverse.reshape(-1), 0]
+
+
+def _finish_inputs(blocks: list[np.ndarray], clip: float) -> np.ndarray:
+    """Concatenate the input blocks; non-finite values to 0 / +-clip, then everything clipped to +-clip."""
+    x = np.concatenate(blocks, axis=1)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=clip, neginf=-clip)
+    np.clip(x, -clip, clip, out=x)
+    return x
+
+
+def _targets(history: np.ndarray, rows: np.ndarray, ends: np.ndarray, origin: np.ndarray, seen: np.ndarray,
+             horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Target units ``[N, H]`` of buckets ``origin+1 .. origin+H`` and the mask of the matured, active ones."""
+    n_pos = history.shape[1]
+    tpos = ends[:, None] + 1 + np.arange(horizon)
+    in_array = (tpos >= 0) & (tpos <= n_pos - 1)
+    mask = in_array & ((origin[:, None] + 1 + np.arange(horizon)) >= seen[:, None])
+    picked = history[rows[:, None], np.clip(tpos, 0, n_pos - 1), UNITS]
+    return np.where(mask, picked, 0.0).astype(np.float32), mask
+
+
 def build_batch(
     history: np.ndarray,
     first_seen: np.ndarray,
@@ -162,7 +318,7 @@ def build_batch(
     rows: np.ndarray | None = None,
     lags_back: np.ndarray | None = None,
     with_targets: bool = True,
-) -> Batch:
+) -> SampleBatch:
     """Build samples at origins ``t - lags_back`` for series ``rows`` (default: every row, origin ``t``).
 
     Inputs read only buckets ``<= origin``; targets read only buckets ``<= t`` (``mask`` marks them).
@@ -174,81 +330,22 @@ def build_batch(
     back = np.zeros(len(rows_arr), np.int64) if lags_back is None else np.asarray(lags_back, np.int64)
     if np.any(back < 0):
         raise ValueError("origins must not lie after t (lags_back >= 0)")
-    n, w, a, sw = len(rows_arr), spec.lags, spec.aux_lags, spec.scale_window
     ends = (n_pos - 1) - back  # array position of each origin
     origin = int(t) - back
     seen = np.asarray(first_seen, np.int64)[rows_arr]
 
-    win = _window(history, None if all_rows else rows_arr[:, None], ends, w)
-    # channel-major float32 copies: contiguous rows make the reductions below fast
-    long_channels = (UNITS, REVENUE, VIEWS, ADD_TO_CART)
-    units, revenue, views, carts = (np.array(win[..., c], np.float32) for c in long_channels)
-    returns, orders, promo = (np.array(win[:, -a:, c], np.float32) for c in (RETURNS, ORDERS, PROMO_ORDERS))
-
-    first_pos = np.maximum(seen - (origin - (w - 1)), (w - 1) - ends)  # first active window position
-    active: np.ndarray | None = np.arange(w) >= first_pos[:, None]
-    n_active = np.clip(w - first_pos, 0, w)
-    n_active_sw = np.clip(np.minimum(w - first_pos, sw), 0, sw)
-    if bool(np.all(first_pos <= 0)):
-        active = None  # every position active: the common case, no masking needed
-    a_sw = None if active is None else active[:, -sw:]
-    a_aux = None if active is None else active[:, -a:]
-
-    mean_u = _masked_mean(units[:, -sw:], a_sw, n_active_sw)
-    mean_v = _masked_mean(views[:, -sw:], a_sw, n_active_sw)
-    mean_c = _masked_mean(carts[:, -sw:], a_sw, n_active_sw)
-    scale = mean_u + np.float32(spec.scale_eps)
-    inv = (np.float32(1.0) / scale)[:, None]
-    if active is not None:  # impute inactive (pre-launch) positions with the series' active mean
-        units = np.where(active, units, mean_u[:, None])
-        views = np.where(active, views, mean_v[:, None])
-        carts = np.where(active, carts, mean_c[:, None])
-        returns = np.where(a_aux, returns, 0)
-    units_x = units * inv
-    views_x = views[:, -a:] / (mean_v[:, None] + np.float32(1.0))
-    carts_x = carts[:, -a:] / (mean_c[:, None] + np.float32(1.0))
-    returns_x = returns * inv
-
-    priced = (units > 0) & (revenue > 0)
-    if active is not None:
-        priced &= active
-    price = np.divide(revenue, units, out=np.zeros_like(revenue), where=priced)
-    n_priced = priced.sum(axis=1)
-    usual = price.sum(axis=1, dtype=np.float32) / np.maximum(n_priced, 1).astype(np.float32)
-    rel = np.divide(price[:, -a:], usual[:, None], out=np.ones((n, a), np.float32),
-                    where=priced[:, -a:] & (usual[:, None] > 0))
-    price_x = np.clip(rel, 0.0, 5.0)
-    has_orders = orders > 0 if a_aux is None else a_aux & (orders > 0)
-    promo_x = np.clip(np.divide(promo, orders, out=np.zeros_like(promo), where=has_orders), 0.0, 1.0)
-
-    zeros = units[:, -sw:] == 0
-    if a_sw is not None:
-        zeros &= a_sw
-    zero_frac = zeros.sum(axis=1) / np.maximum(n_active_sw, 1)
-    age = np.clip(origin - seen + 1, 0, 1000)
-    recent = units_x[:, -a:].mean(axis=1)  # level of the last aux_lags buckets relative to the scale
-    latest = units_x[:, -1]
-    static = np.stack(
-        [np.log1p(mean_u), np.log1p(mean_v), np.log1p(mean_c), zero_frac, n_active / w,
-         np.log1p(age) / math.log(1001.0), recent, latest],
-        axis=1,
-    ).astype(np.float32)
-
-    uniq, inverse = np.unique(origin, return_inverse=True)
-    cal = calendar_features(uniq, 1, bucket_seconds)[inverse.reshape(-1), 0]
-    x = np.concatenate([units_x, returns_x, views_x, carts_x, price_x, promo_x, static, cal], axis=1)
-    if not np.isfinite(x).all():
-        x = np.nan_to_num(x, nan=0.0, posinf=spec.clip, neginf=-spec.clip)
-    np.clip(x, -spec.clip, spec.clip, out=x)
+    ch = _read_channels(_window(history, None if all_rows else rows_arr[:, None], ends, spec.lags), spec.aux_lags)
+    act = _activity(seen, origin, ends, spec)
+    lv = _levels(ch, act, spec)
+    _impute(ch, act, lv)
+    units_x = ch.units * lv.inv
+    aux = _aux_features(ch, act, lv, spec.aux_lags)
+    static = _static_features(units_x, ch, act, lv, origin - seen + 1, spec)
+    x = _finish_inputs([units_x, *aux, static, _origin_calendar(origin, bucket_seconds)], spec.clip)
 
     if with_targets:
-        tpos = ends[:, None] + 1 + np.arange(spec.horizon)
-        in_array = (tpos >= 0) & (tpos <= n_pos - 1)
-        mask = in_array & ((origin[:, None] + 1 + np.arange(spec.horizon)) >= seen[:, None])
-        picked = history[rows_arr[:, None], np.clip(tpos, 0, n_pos - 1), UNITS]
-        y = np.where(mask, picked, 0.0).astype(np.float32)
+        y, mask = _targets(history, rows_arr, ends, origin, seen, spec.horizon)
     else:
-        y = np.zeros((n, 0), np.float32)
-        mask = np.zeros((n, 0), bool)
-    return Batch(x=x, scale=scale.astype(np.float32), y=y, mask=mask, rows=rows_arr,
-                 origin=origin.astype(np.int64))
+        y, mask = np.zeros((len(rows_arr), 0), np.float32), np.zeros((len(rows_arr), 0), bool)
+    return SampleBatch(x=x, scale=lv.scale.astype(np.float32), y=y, mask=mask, rows=rows_arr,
+                       origin=origin.astype(np.int64))

@@ -46,10 +46,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .features import Batch, FeatureSpec, build_batch, hash_ids
+from .features import FeatureSpec, SampleBatch, build_batch, hash_ids
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
+from .quantiles import DEFAULT_QUANTILES, check_quantiles
 from .replay import ReplayBuffer
 
 STATE_FORMAT = "tidecast.learner/2"  # /2: the mean head
@@ -61,7 +62,7 @@ class LearnerConfig:
     """Everything that shapes the model and its learning; frozen, and saved with every checkpoint."""
 
     horizon: int = 14
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     lags: int = 28
     aux_lags: int = 7
     scale_window: int = 28
@@ -91,10 +92,7 @@ class LearnerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        qs = tuple(float(q) for q in self.quantiles)
-        if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
-            raise ValueError("quantiles must be distinct, increasing and inside (0, 1)")
-        object.__setattr__(self, "quantiles", qs)
+        object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
             raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")
@@ -257,7 +255,7 @@ class OnlineLearner:
         ok = (t - back) >= seen[rows]
         return rows[ok][:want], back[ok][:want]
 
-    def _tensors(self, b: Batch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
+    def _tensors(self, b: SampleBatch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
         arrays = {"x": b.x, "sku": sku, "store": store, "y": b.y, "mask": b.mask, "scale": b.scale}
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
@@ -308,52 +306,87 @@ class OnlineLearner:
         bucket_seconds: int,
     ) -> dict[str, Any]:
         """Learn from the labels matured by the close of bucket ``t`` (history ends at ``t``); diagnostics."""
-        cfg = self.config
         if self.last_t is not None and t <= self.last_t:
-            return {"t": t, "skipped": True, "model_version": self.model_version, "loss": math.nan,
-                    "train_loss": math.nan, "lr": cfg.lr * self.lr_multiplier,
-                    "lr_multiplier": self.lr_multiplier, "drift": False, "n_fresh": 0, "n_replay": 0,
-                    "replay_size": len(self.replay)}
+            return self._diagnostics(t, skipped=True)
+        cfg = self.config
         hist, seen = self._check(history, first_seen, stores, skus)
         n_recent = max(1, round(cfg.batch_size * cfg.recent_fraction))
-
         last_back = min(cfg.horizon, hist.shape[1] - 1)  # origins must lie inside the history
         steps = cfg.steps_for(bucket_seconds)
+
         rows, back = self._pairs(seen, t, 1, last_back, n_recent * max(1, steps))
         fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
+        signal, bias, drift = self._control(fresh, back, t)
+        rows, back, fresh = self._unquarantined(rows, back, fresh, t)
+        lr = self._apply_lr()
+        losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
+        self._offer_replay(hist, seen, stores, skus, t, bucket_seconds, last_back)
 
+        self.last_t = int(t)
+        self.model_version += 1
+        return self._diagnostics(t, loss=signal, train_loss=float(np.mean(losses)) if losses else math.nan, lr=lr,
+                                 drift=drift, bias=bias, n_fresh=len(rows), n_replay=n_replay)
+
+    def _control(self, fresh: dict[str, torch.Tensor], back: np.ndarray, t: int) -> tuple[float, float, bool]:
+        """Score the labels matured at ``t`` (prequentially), update the rate controller, and open a quarantine
+        when it starts a drift episode. Returns (loss, bias, drift)."""
+        cfg = self.config
         signal, bias, bias_se = self._signals(fresh, back)
         learning = (t - 1) >= self.quarantine_until  # else every fresh origin is quarantined
         drift = self.controller.update(signal, bias, bias_se, learning) if cfg.adaptive_lr else False
         if drift and self.controller.new_episode and cfg.quarantine > 0:
             self.quarantine_until = max(self.quarantine_until, int(t) + cfg.quarantine)
+        return signal, bias, drift
+
+    def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
+                       t: int) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor]]:
+        """The fresh samples without those straddling a detected change (origin before ``quarantine_until``)."""
         keep = np.flatnonzero((t - back) >= self.quarantine_until)
-        if len(keep) < len(rows):  # samples straddling a detected change are not learned from
+        if len(keep) < len(rows):
             rows, back = rows[keep], back[keep]
             fresh = {k: v[torch.from_numpy(keep)] for k, v in fresh.items()}
-        lr = cfg.lr * self.lr_multiplier
+        return rows, back, fresh
+
+    def _apply_lr(self) -> float:
+        """Set the optimizer's rate to the base rate times the controller's multiplier; returns it."""
+        lr = self.config.lr * self.lr_multiplier
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        return lr
 
+    def _train(self, fresh: dict[str, torch.Tensor], n_fresh: int, steps: int,
+               n_recent: int) -> tuple[list[float], int]:
+        """``steps`` optimizer steps (none without fresh samples), each on ``n_recent`` fresh samples (cycling)
+        topped up from the reservoir. Returns the step losses and the replayed samples used."""
+        cfg = self.config
         losses, n_replay = [], 0
-        for step in range(steps if len(rows) else 0):
-            sel = np.arange(step * n_recent, (step + 1) * n_recent) % len(rows)
+        for step in range(steps if n_fresh else 0):
+            sel = np.arange(step * n_recent, (step + 1) * n_recent) % n_fresh
             batch = {k: v[torch.from_numpy(sel)] for k, v in fresh.items()}
             old = self.replay.sample(cfg.batch_size - len(sel))
             if len(old["x"]):
                 n_replay += len(old["x"])
                 batch = {k: torch.cat([batch[k], torch.from_numpy(old[k])]) for k in batch}
-            loss = self._loss(batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                for params in self._param_groups:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            self.optimizer.step()
-            self.steps += 1
-            losses.append(float(loss.detach()))
+            losses.append(self._step(batch))
+        return losses, n_replay
 
+    def _step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimizer step, each parameter group clipped on its own gradient; returns the loss."""
+        loss = self._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            for params in self._param_groups:
+                torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.optimizer.step()
+        self.steps += 1
+        return float(loss.detach())
+
+    def _offer_replay(self, hist: np.ndarray, seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
+                      t: int, bucket_seconds: int, last_back: int) -> None:
+        """Offer fully matured samples of origin ``t - H`` to the reservoir, unless that origin is quarantined."""
+        cfg = self.config
         add_rows, add_back = self._pairs(seen, t, cfg.horizon, last_back, cfg.replay_add)
         if t - cfg.horizon < self.quarantine_until:
             add_rows, add_back = add_rows[:0], add_back[:0]
@@ -361,14 +394,15 @@ class OnlineLearner:
             ab = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=add_rows, lags_back=add_back)
             self.replay.add(ab.x, *self._ids(stores, skus, add_rows), ab.y, ab.mask, ab.scale)
 
-        self.last_t = int(t)
-        self.model_version += 1
+    def _diagnostics(self, t: int, *, skipped: bool = False, loss: float = math.nan, train_loss: float = math.nan,
+                     lr: float | None = None, drift: bool = False, bias: float = math.nan, n_fresh: int = 0,
+                     n_replay: int = 0) -> dict[str, Any]:
+        """What :meth:`learn` reports, for a learned bucket and (with the defaults) for a skipped one."""
         return {
-            "t": int(t), "skipped": False, "model_version": self.model_version, "loss": signal,
-            "train_loss": float(np.mean(losses)) if losses else math.nan, "lr": lr,
-            "lr_multiplier": self.lr_multiplier, "drift": drift, "bias": bias, "n_fresh": len(rows),
-            "n_replay": n_replay,
-            "replay_size": len(self.replay),
+            "t": int(t), "skipped": skipped, "model_version": self.model_version, "loss": loss,
+            "train_loss": train_loss, "lr": self.config.lr * self.lr_multiplier if lr is None else lr,
+            "lr_multiplier": self.lr_multiplier, "drift": drift, "bias": bias, "n_fresh": n_fresh,
+            "n_replay": n_replay, "replay_size": len(self.replay),
         }
 
     # ------------------------------------------------------------------- state

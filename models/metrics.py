@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .quantiles import check_quantiles, interval80_pair, median_index
+
 __all__ = [
     "METRIC_NAMES",
     "RunningScales",
@@ -66,38 +68,6 @@ _SUMS: tuple[str, ...] = (
     "rev",  # sum units * price, points whose price is known
     "units_np",  # sum units, points whose price is unknown
 )
-
-
-def median_index(quantiles: tuple[float, ...] | list[float]) -> int:
-    """Index of the quantile used as the point forecast: the one closest to 0.5 (the lower one on a tie).
-
-    >>> median_index((0.1, 0.5, 0.9)), median_index((0.25, 0.75))
-    (1, 0)
-    """
-    q = np.asarray(quantiles, dtype=float)
-    return int(np.argmin(np.abs(q - 0.5) + 1e-12 * np.arange(q.size)))
-
-
-def interval80_pair(quantiles: tuple[float, ...] | list[float]) -> tuple[int, int] | None:
-    """Indices ``(lo, hi)`` of the quantile pair spanning 80% (``q_hi - q_lo = 0.8``), or None if none does.
-
-    Among several such pairs the most symmetric around 0.5 wins, then the outermost.
-
-    >>> pair = interval80_pair
-    >>> pair((0.1, 0.5, 0.9)), pair((0.05, 0.1, 0.5, 0.9, 0.95)), pair((0.5,))
-    ((0, 2), (1, 3), None)
-    """
-    q = list(quantiles)
-    pairs = [
-        (abs(q[a] + q[b] - 1.0), q[a], a, b)
-        for a in range(len(q))
-        for b in range(a + 1, len(q))
-        if abs(q[b] - q[a] - 0.8) < 1e-9
-    ]
-    if not pairs:
-        return None
-    _, _, a, b = min(pairs)
-    return a, b
 
 
 def history_scales(y_hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,14 +201,11 @@ class Scorer:
     """
 
     def __init__(self, horizon: int, quantiles: tuple[float, ...] | list[float], n_series: int = 0) -> None:
-        q = np.asarray(quantiles, dtype=float)
         if horizon < 1:
             raise ValueError("horizon must be >= 1")
-        if q.ndim != 1 or q.size == 0 or np.any(q <= 0) or np.any(q >= 1) or np.any(np.diff(q) <= 0):
-            raise ValueError(f"quantiles must be strictly increasing in (0, 1), got {quantiles}")
         self.horizon = int(horizon)
-        self.quantiles = tuple(float(v) for v in q)
-        self._q = q
+        self.quantiles = check_quantiles(quantiles)
+        self._q = np.asarray(self.quantiles, dtype=float)
         self._mid = median_index(self.quantiles)
         self._pair = interval80_pair(self.quantiles)
         self._acc = np.zeros((self.horizon, int(n_series), len(_SUMS)))  # sums per (step, series)

@@ -19,14 +19,14 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from itertools import pairwise
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..quantiles import DEFAULT_QUANTILES, check_quantiles
 from .residuals import ResidualQuantiles, Scale
 
-DEFAULT_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+__all__ = ["DEFAULT_QUANTILES", "Baseline", "StreamingBaseline", "pad_rows", "take"]
 
 
 @runtime_checkable
@@ -108,11 +108,9 @@ class StreamingBaseline(ABC):
         residual_series: int = 512,
         residual_min_count: int = 30,
     ) -> None:
-        q = tuple(float(v) for v in quantiles)
         if horizon < 1:
             raise ValueError("horizon must be >= 1")
-        if not q or any(v <= 0 or v >= 1 for v in q) or any(b <= a for a, b in pairwise(q)):
-            raise ValueError(f"quantiles must be strictly increasing in (0, 1), got {quantiles}")
+        q = check_quantiles(quantiles)
         if scale not in ("none", "level", "sqrt"):
             raise ValueError(f"scale must be 'none', 'level' or 'sqrt', got {scale!r}")
         self.horizon = int(horizon)
@@ -173,18 +171,21 @@ class StreamingBaseline(ABC):
             self.update(h[:, j])
         return self
 
-    def point_forecast(self) -> np.ndarray:
-        """[S, H] point forecasts for buckets ``t .. t+H-1``; 0 for series without a finite value yet."""
-        return self._clean(self._point(None), None)
+    def point_forecast(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """[S, H] point forecasts for buckets ``t .. t+H-1``; 0 for series without a finite value yet.
 
-    def forecast(self) -> np.ndarray:
+        ``rows`` (int array of series indices < ``n_series``) limits them to those series, in that order.
+        """
+        return self._clean(self._point(rows), rows)
+
+    def forecast(self, rows: np.ndarray | None = None) -> np.ndarray:
         """[S, H, Q]: ``max(0, point + scale_i * R[h, q])`` with R the residual quantiles; finite, >= 0,
-        non-decreasing along Q."""
-        point = self.point_forecast()
+        non-decreasing along Q. ``rows`` as in :meth:`point_forecast`."""
+        point = self.point_forecast(rows)
         # offsets are non-decreasing along q and scales >= 0, so each row is non-decreasing (IEEE rounding
         # is monotone) and stays so after the clip at 0: no sort needed.
         offsets = np.maximum.accumulate(self._res.offsets(), axis=1)
-        out = np.multiply(self._scale(None)[:, None, None], offsets[None, :, :])
+        out = np.multiply(self._scale(rows)[:, None, None], offsets[None, :, :])
         out += point[:, :, None]
         return np.maximum(out, 0.0, out=out)
 

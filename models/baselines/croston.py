@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows, take
 
 
@@ -32,7 +33,7 @@ class Croston(StreamingBaseline):
     def __init__(
         self,
         horizon: int,
-        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
         *,
         alpha: float = 0.1,
         **kw: object,

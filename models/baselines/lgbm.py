@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows
 
 _DAY = 86_400
@@ -67,7 +68,7 @@ class LightGBMTweedie(StreamingBaseline):
     def __init__(
         self,
         horizon: int,
-        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
         *,
         season: int = 7,
         lags: tuple[int, ...] | None = None,

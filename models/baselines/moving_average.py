@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows
 
 
@@ -25,7 +26,7 @@ class MovingAverage(StreamingBaseline):
     name = "moving_average"
 
     def __init__(
-        self, horizon: int, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), *, window: int = 28, **kw: object
+        self, horizon: int, quantiles: tuple[float, ...] = DEFAULT_QUANTILES, *, window: int = 28, **kw: object
     ) -> None:
         super().__init__(horizon, quantiles, **kw)  # type: ignore[arg-type]
         if window < 1:

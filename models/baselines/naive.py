@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows
 
 
@@ -22,7 +23,7 @@ class Naive(StreamingBaseline):
 
     name = "naive"
 
-    def __init__(self, horizon: int, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), **kw: object) -> None:
+    def __init__(self, horizon: int, quantiles: tuple[float, ...] = DEFAULT_QUANTILES, **kw: object) -> None:
         super().__init__(horizon, quantiles, **kw)  # type: ignore[arg-type]
         self._last = np.full(0, np.nan)
 

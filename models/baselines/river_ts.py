@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from river import time_series
 
+from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows
 
 
@@ -46,7 +47,7 @@ class RiverTS(StreamingBaseline):
     def __init__(
         self,
         horizon: int,
-        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
         *,
         season: int = 7,
         model: Literal["holtwinters", "snarimax"] = "holtwinters",

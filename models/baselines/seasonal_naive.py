@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows
 
 
@@ -24,7 +25,7 @@ class SeasonalNaive(StreamingBaseline):
     name = "seasonal_naive"
 
     def __init__(
-        self, horizon: int, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), *, season: int = 7, **kw: object
+        self, horizon: int, quantiles: tuple[float, ...] = DEFAULT_QUANTILES, *, season: int = 7, **kw: object
     ) -> None:
         super().__init__(horizon, quantiles, **kw)  # type: ignore[arg-type]
         if season < 1:
