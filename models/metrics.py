@@ -107,6 +107,19 @@ def history_scales(y_hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mae, mse
 
 
+def bucket_column(y: np.ndarray, n_series: int) -> np.ndarray:
+    """One bucket's values as a flat float array; series are only ever appended, so it has at least
+    ``n_series`` entries (the ones beyond are new series).
+
+    >>> bucket_column([[1, 2, 3]], 2).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    values = np.asarray(y, dtype=float).ravel()
+    if values.size < n_series:
+        raise ValueError(f"expected at least {n_series} values, got {values.size}")
+    return values
+
+
 class RunningScales:
     """Streaming form of :func:`history_scales`: O(S) per bucket, grows when new series appear.
 
@@ -140,9 +153,7 @@ class RunningScales:
 
     def update(self, y: np.ndarray) -> None:
         """Add one bucket: ``y`` [S'], S' >= the number of series so far (new series are appended)."""
-        y = np.asarray(y, dtype=float).ravel()
-        if y.size < self.n_series:
-            raise ValueError(f"expected at least {self.n_series} values, got {y.size}")
+        y = bucket_column(y, self.n_series)
         if y.size > self.n_series:
             self._grow(y.size)
         d = y - self._last

@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..metrics import bucket_column
 from ..quantiles import DEFAULT_QUANTILES, check_quantiles
 from .residuals import ResidualQuantiles, Scale
 
@@ -148,9 +149,7 @@ class StreamingBaseline(ABC):
 
     def update(self, y: np.ndarray) -> None:
         """Learn bucket ``t``: ``y`` [S'] (S' >= n_series; extra entries are new series; NaN = unknown)."""
-        y = np.asarray(y, dtype=float).ravel()
-        if y.size < self.n_series:
-            raise ValueError(f"expected at least {self.n_series} values, got {y.size}")
+        y = bucket_column(y, self.n_series)
         if y.size > self.n_series:
             self._grow(y.size)
             self._level = pad_rows(self._level, y.size, np.nan)
