@@ -10,17 +10,26 @@ the same run, are an empty interpreter (``python -c pass``) and ``python -c "imp
 and the core count are printed because CPU figures move with the machine. Last, the modules that cost most
 to import for ``--help`` (cumulative microseconds from ``python -X importtime``).
 
-Output of one run (2 cores, other work going on; see docs/benchmarks.md)::
+Output of one run (2026-11-30, 2 cores, other engineers' test suites running alongside)::
 
-    load average (1/5/15 min) before, after: 1.31 1.05 0.80, 1.52 1.10 0.83; 2 cores; 5 runs each, median
-    command                         cpu s   wall s
-    python -c pass                  0.020    0.022
-    python -c "import torch"        1.672    1.901
-    tidecast --help                 0.055    0.060
-    ...
+    load average (1/5/15 min) before, after: 3.69 2.39 1.29, 4.60 2.83 1.49; 2 cores; 5 runs each, median
+    command                            cpu s   wall s
+    python -c pass                     0.022    0.034
+    python -c "import torch"           1.639    2.547
+    tidecast --help                    0.080    0.135
+    tidecast infra status              0.118    0.166
+    tidecast inspect stats --json      0.228    0.344
+    tidecast tail --help               0.076    0.114
+    tidecast produce --help            0.078    0.121
+    tidecast demo --help               0.088    0.131
+    tidecast backtest --help           2.944    4.564
+
     import time of `tidecast --help`, top 12 by cumulative time:
       cumulative us  module
-              23000  tidecast.cli
+              12982  tidecast.config
+              12734  site
+              11076  tidecast.infra
+              10507  tidecast.infra.embedded
     ...
 """
 
