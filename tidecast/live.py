@@ -1,26 +1,93 @@
-"""Wiring for the forecaster: the learner from settings, Redis windows and checkpoints, the Kafka sink."""
+"""The live wiring behind ``ingest``, ``forecast``, ``run`` and ``demo``: Redis windows, the forecaster and its
+Kafka sink, the loops that drive them, and the signal handling they share.
+
+- :func:`build`: the forecaster on Redis windows and checkpoints, publishing to Kafka (a context manager);
+- :func:`run_ingest`: one ingest worker until stopped or idle (``tidecast ingest``);
+- :func:`run_forecast`: the forecaster alone, closing buckets as the watermarks pass (``tidecast forecast``);
+- :func:`run_ingest_and_forecast`: both on one thread, buckets closed between polls (``tidecast run``, the demo);
+- :func:`stop_on_signals`: SIGINT/SIGTERM ask the running loop to finish cleanly.
+
+The commands keep the flags and what is printed. torch, the learner, kafka and redis are imported when a
+loop is started, not with this module.
+
+>>> with stop_on_signals() as stop:
+...     stop.call(lambda: print("worker asked to stop"))
+...     signal.raise_signal(signal.SIGTERM)
+worker asked to stop
+>>> stop.requested
+True
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-
-import redis
-import torch
+from typing import TYPE_CHECKING
 
 from tidecast.config import Endpoints, Settings
-from tidecast.models import checkpoint
-from tidecast.models.learner import LearnerConfig, OnlineLearner
-from tidecast.producers.forecast_publisher import KafkaForecastSink
-from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
-from tidecast.stream.forecaster import Forecaster, ForecasterConfig
+
+if TYPE_CHECKING:
+    from tidecast.consumers.ingest_worker import IngestProgress
+    from tidecast.models.learner import LearnerConfig
+    from tidecast.producers.forecast_publisher import KafkaForecastSink
+    from tidecast.stream.adapters.redis_store import RedisWindowStore
+    from tidecast.stream.forecaster import CloseReport, Forecaster, ForecasterConfig
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stop:
+    """A stop request: set by a signal (see :func:`stop_on_signals`) or by :meth:`request`.
+
+    >>> stop = Stop()
+    >>> stop.request()
+    >>> stop.call(lambda: print("called at once: the request came first"))
+    called at once: the request came first
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._action: Callable[[], None] | None = None
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Have a request call ``action`` (e.g. a worker's ``stop``), instead of the previous one; at once if a
+        request came already."""
+        self._action = action
+        if self.requested:
+            action()
+
+    def request(self) -> None:
+        self.requested = True
+        if self._action is not None:
+            self._action()
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: Iterable[signal.Signals] = STOP_SIGNALS) -> Iterator[Stop]:
+    """For the ``with`` block, ``signals`` request a :class:`Stop` instead of ending the process; the previous
+    handlers come back on the way out. ``signals=()`` leaves the handlers alone (Ctrl-C raises as usual)."""
+    stop = Stop()
+    previous = {sig: signal.signal(sig, lambda *_: stop.request()) for sig in signals}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def learner_config(settings: Settings) -> LearnerConfig:
+    from tidecast.models.learner import LearnerConfig
+
     return LearnerConfig(horizon=settings.horizon, quantiles=settings.quantiles)
 
 
 def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> ForecasterConfig:
+    from tidecast.stream.forecaster import ForecasterConfig
+
     return ForecasterConfig(
         bucket_seconds=settings.bucket_seconds,
         lateness_seconds=settings.lateness_seconds,
@@ -32,11 +99,23 @@ def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> Forecaster
 
 @dataclass
 class LiveForecaster:
+    """The forecaster, its Kafka sink and the window store it reads; ``close`` (or the ``with`` block) ends the
+    sink."""
+
     forecaster: Forecaster
     sink: KafkaForecastSink
+    store: RedisWindowStore
+    settings: Settings
+    endpoints: Endpoints
 
     def close(self) -> None:
         self.sink.close()
+
+    def __enter__(self) -> LiveForecaster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
@@ -45,6 +124,15 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     torch gets ``TIDECAST_TORCH_THREADS`` threads (default 1): on a small machine the ingest worker, the
     committer and the broker need the other cores, and the model is small.
     """
+    import redis
+    import torch
+
+    from tidecast.models import checkpoint
+    from tidecast.models.learner import OnlineLearner
+    from tidecast.producers.forecast_publisher import KafkaForecastSink
+    from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
+    from tidecast.stream.forecaster import Forecaster
+
     torch.set_num_threads(int(os.environ.get("TIDECAST_TORCH_THREADS", "1")))
     client = redis.Redis.from_url(endpoints.redis)
     store = RedisWindowStore(client, settings.topic_prefix)
@@ -64,4 +152,79 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
         forecaster_config(settings, inputs), store, learner, sink, RedisCheckpoints(client, settings.topic_prefix),
         checkpoint.dumps, checkpoint.loads,
     )
-    return LiveForecaster(forecaster, sink)
+    return LiveForecaster(forecaster, sink, store, settings, endpoints)
+
+
+def run_ingest(
+    settings: Settings,
+    endpoints: Endpoints,
+    until_idle: float | None,
+    on_progress: Callable[[IngestProgress], None] | None = None,
+) -> IngestProgress:
+    """One worker of the consumer group, until SIGINT/SIGTERM or ``until_idle`` seconds without a record."""
+    from tidecast.consumers.ingest_worker import IngestWorker
+    from tidecast.stream.adapters.redis_store import RedisWindowStore
+
+    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+    worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
+    with stop_on_signals() as stop:
+        stop.call(worker.stop)
+        return worker.run(until_idle=until_idle)
+
+
+def run_forecast(
+    live: LiveForecaster,
+    until_idle: float | None,
+    on_close: Callable[[CloseReport], None],
+    poll_seconds: float = 0.2,
+) -> None:
+    """Close buckets one at a time as the watermarks pass, until SIGINT/SIGTERM or, with ``until_idle``, once no
+    bucket closed and no watermark moved for that long."""
+    last_change, last_marks = time.monotonic(), None
+    with stop_on_signals() as stop:
+        while not stop.requested:
+            reports = live.forecaster.step(limit=1)
+            for report in reports:
+                on_close(report)
+            marks = live.store.max_event_times()
+            now = time.monotonic()
+            if reports or marks != last_marks:
+                last_change, last_marks = now, marks
+            elif until_idle is not None and now - last_change >= until_idle:
+                break
+            if not reports:
+                time.sleep(poll_seconds)
+
+
+def run_ingest_and_forecast(
+    live: LiveForecaster,
+    until_idle: float | None,
+    on_progress: Callable[[IngestProgress], None] | None = None,
+    on_close: Callable[[CloseReport], None] = lambda report: None,
+    again: Callable[[], bool] = lambda: False,
+    signals: Iterable[signal.Signals] = STOP_SIGNALS,
+) -> None:
+    """Ingest, closing every closable bucket between polls; at the end close what the last records allow.
+
+    An ingest worker runs until stopped or ``until_idle`` seconds without a record; while ``again()`` is true
+    (the demo: its producer is still running) a new one carries on. ``signals`` stop the loop cleanly
+    (``()``: they are left alone).
+    """
+    from tidecast.consumers.ingest_worker import IngestWorker
+    from tidecast.stream.adapters.redis_store import RedisWindowStore
+
+    settings, endpoints = live.settings, live.endpoints
+    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+
+    def tick() -> None:
+        for report in live.forecaster.step():
+            on_close(report)
+
+    with stop_on_signals(signals) as stop:
+        while True:
+            worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
+            stop.call(worker.stop)
+            worker.run(until_idle=until_idle, tick=tick)
+            if stop.requested or not again():
+                break
+        tick()

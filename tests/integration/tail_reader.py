@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tidecast.commands.tail_cmd import follow
 from tidecast.config import Settings
+from tidecast.consumers.forecast_reader import follow
 
 
 def read_forecasts(settings: Settings, idle: float = 3.0) -> list[dict]:

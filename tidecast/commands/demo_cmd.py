@@ -5,6 +5,12 @@
 3. this process ingests and forecasts together (``tidecast run``), with a live view;
 4. at the end it reads the forecasts back from the topic, scores them prequentially against the actuals
    next to seasonal naive, draws actuals against p10/p50/p90 for a few series, and stops the servers.
+
+The live view's labels and point forecast follow ``TIDECAST_QUANTILES``:
+
+>>> board = Board(season=7, quantiles=(0.05, 0.5, 0.95))
+>>> board.median, board.render().renderables[0].plain
+(1, 'waiting for the consumer group...')
 """
 
 from __future__ import annotations
@@ -20,27 +26,17 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from tidecast import infra
-from tidecast.commands.forecast_cmd import describe_close
-from tidecast.commands.ingest_cmd import describe
-from tidecast.commands.tail_cmd import follow
 from tidecast.config import Settings
-from tidecast.console import err
-from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
-from tidecast.live import build
-from tidecast.stream.adapters.redis_store import RedisWindowStore
-from tidecast.stream.backtest.charts import one_step_band, quantile_chart
-from tidecast.stream.backtest.published import score_published
-from tidecast.stream.forecast_message import ForecastBatch
-from tidecast.stream.timebuckets import Buckets, from_iso, season_for
-from tidecast.stream.windows import REVENUE, UNITS
+from tidecast.console import quantile_labels
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Group
+
+    from tidecast.stream.forecast_message import ForecastBatch
 
 SUMMARY_METRICS = ("mae", "mase", "wrmsse", "wspl", "coverage80")
 
@@ -59,8 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 class Board:
     """The live view: ingest, closes, rolling one-step error (tidecast vs seasonal naive), latest forecasts."""
 
-    def __init__(self, season: int, watch: int = 3) -> None:
+    def __init__(self, season: int, quantiles: Sequence[float], watch: int = 3) -> None:
+        from tidecast.models.metrics import median_index
+
         self.season = season
+        self.quantiles = tuple(quantiles)
+        self.median = median_index(self.quantiles)
         self.ingest = "waiting for the consumer group..."
         self.close = "no bucket closed yet"
         self.closed = 0
@@ -72,26 +72,35 @@ class Board:
 
     def on_close(self, panel, batch: ForecastBatch, series: Sequence[str], values: np.ndarray) -> None:
         """Called with every published batch; bucket ``t`` (just closed) is the panel's last column."""
+        import numpy as np
+
+        from tidecast.stream.windows import UNITS
+
         actual = panel.history[:, -1, UNITS]
         if self.previous and panel.history.shape[1] > self.season:
             idx = np.fromiter((panel.index[s] for s in self.previous), np.int64, len(self.previous))
             ours = np.abs(np.fromiter(self.previous.values(), float, len(idx)) - actual[idx]).mean()
             naive = np.abs(panel.history[idx, -1 - self.season, UNITS] - actual[idx]).mean()
             self.errors.append((ours, naive))
-        mid = values.shape[2] // 2
-        self.previous = dict(zip(series, values[:, 0, mid].tolist(), strict=True))
+        self.previous = dict(zip(series, values[:, 0, self.median].tolist(), strict=True))
         for name, row in zip(series[: self.watch], values[: self.watch], strict=False):
             self.latest[name] = row[:3].tolist()
         self.published += len(series)
 
     def render(self) -> Group:
+        import numpy as np
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         lines = [Text(self.ingest), Text(f"{self.closed} buckets closed, {self.published:,} forecasts; {self.close}")]
         if self.errors:
             ours, naive = np.mean(self.errors, axis=0)
             lines.append(Text(f"rolling one-step MAE (last {len(self.errors)} closes): tidecast {ours:.3f} "
                               f"vs seasonal naive {naive:.3f}"))
         if self.latest:
-            table = Table("series", "next bucket p10/p50/p90", "+1", "+2", title="latest forecasts")
+            table = Table("series", f"next bucket {quantile_labels(self.quantiles)}", "+1", "+2",
+                          title="latest forecasts")
             for name, rows in self.latest.items():
                 table.add_row(name, *["/".join(f"{v:.1f}" for v in row) for row in rows])
             lines.append(table)
@@ -109,6 +118,8 @@ class _TeeSink:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from tidecast.console import err
+
     settings = replace(
         settings, home=settings.home / "demo", kafka_bootstrap=None, redis_url=None,
         retention=max(settings.retention, args.days + 7),
@@ -127,6 +138,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings, endpoints: infra.Endpoints) -> tuple[dict, Path]:
+    from rich.live import Live
+
+    from tidecast.console import describe, describe_close, err
+    from tidecast.live import build, run_ingest_and_forecast
+    from tidecast.stream.timebuckets import Buckets, season_for
+
     env = {**os.environ, "TIDECAST_KAFKA_BOOTSTRAP": endpoints.kafka, "TIDECAST_REDIS_URL": endpoints.redis,
            "TIDECAST_TOPIC_PREFIX": settings.topic_prefix}
     speed = args.days * 86_400 / max(args.seconds, 1.0)
@@ -137,28 +154,26 @@ def _run(args: argparse.Namespace, settings: Settings, endpoints: infra.Endpoint
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     buckets = Buckets(settings.bucket_seconds)
-    board = Board(season_for(settings.bucket_seconds))
+    board = Board(season_for(settings.bucket_seconds), settings.quantiles)
     live = build(settings, endpoints)
     forecaster = live.forecaster
     forecaster.sink = _TeeSink(live.sink, forecaster, board)
-    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
     try:
         with Live(board.render(), console=err, auto_refresh=False, transient=False) as screen:
 
-            def on_progress(progress: IngestProgress) -> None:
+            def on_progress(progress) -> None:
                 board.ingest = describe(progress)
                 screen.update(board.render(), refresh=True)
 
-            def tick() -> None:
-                for report in forecaster.step():
-                    board.closed += 1
-                    board.close = describe_close(report, buckets)
-                    screen.update(board.render(), refresh=True)
+            def on_close(report) -> None:
+                board.closed += 1
+                board.close = describe_close(report, buckets)
+                screen.update(board.render(), refresh=True)
 
-            IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress).run(until_idle=3.0, tick=tick)
-            while producer.poll() is None:  # the producer paused longer than the idle timeout: carry on
-                IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress).run(until_idle=3.0, tick=tick)
-            tick()
+            # the producer may pause longer than the idle timeout: a new worker carries on while it runs;
+            # Ctrl-C is left to raise, and the finally below stops the producer
+            run_ingest_and_forecast(live, until_idle=3.0, on_progress=on_progress, on_close=on_close,
+                                    again=lambda: producer.poll() is None, signals=())
         err.print()  # end the live view's last line before the summary (stdout) follows
         if producer.returncode != 0:
             raise RuntimeError(f"the synthetic producer failed:\n{producer.stderr.read()[-2000:]}")
@@ -166,10 +181,18 @@ def _run(args: argparse.Namespace, settings: Settings, endpoints: infra.Endpoint
         if producer.poll() is None:
             producer.kill()
         live.close()
-    return _evaluate(settings, endpoints, store, forecaster, board)
+    return _evaluate(settings, endpoints, live.store, forecaster, board)
 
 
 def _evaluate(settings, endpoints, store, forecaster, board) -> tuple[dict, Path]:
+    import numpy as np
+
+    from tidecast.consumers.forecast_reader import follow
+    from tidecast.stream.backtest.charts import one_step_band, quantile_chart
+    from tidecast.stream.backtest.published import score_published
+    from tidecast.stream.timebuckets import Buckets, from_iso, season_for
+    from tidecast.stream.windows import REVENUE, UNITS
+
     buckets = Buckets(settings.bucket_seconds)
     first, last = min(store.buckets()), forecaster.last_closed
     columns = last - first + 1
@@ -211,6 +234,9 @@ def _evaluate(settings, endpoints, store, forecaster, board) -> tuple[dict, Path
 
 
 def _print_summary(summary: dict, chart: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     console.print(f"[bold]{summary['events']:,}[/] events, {summary['series']} series, "
                   f"{summary['buckets_closed']} buckets closed, {summary['forecasts_published']:,} forecasts "
@@ -220,7 +246,6 @@ def _print_summary(summary: dict, chart: Path) -> None:
         table.add_row(model, *[f"{values[k]:.3f}" for k in SUMMARY_METRICS])
     console.print(table)
     console.print(f"chart of actuals against p10/p50/p90: {chart.resolve()}")
-
 
 
 def _round(value: float) -> float:

@@ -1,23 +1,18 @@
-"""``tidecast forecast`` and ``tidecast run``: close buckets, learn, forecast, publish."""
+"""``tidecast forecast`` and ``tidecast run``: close buckets, learn, forecast, publish.
+
+>>> import argparse
+>>> sub = argparse.ArgumentParser().add_subparsers()
+>>> add_parser(sub)
+>>> sorted(sub.choices), sub.choices["run"].parse_args(["--until-idle", "6"]).until_idle
+(['forecast', 'run'], 6.0)
+"""
 
 from __future__ import annotations
 
 import argparse
-import signal
-import time
 
-from rich.live import Live
-from rich.text import Text
-
-from tidecast.commands.ingest_cmd import describe
 from tidecast.config import Settings
-from tidecast.console import err
-from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
 from tidecast.infra.endpoints import resolve
-from tidecast.live import build
-from tidecast.stream.adapters.redis_store import RedisWindowStore
-from tidecast.stream.forecaster import CloseReport
-from tidecast.stream.timebuckets import Buckets, to_iso
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,76 +26,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     both.set_defaults(handler=run_both)
 
 
-def describe_close(report: CloseReport, buckets: Buckets) -> str:
-    s = report.seconds
-    learn = report.learn
-    return (
-        f"closed {to_iso(buckets.start_ms(report.bucket))[:16]}: {report.published:,} forecasts, "
-        f"model v{report.model_version}, loss {learn.get('loss', float('nan')):.3f}, "
-        f"lr x{learn.get('lr_multiplier', 1.0):.2f}{' DRIFT' if learn.get('drift') else ''} "
-        f"(read {s['read']:.2f}s learn {s['learn']:.2f}s forecast {s['forecast']:.2f}s "
-        f"publish {s['publish']:.2f}s checkpoint {s['checkpoint']:.2f}s)"
-    )
-
-
 def run_forecast(args: argparse.Namespace, settings: Settings) -> int:
-    endpoints = resolve(settings)
-    live = build(settings, endpoints)
-    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+    from tidecast import live
+    from tidecast.console import describe_close, err
+    from tidecast.stream.timebuckets import Buckets
+
     buckets = Buckets(settings.bucket_seconds)
-    stopping = []
-    previous = {sig: signal.signal(sig, lambda *_: stopping.append(1)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    last_change, last_marks = time.monotonic(), None
-    try:
-        while not stopping:
-            reports = live.forecaster.step(limit=1)
-            for report in reports:
-                err.print(describe_close(report, buckets))
-            marks = store.max_event_times()
-            now = time.monotonic()
-            if reports or marks != last_marks:
-                last_change, last_marks = now, marks
-            elif args.until_idle is not None and now - last_change >= args.until_idle:
-                break
-            if not reports:
-                time.sleep(0.2)
-    finally:
-        live.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with live.build(settings, resolve(settings)) as forecaster:
+        live.run_forecast(forecaster, args.until_idle,
+                          on_close=lambda report: err.print(describe_close(report, buckets)))
     return 0
 
 
 def run_both(args: argparse.Namespace, settings: Settings) -> int:
-    endpoints = resolve(settings)
-    live = build(settings, endpoints)
-    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+    from rich.live import Live
+    from rich.text import Text
+
+    from tidecast import live
+    from tidecast.console import describe, describe_close, err
+    from tidecast.stream.timebuckets import Buckets
+
     buckets = Buckets(settings.bucket_seconds)
     state = {"ingest": "joining the consumer group...", "close": "no bucket closed yet", "closed": 0}
-
-    with Live(Text(""), console=err, auto_refresh=False) as screen:
+    with live.build(settings, resolve(settings)) as forecaster, \
+            Live(Text(""), console=err, auto_refresh=False) as screen:
 
         def show() -> None:
             screen.update(Text(f"{state['ingest']}\n{state['closed']} buckets closed; last: {state['close']}"),
                           refresh=True)
 
-        def on_progress(progress: IngestProgress) -> None:
+        def on_progress(progress) -> None:
             state["ingest"] = describe(progress)
             show()
 
-        def tick() -> None:
-            for report in live.forecaster.step():
-                state["closed"] += 1
-                state["close"] = describe_close(report, buckets)
-                show()
+        def on_close(report) -> None:
+            state["closed"] += 1
+            state["close"] = describe_close(report, buckets)
+            show()
 
-        worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
-        previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            worker.run(until_idle=args.until_idle, tick=tick)
-            tick()
-        finally:
-            live.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        live.run_ingest_and_forecast(forecaster, args.until_idle, on_progress=on_progress, on_close=on_close)
     return 0

@@ -1,15 +1,25 @@
-"""``tidecast infra up|down|status``: the embedded broker and valkey-server."""
+"""``tidecast infra up|down|status``: the embedded broker and valkey-server.
+
+>>> import argparse
+>>> sub = argparse.ArgumentParser().add_subparsers()
+>>> add_parser(sub)
+>>> args = sub.choices["infra"].parse_args(["up", "--json", "--owner-pid", "42"])
+>>> args.verb, args.json, args.owner_pid
+('up', True, 42)
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from tidecast import infra
 from tidecast.config import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+
     console = Console(stderr=True)
     if args.verb == "up":
         if settings.kafka_bootstrap and settings.redis_url:

@@ -1,18 +1,18 @@
-"""``tidecast ingest``: run one ingest worker of the consumer group until stopped (or idle)."""
+"""``tidecast ingest``: run one ingest worker of the consumer group until stopped (or idle).
+
+>>> import argparse
+>>> sub = argparse.ArgumentParser().add_subparsers()
+>>> add_parser(sub)
+>>> sub.choices["ingest"].parse_args(["--until-idle", "3"]).until_idle
+3.0
+"""
 
 from __future__ import annotations
 
 import argparse
-import signal
-
-from rich.live import Live
-from rich.text import Text
 
 from tidecast.config import Settings
-from tidecast.console import err
-from tidecast.consumers.ingest_worker import IngestProgress, IngestWorker
 from tidecast.infra.endpoints import resolve
-from tidecast.stream.adapters.redis_store import RedisWindowStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,25 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.live import Live
+    from rich.text import Text
+
+    from tidecast.console import describe, err
+    from tidecast.live import run_ingest
+
     endpoints = resolve(settings)
-    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
-    with Live(Text("joining the consumer group..."), console=err, transient=False, auto_refresh=False) as live:
-
-        def show(progress: IngestProgress) -> None:
-            live.update(Text(describe(progress)), refresh=True)
-
-        worker = IngestWorker(settings, endpoints.kafka, store, on_progress=show)
-        previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            worker.run(until_idle=args.until_idle)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    with Live(Text("joining the consumer group..."), console=err, transient=False, auto_refresh=False) as screen:
+        run_ingest(settings, endpoints, args.until_idle,
+                   on_progress=lambda progress: screen.update(Text(describe(progress)), refresh=True))
     return 0
-
-
-def describe(progress: IngestProgress) -> str:
-    return (
-        f"ingest: {progress.records:,} records ({progress.rate:,.0f}/s) - {progress.ingested:,} applied, "
-        f"{progress.duplicates:,} duplicates, {progress.late:,} late, {progress.invalid:,} invalid"
-    )

@@ -1,20 +1,22 @@
-"""``tidecast inspect series|stats``: read the windows and counters back from Redis."""
+"""``tidecast inspect series|stats``: read the windows and counters back from Redis.
+
+>>> from tidecast.stream.window_store import MemoryWindowStore
+>>> stats_report(MemoryWindowStore(), Settings())
+{'ingested': 0, 'dlq': 0, 'late': 0, 'duplicates': 0, 'invalid': 0, 'offsets': {}, 'watermarks': {}}
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from tidecast.config import Settings
 from tidecast.infra.endpoints import resolve
-from tidecast.stream.adapters.redis_store import RedisWindowStore
-from tidecast.stream.events import split_series
 from tidecast.stream.timebuckets import Buckets, to_iso
-from tidecast.stream.window_store import WindowStore
-from tidecast.stream.windows import METRICS
+
+if TYPE_CHECKING:
+    from tidecast.stream.window_store import WindowStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +51,10 @@ def stats_report(store: WindowStore, settings: Settings) -> dict:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from tidecast.stream.adapters.redis_store import RedisWindowStore
+    from tidecast.stream.events import split_series
+
     store = RedisWindowStore.from_url(resolve(settings).redis, settings.topic_prefix)
-    console = Console()
     if args.what == "series":
         try:
             split_series(args.series)
@@ -60,21 +64,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(json.dumps(report))
             return 0
-        table = Table("start", *METRICS, title=f"{args.series} ({len(report['buckets'])} buckets)")
-        for row in report["buckets"]:
-            table.add_row(row["start"], *[f"{row[m]:,.2f}".rstrip("0").rstrip(".") for m in METRICS])
-        console.print(table)
+        _print_series(report, args.series)
         return 0
     report = stats_report(store, settings)
     if args.json:
         print(json.dumps(report))
         return 0
+    _print_stats(report)
+    return 0
+
+
+def _print_series(report: dict, series: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tidecast.stream.windows import METRICS
+
+    table = Table("start", *METRICS, title=f"{series} ({len(report['buckets'])} buckets)")
+    for row in report["buckets"]:
+        table.add_row(row["start"], *[f"{row[m]:,.2f}".rstrip("0").rstrip(".") for m in METRICS])
+    Console().print(table)
+
+
+def _print_stats(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
     console.print(", ".join(f"{k} {report[k]:,}" for k in ("ingested", "dlq", "late", "duplicates", "invalid")))
     table = Table("partition", "next offset", "watermark")
     for name, offset in report["offsets"].items():
         table.add_row(name, f"{offset:,}", report["watermarks"].get(name, "-"))
     console.print(table)
-    return 0
 
 
 def _partition_order(item: tuple[str, object]) -> tuple[str, int]:

@@ -1,19 +1,26 @@
-"""``tidecast produce synthetic|file``: send events to the clicks and sales topics."""
+"""``tidecast produce synthetic|file``: send events to the clicks and sales topics.
+
+>>> import argparse
+>>> sub = argparse.ArgumentParser().add_subparsers()
+>>> add_parser(sub)
+>>> args = sub.choices["produce"].parse_args(["synthetic", "--series", "20", "--start", "2026-03-02"])
+>>> args.kind, args.series, args.start.isoformat()
+('synthetic', 20, '2026-03-02T00:00:00+00:00')
+"""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tidecast.config import Settings
-from tidecast.console import err, progress
+from tidecast.console import progress
 from tidecast.infra.endpoints import resolve
-from tidecast.producers.event_sender import EventSender
-from tidecast.producers.faults import with_faults
-from tidecast.producers.files import count_rows, parse_columns, read_events
-from tidecast.producers.pacing import paced
-from tidecast.producers.synthetic import SyntheticConfig, generate
+
+if TYPE_CHECKING:
+    from tidecast.producers.synthetic import SyntheticConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from tidecast.console import err
+    from tidecast.producers.event_sender import EventSender
+    from tidecast.producers.files import count_rows, parse_columns, read_events
+    from tidecast.producers.synthetic import SyntheticConfig
+
     endpoints = resolve(settings)
     if args.kind == "synthetic":
         config = SyntheticConfig(
@@ -71,6 +83,11 @@ def send_synthetic(
     speed: float = 0.0,
 ) -> int:
     """Generate and send (at ``speed`` x real time, or flat out); returns the messages sent, faults included."""
+    from tidecast.producers.event_sender import EventSender
+    from tidecast.producers.faults import with_faults
+    from tidecast.producers.pacing import paced
+    from tidecast.producers.synthetic import generate
+
     with EventSender(settings, bootstrap) as sender:
         stream = with_faults(paced(generate(config), speed), malformed, duplicates, config.seed)
         for out in progress(stream, "sending synthetic events"):

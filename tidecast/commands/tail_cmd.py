@@ -1,17 +1,19 @@
-"""``tidecast tail``: follow the forecast topic."""
+"""``tidecast tail``: follow the forecast topic.
+
+>>> import argparse
+>>> sub = argparse.ArgumentParser().add_subparsers()
+>>> add_parser(sub)
+>>> args = sub.choices["tail"].parse_args(["--series", "s1:sku1", "--until-idle", "5"])
+>>> args.series, args.until_idle, args.json
+('s1:sku1', 5.0, False)
+"""
 
 from __future__ import annotations
 
 import argparse
-import time
-
-import orjson
-from kafka import KafkaConsumer, TopicPartition
-from rich.console import Console
 
 from tidecast.config import Settings
 from tidecast.infra.endpoints import resolve
-from tidecast.stream.adapters.kafka_clients import consumer_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,29 +25,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def follow(settings: Settings, bootstrap: str, from_beginning: bool, until_idle: float | None):
-    """Yield forecast documents as they arrive."""
-    consumer = KafkaConsumer(**consumer_config(settings, bootstrap, None))
-    topic = settings.topics.forecasts
-    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-    consumer.assign(parts)
-    (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*parts)
-    last = time.monotonic()
-    try:
-        while until_idle is None or time.monotonic() - last < until_idle:
-            for records in consumer.poll(timeout_ms=200).values():
-                last = time.monotonic()
-                for record in records:
-                    yield orjson.loads(record.value)
-    finally:
-        consumer.close()
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+    from rich.console import Console
+
+    from tidecast.console import quantile_labels
+    from tidecast.consumers.forecast_reader import follow
+
     console = Console()
     endpoints = resolve(settings)
     if not args.json:
-        console.print("[dim]series | origin | model | p10/p50/p90 (mean) of the first steps[/]")
+        labels = quantile_labels(settings.quantiles)
+        console.print(f"[dim]series | origin | model | {labels} (mean) of the first steps[/]")
     try:
         for doc in follow(settings, endpoints.kafka, args.from_beginning, args.until_idle):
             if args.series and doc["series"] != args.series:

@@ -4,6 +4,14 @@ Run as ``python -m tidecast.infra.supervisor --home DIR``. It starts both server
 parent-death signal, waits until they answer, creates the four topics with their final partition
 counts, writes ``DIR/infra/state.json`` and then watches: it tears everything down on SIGTERM or
 SIGINT, when a server dies, or when ``--owner-pid`` is gone.
+
+``main`` is the five steps in order: :func:`parse_args`, :func:`start_servers`, :func:`publish` (topics and
+the state file), :func:`watch`, :func:`tear_down`.
+
+>>> parse_args(["--home", "/tmp/h", "--partitions", "3"]).partitions
+3
+>>> watch({}, owner_pid=None, stopping=lambda: True)  # asked to stop: a clean exit
+0
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tidecast.config import Topics
@@ -23,85 +32,106 @@ from tidecast.infra.processes import die_with_parent, free_port, pid_alive, wait
 from tidecast.stream.adapters.kafka_clients import create_topics
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tidecast.infra.supervisor")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--topic-prefix", default="tidecast.")
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--owner-pid", type=int)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    folder = args.home / "infra"
-    folder.mkdir(parents=True, exist_ok=True)
-    stopping = False
 
-    def request_stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
+def start_servers(folder: Path, children: dict[str, subprocess.Popen]) -> tuple[str, str]:
+    """Start valkey-server and Tansu on free loopback ports, adding them to ``children`` as they start (so a
+    failure half way still tears down the first); wait until both answer. Returns (bootstrap, redis URL)."""
     tansu, valkey = binaries()
     kafka_port, redis_port = free_port(), free_port()
+    children["redis"] = _spawn(
+        [str(valkey), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--protected-mode", "yes", "--loglevel", "warning"],
+        folder / "valkey.log",
+    )
+    children["kafka"] = _spawn(
+        [str(tansu), "broker", "--listener-url", f"tcp://127.0.0.1:{kafka_port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{kafka_port}", "--storage-engine", "memory://tansu/"],
+        folder / "tansu.log",
+    )
+    for name, port in (("redis", redis_port), ("kafka", kafka_port)):
+        if not wait_for_port(port, 30):
+            raise RuntimeError(f"{name} did not open port {port}")
+    return f"127.0.0.1:{kafka_port}", f"redis://127.0.0.1:{redis_port}/0"
+
+
+def publish(args: argparse.Namespace, folder: Path, children: dict[str, subprocess.Popen], bootstrap: str,
+            redis_url: str) -> dict:
+    """Create the topics, then write the state file (atomically) that tells later commands where the servers are."""
+    create_topics(bootstrap, Topics(args.topic_prefix).all, args.partitions)
+    state = {
+        "ready": True,
+        "kafka": bootstrap,
+        "redis": redis_url,
+        "pids": {"supervisor": os.getpid(), **{name: p.pid for name, p in children.items()}},
+        "topic_prefix": args.topic_prefix,
+        "partitions": args.partitions,
+    }
+    tmp = folder / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    tmp.replace(folder / "state.json")
+    print(f"embedded infrastructure ready: {json.dumps(state)}", flush=True)
+    return state
+
+
+def watch(children: dict[str, subprocess.Popen], owner_pid: int | None, stopping: Callable[[], bool],
+          poll_seconds: float = 0.2) -> int:
+    """Until ``stopping()`` or the owner is gone (0), or a server died (1)."""
+    while not stopping():
+        if owner_pid is not None and not pid_alive(owner_pid):
+            print(f"owner {owner_pid} is gone; stopping", flush=True)
+            break
+        dead = [name for name, p in children.items() if p.poll() is not None]
+        if dead:
+            print(f"server(s) exited unexpectedly: {dead}", flush=True)
+            return 1
+        time.sleep(poll_seconds)
+    return 0
+
+
+def tear_down(folder: Path, children: dict[str, subprocess.Popen]) -> None:
+    """Stop the servers (SIGTERM, SIGKILL after 5 s) and remove the state file if it is still this process's."""
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in children.values():
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    state_file = folder / "state.json"
+    try:
+        if json.loads(state_file.read_text())["pids"]["supervisor"] == os.getpid():
+            state_file.unlink()
+    except (OSError, ValueError, KeyError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    folder = args.home / "infra"
+    folder.mkdir(parents=True, exist_ok=True)
+    stop_requested = []
+    for sig in (signal.SIGTERM, signal.SIGINT):  # held for the life of the process: a request ends the watch
+        signal.signal(sig, lambda signum, frame: stop_requested.append(signum))
     children: dict[str, subprocess.Popen] = {}
     try:
-        children["redis"] = _spawn(
-            [str(valkey), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(folder), "--protected-mode", "yes", "--loglevel", "warning"],
-            folder / "valkey.log",
-        )
-        children["kafka"] = _spawn(
-            [str(tansu), "broker", "--listener-url", f"tcp://127.0.0.1:{kafka_port}",
-             "--advertised-listener-url", f"tcp://127.0.0.1:{kafka_port}", "--storage-engine", "memory://tansu/"],
-            folder / "tansu.log",
-        )
-        for name, port in (("redis", redis_port), ("kafka", kafka_port)):
-            if not wait_for_port(port, 30):
-                raise RuntimeError(f"{name} did not open port {port}")
-        bootstrap = f"127.0.0.1:{kafka_port}"
-        create_topics(bootstrap, Topics(args.topic_prefix).all, args.partitions)
-        state = {
-            "ready": True,
-            "kafka": bootstrap,
-            "redis": f"redis://127.0.0.1:{redis_port}/0",
-            "pids": {"supervisor": os.getpid(), **{name: p.pid for name, p in children.items()}},
-            "topic_prefix": args.topic_prefix,
-            "partitions": args.partitions,
-        }
-        tmp = folder / "state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        tmp.replace(folder / "state.json")
-        print(f"embedded infrastructure ready: {json.dumps(state)}", flush=True)
-        while not stopping:
-            if args.owner_pid is not None and not pid_alive(args.owner_pid):
-                print(f"owner {args.owner_pid} is gone; stopping", flush=True)
-                break
-            dead = [name for name, p in children.items() if p.poll() is not None]
-            if dead:
-                print(f"server(s) exited unexpectedly: {dead}", flush=True)
-                return 1
-            time.sleep(0.2)
-        return 0
+        bootstrap, redis_url = start_servers(folder, children)
+        publish(args, folder, children, bootstrap, redis_url)
+        return watch(children, args.owner_pid, stopping=lambda: bool(stop_requested))
     except Exception as exc:
         print(f"supervisor failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in children.values():
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        state_file = folder / "state.json"
-        try:
-            if json.loads(state_file.read_text())["pids"]["supervisor"] == os.getpid():
-                state_file.unlink()
-        except (OSError, ValueError, KeyError):
-            pass
+        tear_down(folder, children)
 
 
 def _spawn(command: list[str], log: Path) -> subprocess.Popen:

@@ -1,0 +1,76 @@
+"""The front's command table and import discipline: every command listed with its module's help line, and
+the light commands not loading torch, numpy, kafka, redis or rich before they run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tidecast import live
+from tidecast.cli import COMMANDS, build_parser, main
+
+HEAVY = ("torch", "numpy", "river", "lightgbm", "matplotlib", "kafka", "redis", "rich", "tidecast.models",
+         "tidecast.stream.backtest")
+
+
+def test_the_table_matches_what_each_module_adds() -> None:
+    by_module: dict[str, dict[str, str]] = {}
+    for name, module, help_line in COMMANDS:
+        by_module.setdefault(module, {})[name] = help_line
+    for module, expected in by_module.items():
+        sub = argparse.ArgumentParser(prog="tidecast").add_subparsers()
+        importlib.import_module(module).add_parser(sub)
+        assert {a.dest: a.help for a in sub._choices_actions} == expected, module
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for name, _, help_line in COMMANDS:
+        assert name in out and help_line.split()[0] in out
+
+
+def test_a_command_parses_with_its_own_flags() -> None:
+    args = build_parser().parse_args(["--home", "/tmp/x", "run", "--until-idle", "5"])
+    assert (args.command, args.until_idle, args.handler.__name__) == ("run", 5.0, "run_both")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["tail", "--no-such-flag"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["inspect", "stats", "--json"], ["infra", "status"], ["infra", "up"], ["tail"],
+    ["produce", "synthetic"], ["ingest"], ["forecast"], ["run"], ["demo"],
+])
+def test_parsing_a_light_command_imports_nothing_heavy(argv: list[str]) -> None:
+    code = (
+        "import sys; from tidecast.cli import build_parser\n"
+        f"try:\n    build_parser().parse_args({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_stop_on_signals_restores_the_previous_handlers() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    calls = []
+    with live.stop_on_signals() as stop:
+        stop.call(lambda: calls.append("first"))
+        stop.call(lambda: calls.append("second"))  # replaces the first: one running worker at a time
+        signal.raise_signal(signal.SIGTERM)
+    assert stop.requested and calls == ["second"]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_no_signals_leaves_the_handlers_alone() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with live.stop_on_signals(()) as stop:
+        assert signal.getsignal(signal.SIGINT) is before
+    assert not stop.requested
