@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tidecast.models.quantiles import DEFAULT_QUANTILES, check_quantiles
 from tidecast.stream.timebuckets import parse_duration
 
 
@@ -80,7 +81,7 @@ class Settings:
     partitions: int = 12
     idle_timeout_seconds: int = 30
     horizon: int = 14
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 2_000
     group_id: str = field(default="")
@@ -119,9 +120,10 @@ class Settings:
                 raise ConfigError(f"{name}: expected a positive integer, got {value}")
         if not 1 <= self.horizon <= 1000:
             raise ConfigError(f"TIDECAST_HORIZON: expected 1 to 1000 buckets, got {self.horizon}")
-        qs = self.quantiles
-        if not qs or any(not 0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
-            raise ConfigError(f"TIDECAST_QUANTILES: expected increasing values in (0, 1), got {qs}")
+        try:
+            check_quantiles(self.quantiles)
+        except ValueError as exc:
+            raise ConfigError(f"TIDECAST_QUANTILES: {exc}") from None
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB, got {self.redis_url!r}")
 
