@@ -23,8 +23,8 @@ until scored, so memory is bounded by series x H x H x Q per model, not by the l
 At the end the partition's max event time is advanced past the last bucket (as the live idle timeout
 does), so every bucket closes and is learned and scored. Checkpoints are not written (``checkpoint`` time
 is then only the state snapshot). With ``workers > 0`` the baselines run in worker processes
-(:class:`RemoteLineup`, fed bucket by bucket), so the forecaster and the baselines use two cores; the same
-:class:`Lineup` code scores them there.
+(:class:`~tidecast.stream.backtest.workers.BaselineWorker`, fed bucket by bucket), so the forecaster and the
+baselines use two cores; the same :class:`Lineup` code scores them there.
 
 >>> import torch; torch.set_num_threads(1)
 >>> from tidecast.models.learner import LearnerConfig
@@ -59,7 +59,8 @@ from tidecast.stream.backtest.config import (
     BacktestConfig,
 )
 from tidecast.stream.backtest.file_chunks import Chunk, KnownSeriesStore, OutOfOrder, chunks_in_order, chunks_sorted
-from tidecast.stream.backtest.scoring import Lineup, RemoteLineup, Trace, split_baselines
+from tidecast.stream.backtest.scoring import Lineup, Trace
+from tidecast.stream.backtest.workers import BaselineWorker, split_baselines
 from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
 from tidecast.stream.ingest import IngestBatch, PartitionIngestor, Record
@@ -151,10 +152,10 @@ class Backtest:
     def __init__(self, config: BacktestConfig, store: WindowStore, learner: Learner | None = None) -> None:
         self.config = config
         self.lineup: Lineup | None = None
-        self.remotes: list[RemoteLineup] = []
+        self.remotes: list[BaselineWorker] = []
         groups = split_baselines(config.baselines, config.workers)
         self.local_baselines: tuple[str, ...] = tuple(groups[0])
-        self.remotes = [RemoteLineup(config, group) for group in groups[1:] if group]
+        self.remotes = [BaselineWorker(config, group) for group in groups[1:] if group]
         self.buckets = config.buckets
         self.learner = learner if learner is not None else OnlineLearner(config.learner_config())
         self.retention = max(config.retention, self.learner.min_history)
@@ -321,8 +322,8 @@ class Backtest:
                 for remote in self.remotes:
                     remote.start(c.t)
             for remote in self.remotes:
-                remote.close(c.t, c.units, c.revenue)
-            self.lineup.close(c.t, c.units, c.revenue, (c.published, c.values, c.mean))
+                remote.close_bucket(c.t, c.units, c.revenue)
+            self.lineup.close_bucket(c.t, c.units, c.revenue, (c.published, c.values, c.mean))
         self.sink.closed.clear()
 
 
