@@ -58,7 +58,8 @@ from tidecast.stream.backtest.config import (
     TOPIC,
     BacktestConfig,
 )
-from tidecast.stream.backtest.file_chunks import Chunk, KnownSeriesStore, OutOfOrder, chunks_in_order, chunks_sorted
+from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
+from tidecast.stream.backtest.known_series_store import KnownSeriesStore
 from tidecast.stream.backtest.scoring import Lineup, Trace
 from tidecast.stream.backtest.workers import BaselineWorker, split_baselines
 from tidecast.stream.forecast_message import ForecastBatch
