@@ -21,7 +21,7 @@ from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import parse_columns, read_events
 from tidecast.stream.backtest.engine import TIDECAST, Backtest, BacktestConfig, BacktestResult, run_rows
 from tidecast.stream.backtest.file_chunks import chunks_in_order
-from tidecast.stream.backtest.report import METRICS, summary, write_report
+from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
 from tidecast.stream.window_store import MemoryWindowStore
 
 torch.set_num_threads(1)
@@ -100,7 +100,7 @@ def test_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["origins"] == 30 - 1 - 5
     assert list(doc["models"]) == ["tidecast", "naive", "tsb"]
     for metrics in doc["models"].values():
-        assert list(metrics) == list(METRICS)
+        assert list(metrics) == list(REPORT_METRICS)
         assert all(v is None or isinstance(v, float) for v in metrics.values())
     assert doc["counts"]["ingested"] == len(rows) and doc["timings"]["learn"] > 0
 
