@@ -27,7 +27,7 @@ import numpy as np
 from tidecast.models.metrics import median_index
 
 if TYPE_CHECKING:
-    from tidecast.stream.backtest.engine import BacktestResult
+    from tidecast.stream.backtest.result import BacktestResult
     from tidecast.stream.backtest.scoring import Trace
     from tidecast.stream.timebuckets import Buckets
 

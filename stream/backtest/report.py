@@ -1,7 +1,8 @@
 """What a backtest shows: the ``--json`` object, the Markdown tables, ``metrics.json``, and the plots of
 :mod:`tidecast.stream.backtest.charts`.
 
->>> from tidecast.stream.backtest.engine import BacktestConfig, BacktestResult
+>>> from tidecast.stream.backtest.config import BacktestConfig
+>>> from tidecast.stream.backtest.result import BacktestResult
 >>> r = BacktestResult(BacktestConfig(horizon=2), 1, ["all:A"], 3, 100, 104, 0.5,
 ...                    {"tidecast": {"mae": 1.0, "rmse": 1.5, "mase": float("nan"), "rmsse": 1.0, "wrmsse": 1.0,
 ...                                  "wspl": 0.2, "coverage80": 0.8, "bias": -0.1, "per_horizon": []}},
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tidecast.stream.backtest.charts import plot_error_over_time, plot_top_series
-from tidecast.stream.backtest.engine import BacktestResult
+from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.timebuckets import format_duration, to_iso
 
 REPORT_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "wrmsse", "wspl", "coverage80", "bias")
