@@ -24,9 +24,11 @@ from tidecast.cli import main
 from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import parse_columns, read_events
 from tidecast.stream.backtest.charts import one_step_band, quantile_chart
-from tidecast.stream.backtest.engine import TIDECAST, Backtest, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
+from tidecast.stream.backtest.engine import Backtest, run_rows
 from tidecast.stream.backtest.file_chunks import chunks_in_order
 from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
+from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.window_store import MemoryWindowStore
 
 torch.set_num_threads(1)

@@ -30,9 +30,11 @@ from tidecast import infra
 from tidecast.config import ConfigError, Settings
 from tidecast.console import err, progress
 from tidecast.producers.files import count_rows, parse_columns, read_events
-from tidecast.stream.backtest.engine import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
+from tidecast.stream.backtest.engine import run_rows
 from tidecast.stream.backtest.file_chunks import ROW_BYTES, OutOfOrder
 from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
+from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.timebuckets import format_duration, parse_duration
 from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
