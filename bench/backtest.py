@@ -32,8 +32,10 @@ import numpy as np
 import torch
 
 from tidecast.producers.files import parse_columns, read_events
-from tidecast.stream.backtest.engine import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
+from tidecast.stream.backtest.engine import run_rows
 from tidecast.stream.backtest.report import overall_table
+from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.window_store import MemoryWindowStore
 
 ROOT = Path(__file__).resolve().parents[1]

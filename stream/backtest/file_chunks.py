@@ -11,10 +11,7 @@ included). Both are read with :func:`tidecast.producers.files.read_events`; this
   already in bucket order and raises :class:`OutOfOrder` at the first row of an earlier bucket;
   :func:`chunks_sorted` reads the whole file into memory (about 250 bytes per row) and sorts it (stable).
 
-:class:`KnownSeriesStore` wraps any window store and is how panel zeros reach the forecaster: its
-``read_bucket`` adds a zero row for every series registered as an observed zero of that bucket (so the
-panel registers the series and counts it active), and it hands new series over in sorted order, so the
-panel's series order, the index space every model is scored in, does not depend on a store's hash order.
+The zeros reach the forecaster through :class:`~tidecast.stream.backtest.known_series_store.KnownSeriesStore`.
 
 >>> from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
 >>> rows = [{"event_id": "1", "type": "sale", "ts": "2024-01-01T10:00:00+00:00", "sku": "A", "qty": 2},
@@ -37,12 +34,8 @@ import numpy as np
 import orjson
 
 from tidecast.stream.events import DEFAULT_STORE, MAX_ID_LENGTH, InvalidEvent, parse_ts
-from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
-from tidecast.stream.window_store import StoreStats, WindowStore
-from tidecast.stream.windows import empty_row
 
-_ZERO_ROW: list[float] = tuple(empty_row())  # type: ignore[assignment]
 ROW_BYTES = 250
 """Rough memory per row held by :func:`chunks_sorted` (the encoded event, its key and list slots)."""
 
@@ -190,60 +183,3 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
             else:
                 records.append(item)
         yield Chunk(int(sorted_keys[lo]), records, zeros, zero_ts)
-
-
-class KnownSeriesStore:
-    """A :class:`WindowStore` wrapper that adds panel zeros and fixes the order of new series (see above).
-
-    >>> from tidecast.stream.window_store import MemoryWindowStore
-    >>> store = KnownSeriesStore(MemoryWindowStore())
-    >>> store.register(7, ["all:B", "all:A"])
-    >>> store.buckets(), store.read_bucket(7)
-    ([7], {'all:A': (0, 0, 0, 0, 0, 0, 0), 'all:B': (0, 0, 0, 0, 0, 0, 0)})
-    """
-
-    def __init__(self, inner: WindowStore) -> None:
-        self.inner = inner
-        self.zeros: dict[int, set[str]] = {}
-        self.known: set[str] = set()
-        self.registered = 0
-
-    def register(self, bucket: int, series: Iterable[str]) -> None:
-        """Record ``series`` as observed (with 0 units unless events say more) in ``bucket``."""
-        names = self.zeros.setdefault(bucket, set())
-        before = len(names)
-        names.update(series)
-        self.registered += len(names) - before
-
-    def read_bucket(self, bucket: int) -> dict[str, list[float]]:
-        rows = self.inner.read_bucket(bucket)
-        zero = _ZERO_ROW
-        for name in self.zeros.pop(bucket, ()):
-            if name not in rows:
-                rows[name] = zero  # shared and immutable: the panel only copies rows into its array
-        for old in [b for b in self.zeros if b < bucket]:  # registered too late to be read: never happens in order
-            del self.zeros[old]
-        known = self.known
-        new = [name for name in rows if name not in known]
-        if not new:
-            return rows
-        known.update(new)
-        return {name: rows[name] for name in sorted(rows)}
-
-    def buckets(self) -> list[int]:
-        return sorted(set(self.inner.buckets()) | set(self.zeros))
-
-    def load_partition(self, topic: str, partition: int) -> PartitionState:
-        return self.inner.load_partition(topic, partition)
-
-    def commit(self, batch: IngestBatch) -> bool:
-        return self.inner.commit(batch)
-
-    def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
-        return self.inner.series_window(series)
-
-    def stats(self) -> StoreStats:
-        return self.inner.stats()
-
-    def max_event_times(self) -> dict[str, int]:
-        return self.inner.max_event_times()

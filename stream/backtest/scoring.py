@@ -1,18 +1,25 @@
-"""Scoring every model at each bucket close, in this process (:class:`Lineup`) or a worker (:class:`RemoteLineup`).
+"""Scoring every model at each bucket close: :class:`Lineup`, and the :class:`Trace` kept for the report's plots.
 
+A :class:`Lineup` runs in this process or, for baselines, in a worker process
+(:class:`~tidecast.stream.backtest.workers.BaselineWorker`); the scores are computed by this code either way.
 See :mod:`tidecast.stream.backtest.engine` for the protocol (steps 1 to 4 at the close of each bucket).
+
+>>> import numpy as np
+>>> from tidecast.stream.backtest.config import BacktestConfig
+>>> lineup = Lineup(BacktestConfig(horizon=1, warmup=0), first_bucket=0, baselines=("naive",), with_tidecast=False)
+>>> for t, units in enumerate(([1.0, 0.0], [2.0, 1.0], [3.0, 1.0])):
+...     lineup.close_bucket(t, np.array(units), np.zeros(2))
+>>> naive = lineup.outcome()["models"]["naive"]
+>>> naive["scored"], naive["mae"]  # origins 1 and 2 (bucket 3 never closes), two series
+(4, 0.75)
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
 import time
-import traceback
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -38,7 +45,7 @@ class Trace:
 
 class Lineup:
     """Models scored in one process: optionally tidecast (its forecasts come from the forecaster) plus some
-    baselines (updated here); steps 1 to 4 of the module docstring, one :meth:`close` per bucket."""
+    baselines (updated here); steps 1 to 4 of the engine's docstring, one :meth:`close_bucket` per bucket."""
 
     def __init__(
         self, config: BacktestConfig, first_bucket: int, baselines: Sequence[str], with_tidecast: bool = True
@@ -71,7 +78,7 @@ class Lineup:
             {name: {} for name in self.names} if config.keep_forecasts else None
         )
 
-    def close(
+    def close_bucket(
         self,
         t: int,
         units: np.ndarray,
@@ -142,107 +149,3 @@ class Lineup:
             "unpublished": self.unpublished,
             "forecasts": self.forecasts,
         }
-
-
-class RemoteLineup:
-    """A :class:`Lineup` of baselines in a worker process, fed bucket by bucket through a pipe.
-
-    The forecaster and the baselines then use two cores; the scores are computed by the same code either way.
-    """
-
-    def __init__(self, config: BacktestConfig, baselines: Sequence[str]) -> None:
-        # fork (where there is one) starts at once and needs no importable __main__; Backtest starts the
-        # workers before it builds the learner or reads any input. The child never touches torch or rich.
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=_serve,
-            args=(child, config, tuple(baselines), self.conn),
-            daemon=True,
-            name="tidecast-backtest-baselines",
-        )
-        self.process.start()
-        child.close()
-        self.names = list(baselines)
-
-    def start(self, first_bucket: int) -> None:
-        self._send(("start", first_bucket))
-
-    def close(self, t: int, units: np.ndarray, revenue: np.ndarray) -> None:
-        self._send(("close", t, units, revenue))
-
-    def outcome(self) -> dict:
-        self._send(("end",))
-        try:
-            kind, payload = self.conn.recv()
-        except EOFError:
-            raise RuntimeError("the baseline worker process died") from None
-        finally:
-            self.stop()
-        if kind == "error":
-            raise RuntimeError(f"the baseline worker failed:\n{payload}")
-        return payload
-
-    def stop(self) -> None:
-        """End the worker (at once if it is still waiting for buckets)."""
-        if self.process.is_alive():
-            with contextlib.suppress(OSError):
-                self.conn.send(("quit",))
-        self.conn.close()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join()
-
-    def _send(self, message: tuple) -> None:
-        try:
-            self.conn.send(message)
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            raise RuntimeError("the baseline worker process died") from None
-
-
-def _serve(conn: Connection, config: BacktestConfig, baselines: tuple[str, ...], parent_end: Connection) -> None:
-    """The worker's loop: start, closes, then end (answers the outcome, or the error's traceback) or quit."""
-    parent_end.close()  # our copy of the parent's end: without it, a dead parent would never read as EOF
-    lineup: Lineup | None = None
-    try:
-        while True:
-            message = conn.recv()
-            if message[0] == "start":
-                lineup = Lineup(config, message[1], baselines, with_tidecast=False)
-            elif message[0] == "close":
-                lineup.close(*message[1:])
-            elif message[0] == "end":
-                conn.send(("ok", lineup.outcome() if lineup is not None else None))
-                return
-            else:
-                return
-    except EOFError:  # the parent went away
-        return
-    except Exception:
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        conn.close()
-
-
-def split_baselines(names: Sequence[str], workers: int) -> list[list[str]]:
-    """Baselines for this process (first list) and for each of ``workers`` worker processes, in config order.
-
-    Greedy by rough cost per bucket, scoring included, measured on Online Retail: a vectorised baseline 1,
-    river and lightgbm 3, and this process starts with tidecast's ingest, learning and forecasting, 5.
-
-    >>> split_baselines(["naive", "seasonal_naive", "moving_average", "croston", "tsb", "river"], 1)
-    [['moving_average', 'tsb'], ['naive', 'seasonal_naive', 'croston', 'river']]
-    >>> split_baselines(["naive", "tsb"], 0)
-    [['naive', 'tsb']]
-    """
-    groups: list[list[str]] = [[] for _ in range(1 + max(0, workers))]
-    load = [_COST[TIDECAST]] + [0.0] * (len(groups) - 1)
-    for name in sorted(names, key=lambda n: -_COST.get(n, 1.0)):
-        k = load.index(min(load))
-        groups[k].append(name)
-        load[k] += _COST.get(name, 1.0)
-    return [sorted(group, key=list(names).index) for group in groups]
-
-
-_COST = {TIDECAST: 5.0, "river": 3.0, "lightgbm": 3.0}

@@ -20,7 +20,9 @@ from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import read_events
 from tidecast.producers.synthetic import SyntheticConfig, generate
 from tidecast.stream.adapters.redis_store import RedisWindowStore
-from tidecast.stream.backtest.engine import TIDECAST, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
+from tidecast.stream.backtest.engine import run_rows
+from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
 pytestmark = pytest.mark.integration

@@ -3,12 +3,16 @@ unsorted input, worker processes and the report files."""
 
 from __future__ import annotations
 
+import ast
 import doctest
 import gzip
 import importlib
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,9 +23,12 @@ import torch
 from tidecast.cli import main
 from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import parse_columns, read_events
-from tidecast.stream.backtest.engine import TIDECAST, Backtest, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.charts import one_step_band, quantile_chart
+from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
+from tidecast.stream.backtest.engine import Backtest, run_rows
 from tidecast.stream.backtest.file_chunks import chunks_in_order
-from tidecast.stream.backtest.report import METRICS, summary, write_report
+from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
+from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.window_store import MemoryWindowStore
 
 torch.set_num_threads(1)
@@ -100,7 +107,7 @@ def test_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["origins"] == 30 - 1 - 5
     assert list(doc["models"]) == ["tidecast", "naive", "tsb"]
     for metrics in doc["models"].values():
-        assert list(metrics) == list(METRICS)
+        assert list(metrics) == list(REPORT_METRICS)
         assert all(v is None or isinstance(v, float) for v in metrics.values())
     assert doc["counts"]["ingested"] == len(rows) and doc["timings"]["learn"] > 0
 
@@ -221,9 +228,54 @@ def test_a_store_holding_another_run_is_refused() -> None:
         Backtest(cfg, store)
 
 
-@pytest.mark.parametrize("name", ["tidecast.stream.backtest.engine", "tidecast.stream.backtest.report",
-                                  "tidecast.stream.backtest.file_chunks", "tidecast.commands.backtest_cmd"])
+BACKTEST_MODULES = [
+    "tidecast.stream.backtest",
+    *(f"tidecast.stream.backtest.{name}" for name in (
+        "config", "file_chunks", "known_series_store", "closed_buckets", "scoring", "workers", "result", "engine",
+        "report", "charts", "published")),
+    "tidecast.commands.backtest_cmd",
+]
+
+
+@pytest.mark.parametrize("name", BACKTEST_MODULES)
 def test_docstring_examples(name: str) -> None:
-    # tests/unit/test_doctests.py walks tidecast/ only, not the folders mapped into tidecast.stream etc.
+    # every module of the backtest shows a runnable example (tests/unit/test_doctests.py runs them too, but
+    # passes a module without any)
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_the_package_imports_no_kafka_redis_or_adapters() -> None:
+    folder = Path(importlib.import_module("tidecast.stream.backtest").__file__).parent
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names
+                      if n.split(".")[0] in ("kafka", "redis") or n.startswith(("tidecast.stream.adapters",
+                                                                                 "tidecast.commands"))]
+    assert found == []
+
+
+def test_light_modules_import_no_torch_or_matplotlib() -> None:
+    # the package itself, and what the demo imports (charts, published), stay cheap to import
+    code = ("import sys, tidecast.stream.backtest, tidecast.stream.backtest.charts, "
+            "tidecast.stream.backtest.published, tidecast.stream.backtest.file_chunks; "
+            "print(sorted({'torch', 'matplotlib'} & set(sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # import this very tree
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "[]"
+
+
+def test_one_step_band_and_chart_follow_the_quantiles(tmp_path: Path) -> None:
+    quantiles = (0.05, 0.25, 0.5, 0.75, 0.95)
+    docs = [{"origin_index": o, "values": [[1.0 * o, 2.0 * o, 3.0 * o, 4.0 * o, 5.0 * o]]} for o in range(4)]
+    band = one_step_band(docs, 4, quantiles)
+    assert list(band) == ["p5", "p50", "p95"]
+    assert band["p50"].tolist() == [0.0, 3.0, 6.0, 9.0] and band["p95"].tolist() == [0.0, 5.0, 10.0, 15.0]
+    with pytest.raises(ValueError, match="5 quantiles"):
+        one_step_band(docs, 4)  # the default (0.1, 0.5, 0.9) does not fit rows of five
+    panel = {"series": "all:A", "starts": [86_400_000 * d for d in range(4)], "actual": np.arange(4.0), **band}
+    path = quantile_chart(tmp_path / "chart.png", [panel], "t", quantiles)
+    assert path.stat().st_size > 0

@@ -30,9 +30,11 @@ from tidecast import infra
 from tidecast.config import ConfigError, Settings
 from tidecast.console import err, progress
 from tidecast.producers.files import count_rows, parse_columns, read_events
-from tidecast.stream.backtest.engine import DEFAULT_BASELINES, BacktestConfig, BacktestResult, run_rows
+from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
+from tidecast.stream.backtest.engine import run_rows
 from tidecast.stream.backtest.file_chunks import ROW_BYTES, OutOfOrder
-from tidecast.stream.backtest.report import METRICS, summary, write_report
+from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
+from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.timebuckets import format_duration, parse_duration
 from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
@@ -131,10 +133,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def show(result: BacktestResult, name: str) -> None:
     """The human output: metrics per model on stdout, the time per stage on stderr."""
     cfg = result.config
-    table = Table("model", *METRICS, title=f"{name}: {result.series:,} series, {result.origins} origins, "
+    table = Table("model", *REPORT_METRICS, title=f"{name}: {result.series:,} series, {result.origins} origins, "
                                            f"{format_duration(cfg.bucket_seconds)} buckets, horizon {cfg.horizon}")
     for model, m in result.models.items():
-        table.add_row(model, *(_cell(m.get(k)) for k in METRICS))
+        table.add_row(model, *(_cell(m.get(k)) for k in REPORT_METRICS))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     stages = sorted(result.timings.items(), key=lambda kv: -kv[1])
     err.print(f"{result.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in stages if v >= 0.05))

@@ -1,0 +1,102 @@
+"""What a backtest run produced: :class:`BacktestResult`, put together by :func:`assemble_result`.
+
+Every :class:`~tidecast.stream.backtest.scoring.Lineup` (this process's, and one per worker process) hands
+over an outcome (:meth:`~tidecast.stream.backtest.scoring.Lineup.outcome`); the result merges them, models
+in config order (tidecast first), with the engine's counts and time per stage. An origin counts once it
+was issued at or before the last bucket. :mod:`tidecast.stream.backtest.report` turns the result into JSON,
+tables and plots.
+
+>>> import time
+>>> from tidecast.stream.series_panel import SeriesPanel
+>>> here = {"models": {"tidecast": {"mae": 1.0}}, "timings": {"learn": 0.5}, "timeline": {"tidecast": []},
+...         "issued": [3, 4, 5], "unpublished": 2, "forecasts": None}
+>>> there = {"models": {"naive": {"mae": 2.0}}, "timings": {"naive": 0.1}, "timeline": {"naive": []},
+...          "issued": [3, 4, 5], "unpublished": 0, "forecasts": None}
+>>> r = assemble_result(BacktestConfig(horizon=1, baselines=("naive",)), [here, there], SeriesPanel(2), (0, 4),
+...                     {"rows": 9}, {"ingest": 0.25}, time.perf_counter())
+>>> list(r.models), r.origins, r.counts, sorted(r.timings)
+(['tidecast', 'naive'], 2, {'rows': 9, 'unpublished': 2}, ['ingest', 'learn', 'naive', 'other'])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
+from tidecast.stream.backtest.scoring import Trace
+from tidecast.stream.series_panel import SeriesPanel
+
+
+@dataclass
+class BacktestResult:
+    """What a run produced; :mod:`tidecast.stream.backtest.report` turns it into JSON, tables and plots."""
+
+    config: BacktestConfig
+    series: int
+    series_names: list[str]
+    origins: int
+    first_bucket: int | None
+    last_bucket: int | None
+    seconds: float
+    models: dict[str, dict]
+    timings: dict[str, float]
+    counts: dict[str, int]
+    timeline: dict[str, list[tuple[int, float]]]
+    trace: Trace | None = None
+    forecasts: dict[str, dict[int, np.ndarray]] | None = None
+
+
+def assemble_result(
+    config: BacktestConfig,
+    outcomes: list[dict],
+    panel: SeriesPanel,
+    span: tuple[int | None, int | None],
+    counts: dict[str, int],
+    timings: dict[str, float],
+    started: float,
+    trace: Trace | None = None,
+) -> BacktestResult:
+    """Merge the lineups' ``outcomes`` (this process's first) with the engine's ``counts`` and ``timings``.
+
+    ``panel`` is the forecaster's (its series are the result's), ``span`` the first and last bucket seen,
+    ``started`` the run's :func:`time.perf_counter` start: the time no stage accounts for is ``other``.
+    """
+    order = [TIDECAST, *config.baselines]
+    found = {name: result for out in outcomes for name, result in out["models"].items()}
+    timeline = {name: points for out in outcomes for name, points in out["timeline"].items()}
+    timings, seconds = _merged_timings(timings, outcomes, started)
+    counts = dict(counts)
+    if outcomes:
+        counts["unpublished"] = outcomes[0]["unpublished"]
+    issued = outcomes[0]["issued"] if outcomes else []
+    first, last = span
+    kept = [out["forecasts"] for out in outcomes if out["forecasts"] is not None]
+    return BacktestResult(
+        config=config,
+        series=len(panel),
+        series_names=list(panel.series),
+        origins=sum(1 for origin in issued if last is not None and origin <= last),
+        first_bucket=first,
+        last_bucket=last,
+        seconds=seconds,
+        models={name: found[name] for name in order if name in found},
+        timings=timings,
+        counts=counts,
+        timeline={name: timeline[name] for name in order if name in timeline},
+        trace=trace,
+        forecasts={name: f for group in kept for name, f in group.items()} if kept else None,
+    )
+
+
+def _merged_timings(timings: dict[str, float], outcomes: list[dict], started: float) -> tuple[dict[str, float], float]:
+    """Seconds per stage summed over processes, plus ``other``; and the run's wall seconds."""
+    merged = dict(timings)
+    for out in outcomes:
+        for name, seconds in out["timings"].items():
+            merged[name] = merged.get(name, 0.0) + seconds
+    wall = time.perf_counter() - started
+    merged["other"] = max(0.0, wall - sum(merged.values()))
+    return merged, wall
