@@ -233,6 +233,7 @@ def _impute(ch: _Channels, act: _Activity, lv: _Levels) -> None:
     """Fill inactive (pre-launch) positions in place: units, views, carts with the active mean, returns 0."""
     if act.mask is None:
         return
+    assert act.aux is not None  # aux is mask's last columns: set whenever mask is
     ch.units = np.where(act.mask, ch.units, lv.mean_u[:, None])
     ch.views = np.where(act.mask, ch.views, lv.mean_v[:, None])
     ch.carts = np.where(act.mask, ch.carts, lv.mean_c[:, None])

@@ -33,8 +33,16 @@ class Learner(Protocol):
     """What the loop needs of a model (:class:`tidecast.models.learner.OnlineLearner` fits)."""
 
     model_version: int
-    min_history: int
-    horizon: int
+
+    @property
+    def min_history(self) -> int:
+        """History length that uses every input (shorter histories are left-padded as pre-launch)."""
+        ...
+
+    @property
+    def horizon(self) -> int:
+        """Buckets forecast ahead."""
+        ...
 
     def forecast(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
                  t: int, bucket_seconds: int) -> tuple[np.ndarray, np.ndarray]:

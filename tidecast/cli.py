@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tidecast import __version__
 from tidecast.config import ConfigError, Settings
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retention", type=int, help="buckets kept per series (TIDECAST_RETENTION, default 56)")
     parser.add_argument("--partitions", type=int, help="partitions per topic (TIDECAST_PARTITIONS, default 12)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action=LazyCommands)
+    assert isinstance(sub, LazyCommands)  # add_subparsers returns an instance of the given action class
     for name, module, help_line in COMMANDS:
         sub.add_lazy(name, module, help_line)
     return parser
@@ -87,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Environment first, then the flags that were given."""
     base = Settings.from_env()
-    flags = {
+    flags: dict[str, tuple[str, object, Callable[[Any], object]]] = {
         "home": ("--home", args.home, lambda v: v),
         "kafka_bootstrap": ("--kafka", args.kafka, str),
         "redis_url": ("--redis", args.redis, str),
@@ -97,7 +100,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "retention": ("--retention", args.retention, int),
         "partitions": ("--partitions", args.partitions, int),
     }
-    changes = {}
+    changes: dict[str, object] = {}
     for attr, (flag, value, read) in flags.items():
         if value is None:
             continue

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from tidecast.models.quantiles import DEFAULT_QUANTILES, check_quantiles
 from tidecast.stream.timebuckets import parse_duration
@@ -99,7 +100,7 @@ class Settings:
         """True when either server is not configured and the embedded one is used."""
         return self.kafka_bootstrap is None or self.redis_url is None
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the non-None ``changes`` applied and validated again."""
         kept = {k: v for k, v in changes.items() if v is not None}
         updated = replace(self, **kept)
@@ -132,7 +133,7 @@ class Settings:
         """Read ``TIDECAST_*`` from ``env`` (default: the process environment)."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
-        readers = {
+        readers: dict[str, tuple[str, Callable[[str], object]]] = {
             "TIDECAST_KAFKA_BOOTSTRAP": ("kafka_bootstrap", _text),
             "TIDECAST_REDIS_URL": ("redis_url", _text),
             "TIDECAST_HOME": ("home", Path),

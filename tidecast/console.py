@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import ProgressColumn
 
     from tidecast.consumers.ingest_worker import IngestProgress
     from tidecast.stream.forecaster import CloseReport
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _err: Console | None = None
+
+if TYPE_CHECKING:
+    err: Console  # provided by __getattr__ below, on first use
 
 
 def __getattr__(name: str) -> object:
@@ -56,7 +60,7 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
     )
 
     console = _stderr()
-    columns = [TextColumn("[bold]{task.description}")]
+    columns: list[ProgressColumn] = [TextColumn("[bold]{task.description}")]
     if total:
         columns += [BarColumn(), TaskProgressColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     else:

@@ -78,9 +78,9 @@ class RiverTS(StreamingBaseline):
     def _new_model(self, first: np.ndarray) -> Any:
         if self.model == "snarimax":
             sp = 1 if self.season > 1 else 0
-            m = time_series.SNARIMAX(p=self.p, d=0, q=0, m=max(self.season, 1), sp=sp)
-            m.learn_one(float(first[0]))
-            return m
+            arima = time_series.SNARIMAX(p=self.p, d=0, q=0, m=max(self.season, 1), sp=sp)
+            arima.learn_one(float(first[0]))
+            return arima
         seasonal = self.season >= 2
         m = time_series.HoltWinters(
             alpha=self.alpha,
@@ -90,9 +90,10 @@ class RiverTS(StreamingBaseline):
         )
         level = float(first.mean())
         m.level.append(level)
-        m.trend.append(0.0)
+        # river types trend and season as optional: HoltWinters builds them when beta != 0 and seasonality > 0
+        m.trend.append(0.0)  # type: ignore[union-attr]
         if seasonal:
-            m.season.extend((first - level).tolist())
+            m.season.extend((first - level).tolist())  # type: ignore[union-attr]
         m._initialized = True
         return m
 

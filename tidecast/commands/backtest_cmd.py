@@ -2,7 +2,8 @@
 
 The engine is :mod:`tidecast.stream.backtest.engine`; this module is wiring: flags, the window store (memory, or
 Redis under a unique key prefix that is deleted afterwards), progress on stderr, and the output (a table,
-``--json``, ``--report DIR``). See docs/backtesting.md.
+``--json``, ``--report DIR``). See docs/backtesting.md. The engine (torch, river) is imported when the
+command runs, not when it is parsed.
 
 >>> import argparse
 >>> sub = argparse.ArgumentParser().add_subparsers()
@@ -22,21 +23,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from tidecast import infra
 from tidecast.config import ConfigError, Settings
-from tidecast.console import err, progress
-from tidecast.producers.files import count_rows, parse_columns, read_events
-from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
-from tidecast.stream.backtest.engine import run_rows
-from tidecast.stream.backtest.file_chunks import ROW_BYTES, OutOfOrder
-from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
-from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.timebuckets import format_duration, parse_duration
-from tidecast.stream.window_store import MemoryWindowStore, WindowStore
+
+if TYPE_CHECKING:
+    from tidecast.stream.backtest.config import BacktestConfig
+    from tidecast.stream.backtest.file_chunks import OutOfOrder
+    from tidecast.stream.backtest.result import BacktestResult
+    from tidecast.stream.window_store import WindowStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="bucket size, e.g. 1h, 1d, 1w (default TIDECAST_BUCKET, 1d)")
     parser.add_argument("--horizon", type=int, help="buckets forecast at each origin (default TIDECAST_HORIZON, 14)")
     parser.add_argument("--warmup", type=int, help="first origins learned from but not scored (default 2 x horizon)")
-    parser.add_argument("--baselines", default=",".join(DEFAULT_BASELINES),
+    parser.add_argument("--baselines",
                         help="comma list of naive, seasonal_naive, moving_average, croston, tsb, river, lightgbm; "
                              "'none' for tidecast alone (default: all but lightgbm)")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write report.md, metrics.json and plots here")
@@ -76,6 +73,9 @@ def parse_baselines(text: str) -> tuple[str, ...]:
 
 def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestConfig:
     """The engine's config from the flags, falling back on the settings (``TIDECAST_*``)."""
+    from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
+
+    baselines = DEFAULT_BASELINES if args.baselines is None else parse_baselines(args.baselines)
     try:
         bucket = parse_duration(args.backtest_bucket) if args.backtest_bucket else settings.bucket_seconds
     except ValueError as exc:
@@ -83,7 +83,7 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
     horizon = args.horizon if args.horizon is not None else settings.horizon
     try:
         return BacktestConfig(
-            bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=parse_baselines(args.baselines),
+            bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
             seed=args.seed, trace=args.report is not None, workers=max(0, args.workers),
         )
@@ -93,6 +93,12 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import torch
+
+    from tidecast.console import err, progress
+    from tidecast.producers.files import count_rows, parse_columns, read_events
+    from tidecast.stream.backtest.engine import run_rows
+    from tidecast.stream.backtest.file_chunks import ROW_BYTES
+    from tidecast.stream.backtest.report import summary, write_report
 
     torch.set_num_threads(max(1, args.threads))
     path: Path = args.input
@@ -132,6 +138,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def show(result: BacktestResult, name: str) -> None:
     """The human output: metrics per model on stdout, the time per stage on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tidecast.console import err
+    from tidecast.stream.backtest.report import REPORT_METRICS
     cfg = result.config
     table = Table("model", *REPORT_METRICS, title=f"{name}: {result.series:,} series, {result.origins} origins, "
                                            f"{format_duration(cfg.bucket_seconds)} buckets, horizon {cfg.horizon}")
@@ -150,6 +161,8 @@ def _cell(value: float | None) -> str:
 def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], WindowStore]]:
     """New window stores on demand; Redis ones get a unique key prefix, and their keys are deleted on exit
     (and when the next one is made)."""
+    from tidecast.stream.window_store import MemoryWindowStore
+
     if kind == "memory":
         yield MemoryWindowStore
         return
@@ -181,7 +194,7 @@ def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], Window
         client.close()
 
 
-def delete_keys(client: object, prefix: str) -> int:
+def delete_keys(client: Any, prefix: str) -> int:
     """Delete every key starting with ``prefix`` (glob characters in it are escaped); returns how many."""
     pattern = "".join("\\" + c if c in "*?[]\\{}" else c for c in prefix) + "*"
     deleted = 0

@@ -34,7 +34,7 @@ from tidecast.console import quantile_labels
 
 if TYPE_CHECKING:
     import numpy as np
-    from rich.console import Group
+    from rich.console import Group, RenderableType
 
     from tidecast.stream.forecast_message import ForecastBatch
 
@@ -93,7 +93,10 @@ class Board:
         from rich.table import Table
         from rich.text import Text
 
-        lines = [Text(self.ingest), Text(f"{self.closed} buckets closed, {self.published:,} forecasts; {self.close}")]
+        lines: list[RenderableType] = [
+            Text(self.ingest),
+            Text(f"{self.closed} buckets closed, {self.published:,} forecasts; {self.close}"),
+        ]
         if self.errors:
             ours, naive = np.mean(self.errors, axis=0)
             lines.append(Text(f"rolling one-step MAE (last {len(self.errors)} closes): tidecast {ours:.3f} "
@@ -176,6 +179,7 @@ def _run(args: argparse.Namespace, settings: Settings, endpoints: infra.Endpoint
                                     again=lambda: producer.poll() is None, signals=())
         err.print()  # end the live view's last line before the summary (stdout) follows
         if producer.returncode != 0:
+            assert producer.stderr is not None  # started with stderr=PIPE
             raise RuntimeError(f"the synthetic producer failed:\n{producer.stderr.read()[-2000:]}")
     finally:
         if producer.poll() is None:

@@ -47,12 +47,13 @@ def run_both(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.stream.timebuckets import Buckets
 
     buckets = Buckets(settings.bucket_seconds)
-    state = {"ingest": "joining the consumer group...", "close": "no bucket closed yet", "closed": 0}
+    state = {"ingest": "joining the consumer group...", "close": "no bucket closed yet"}
+    closed = 0
     with live.build(settings, resolve(settings)) as forecaster, \
             Live(Text(""), console=err, auto_refresh=False) as screen:
 
         def show() -> None:
-            screen.update(Text(f"{state['ingest']}\n{state['closed']} buckets closed; last: {state['close']}"),
+            screen.update(Text(f"{state['ingest']}\n{closed} buckets closed; last: {state['close']}"),
                           refresh=True)
 
         def on_progress(progress) -> None:
@@ -60,7 +61,8 @@ def run_both(args: argparse.Namespace, settings: Settings) -> int:
             show()
 
         def on_close(report) -> None:
-            state["closed"] += 1
+            nonlocal closed
+            closed += 1
             state["close"] = describe_close(report, buckets)
             show()
 

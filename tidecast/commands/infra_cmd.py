@@ -51,11 +51,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         stopped = infra.down(settings)
         console.print("stopped" if stopped else f"nothing running under {settings.home}")
         return 0
-    endpoints = infra.find(settings)
-    if endpoints is None:
+    found = infra.find(settings)
+    if found is None:
         console.print(f"nothing running under {settings.home}")
         return 1
-    _show(endpoints, args.json, console, settings)
+    _show(found, args.json, console, settings)
     return 0
 
 
