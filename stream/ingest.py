@@ -28,6 +28,7 @@ Lateness, drawn (lateness 2h, hourly buckets)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -50,9 +51,16 @@ class Record(NamedTuple):
 
 
 class RecordLike(Protocol):
-    offset: int
-    value: bytes | None
-    key: bytes | None
+    """What the ingest reads of a record (read-only)."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def key(self) -> bytes | None: ...
 
 
 class Reject(NamedTuple):
@@ -149,7 +157,7 @@ class PartitionIngestor:
         """Dedup sets of buckets before ``open_from`` are forgotten; windows older than the retention trimmed."""
         return sorted(b for b in self.seen if b < open_from), open_from - self.retention
 
-    def apply(self, records: list[RecordLike]) -> IngestBatch:
+    def apply(self, records: Sequence[RecordLike]) -> IngestBatch:
         """Classify ``records`` (consecutive, one partition) without changing this ingestor's state."""
         bucket_of = self.buckets.index
         lateness = self.lateness_ms

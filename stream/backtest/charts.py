@@ -179,14 +179,16 @@ def plot_top_series(result: BacktestResult, folder: Path) -> Path | None:
     dates = _dates(result.config.buckets, tr.buckets)
     for ax, i in zip(axes[:, 0], top, strict=True):
         actual = np.array([u[i] if i < u.size else np.nan for u in tr.units])
-        q = np.full((len(tr.buckets), tr.step1[-1].shape[1]), np.nan)
+        width = next(s.shape[1] for s in reversed(tr.step1) if s is not None)
+        q = np.full((len(tr.buckets), width), np.nan)
         mean = np.full(len(tr.buckets), np.nan)
         for k in range(1, len(tr.buckets)):  # the forecast for bucket k was issued at the close of k-1
             prev = tr.step1[k - 1]
             if prev is not None and i < prev.shape[0]:
                 q[k] = prev[i]
-                if k - 1 < len(tr.step1_mean):
-                    mean[k] = tr.step1_mean[k - 1][i]
+                step1_mean = tr.step1_mean[k - 1] if k - 1 < len(tr.step1_mean) else None
+                if step1_mean is not None:
+                    mean[k] = step1_mean[i]
         lo, mid, hi = (q[:, j] for j in columns)
         finite = np.concatenate([actual[np.isfinite(actual)], hi[np.isfinite(hi)]])
         top_y = max(1.0, float(np.percentile(finite, 99.5)) * 1.15) if finite.size else 1.0

@@ -134,8 +134,14 @@ class Backtest:
             quantiles=tuple(config.quantiles),
             inputs=(f"{TOPIC}:0",),
         )
-        checkpoints, skip_state, no_state = MemoryCheckpoints(), (lambda state: b""), (lambda blob: {})
-        return Forecaster(forecaster_config, self.store, self.learner, self.sink, checkpoints, skip_state, no_state)
+        def skip_state(state: dict) -> bytes:  # the state is built (timed as "checkpoint"), never serialised
+            return b""
+
+        def no_state(blob: bytes) -> dict:
+            return {}
+
+        return Forecaster(forecaster_config, self.store, self.learner, self.sink, MemoryCheckpoints(), skip_state,
+                          no_state)
 
     def run(self, chunks: Iterable[Chunk]) -> BacktestResult:
         """Feed every chunk (timing the input read as ``input``), then finish; the workers stop either way."""

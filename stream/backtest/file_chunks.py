@@ -129,9 +129,9 @@ def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[
                         raise OutOfOrder(f"row {row} is in bucket {bucket}, after a row of bucket {current}")
                     yield Chunk(current, records, zeros, zero_ts)
                     current, records, zeros, zero_ts = bucket, [], [], None
-        if type(item) is str:
+        if isinstance(item, str):  # a panel zero, whose time was readable (see _Reader)
             zeros.append(item)
-            if zero_ts is None or ts > zero_ts:
+            if ts is not None and (zero_ts is None or ts > zero_ts):
                 zero_ts = ts
         elif current is None:
             pending.append(item)

@@ -45,7 +45,7 @@ def score_published(
     before ``warmup`` are not scored.
     """
     index = {name: i for i, name in enumerate(series)}
-    by_origin: dict[int, dict[int, tuple[list, list]]] = defaultdict(dict)
+    by_origin: dict[int, dict[int, tuple[list, list | None]]] = defaultdict(dict)
     seen_ids: set[str] = set()
     for doc in forecasts:
         if doc["forecast_id"] in seen_ids or doc["series"] not in index:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ HEADERS = {"mae": "MAE", "rmse": "RMSE", "mase": "MASE", "rmsse": "RMSSE", "wrms
            "coverage80": "coverage80", "bias": "bias"}
 
 
-def _clean(value: object) -> object:
+def _clean(value: Any) -> Any:
     """NaN and inf become None (JSON has no NaN); containers are cleaned recursively."""
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None

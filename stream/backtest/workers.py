@@ -15,6 +15,7 @@ import multiprocessing as mp
 import traceback
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class BaselineWorker:
     def __init__(self, config: BacktestConfig, baselines: Sequence[str]) -> None:
         # fork (where there is one) starts at once and needs no importable __main__; Backtest starts the
         # workers before it builds the learner or reads any input. The child never touches torch or rich.
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
             target=_serve,
@@ -92,6 +93,7 @@ def _serve(conn: Connection, config: BacktestConfig, baselines: tuple[str, ...],
             if message[0] == "start":
                 lineup = Lineup(config, message[1], baselines, with_tidecast=False)
             elif message[0] == "close_bucket":
+                assert lineup is not None, "a bucket closed before the start message"
                 lineup.close_bucket(*message[1:])
             elif message[0] == "end":
                 conn.send(("ok", lineup.outcome() if lineup is not None else None))
