@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from tidecast.models.baselines import BASELINE_NAMES
 from tidecast.models.learner import LearnerConfig
+from tidecast.models.quantiles import DEFAULT_QUANTILES
 from tidecast.stream.timebuckets import Buckets, season_for
 
 TOPIC = "backtest.sales"
@@ -30,7 +31,7 @@ class BacktestConfig:
     horizon: int = 14
     warmup: int | None = None
     baselines: tuple[str, ...] = DEFAULT_BASELINES
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     lateness_seconds: int = 7_200
     retention: int = 56
     seed: int = 0

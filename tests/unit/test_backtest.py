@@ -3,10 +3,7 @@ unsorted input, worker processes and the report files."""
 
 from __future__ import annotations
 
-import ast
-import doctest
 import gzip
-import importlib
 import json
 import math
 import os
@@ -226,36 +223,6 @@ def test_a_store_holding_another_run_is_refused() -> None:
     Backtest(cfg, store).run(chunks_in_order(ramp_and_flat(), cfg.buckets))
     with pytest.raises(ValueError, match="already holds"):
         Backtest(cfg, store)
-
-
-BACKTEST_MODULES = [
-    "tidecast.stream.backtest",
-    *(f"tidecast.stream.backtest.{name}" for name in (
-        "config", "file_chunks", "known_series_store", "closed_buckets", "scoring", "workers", "result", "engine",
-        "report", "charts", "published")),
-    "tidecast.commands.backtest_cmd",
-]
-
-
-@pytest.mark.parametrize("name", BACKTEST_MODULES)
-def test_docstring_examples(name: str) -> None:
-    # every module of the backtest shows a runnable example (tests/unit/test_doctests.py runs them too, but
-    # passes a module without any)
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
-
-
-def test_the_package_imports_no_kafka_redis_or_adapters() -> None:
-    folder = Path(importlib.import_module("tidecast.stream.backtest").__file__).parent
-    found = []
-    for path in sorted(folder.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            found += [f"{path.name}: {n}" for n in names
-                      if n.split(".")[0] in ("kafka", "redis") or n.startswith(("tidecast.stream.adapters",
-                                                                                 "tidecast.commands"))]
-    assert found == []
 
 
 def test_light_modules_import_no_torch_or_matplotlib() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import pickle
 
 import numpy as np
@@ -202,23 +200,3 @@ def test_factory() -> None:
         make_baseline("prophet", season=7)
     with pytest.raises(ValueError):
         make_baseline("naive", season=7, quantiles=(0.9, 0.1))
-
-
-MODULES = [
-    "",
-    ".base",
-    ".residuals",
-    ".naive",
-    ".seasonal_naive",
-    ".moving_average",
-    ".croston",
-    ".tsb",
-    ".river_ts",
-    ".lgbm",
-]
-
-
-@pytest.mark.parametrize("mod", MODULES)
-def test_docstring_examples_run(mod: str) -> None:
-    m = importlib.import_module("tidecast.models.baselines" + mod)
-    assert doctest.testmod(m, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0

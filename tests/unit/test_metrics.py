@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -11,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tidecast.models import metrics
 from tidecast.models.metrics import RunningScales, Scorer, history_scales, interval80_pair, median_index
 
 Q = (0.1, 0.5, 0.9)
@@ -285,7 +283,3 @@ def test_ranges_and_median_only_spl(case: tuple) -> None:
     one = Scorer(y.shape[1], (0.5,))
     one.add(f[:, :, 1:2], y, s1, s1**2)
     assert one.result()["wspl"] == pytest.approx(one.result()["mase"] / 2, rel=1e-9, abs=1e-12)
-
-
-def test_docstring_examples_run() -> None:
-    assert doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0

@@ -4,7 +4,8 @@
 2. a producer process replays a synthetic stream on an accelerated clock (1% malformed, 1% duplicates);
 3. this process ingests and forecasts together (``tidecast run``), with a live view;
 4. at the end it reads the forecasts back from the topic, scores them prequentially against the actuals
-   next to seasonal naive, draws actuals against p10/p50/p90 for a few series, and stops the servers.
+   next to seasonal naive, draws actuals against the forecast band (lowest, median and highest quantile)
+   for a few series, and stops the servers.
 
 The live view's labels and point forecast follow ``TIDECAST_QUANTILES``:
 
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        _print_summary(summary, chart)
+        _print_summary(summary, chart, band_labels(settings.quantiles))
     return 0
 
 
@@ -231,13 +232,14 @@ def _evaluate(settings, endpoints, store, forecaster, board) -> tuple[dict, Path
     for i in top:
         mine = [d for d in docs if d["series"] == series[i]]
         panels.append({"series": series[i], "starts": [buckets.start_ms(b) for b in range(first, last + 1)],
-                       "actual": actuals[i], **one_step_band(mine, columns)})
+                       "actual": actuals[i], **one_step_band(mine, columns, settings.quantiles)})
     chart = quantile_chart(settings.home / "demo-forecasts.png", panels,
-                           "tidecast demo: actual units vs one-step-ahead p10/p50/p90")
+                           f"tidecast demo: actual units vs one-step-ahead {band_labels(settings.quantiles)}",
+                           settings.quantiles)
     return summary, chart
 
 
-def _print_summary(summary: dict, chart: Path) -> None:
+def _print_summary(summary: dict, chart: Path, band: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -249,7 +251,18 @@ def _print_summary(summary: dict, chart: Path) -> None:
     for model, values in summary["metrics"].items():
         table.add_row(model, *[f"{values[k]:.3f}" for k in SUMMARY_METRICS])
     console.print(table)
-    console.print(f"chart of actuals against p10/p50/p90: {chart.resolve()}")
+    console.print(f"chart of actuals against {band}: {chart.resolve()}")
+
+
+def band_labels(quantiles: Sequence[float]) -> str:
+    """The lowest, the median and the highest quantile, as the chart draws them.
+
+    >>> band_labels((0.05, 0.1, 0.5, 0.9, 0.95))
+    'p5/p50/p95'
+    """
+    from tidecast.models.quantiles import median_index
+
+    return quantile_labels((quantiles[0], quantiles[median_index(quantiles)], quantiles[-1]))
 
 
 def _round(value: float) -> float:
