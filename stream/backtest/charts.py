@@ -24,15 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tidecast.models.metrics import median_index
+from tidecast.models.quantiles import DEFAULT_QUANTILES, median_index
 
 if TYPE_CHECKING:
     from tidecast.stream.backtest.result import BacktestResult
     from tidecast.stream.backtest.scoring import Trace
     from tidecast.stream.timebuckets import Buckets
 
-BAND_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
-"""The quantiles :func:`one_step_band` and :func:`quantile_chart` assume when not told (the live defaults)."""
 TOP_SERIES = 4
 """Series in ``top_series.png``."""
 
@@ -62,7 +60,7 @@ def band_keys(quantiles: Sequence[float]) -> tuple[str, str, str]:
 
 
 def quantile_chart(path: Path, panels: Sequence[dict], title: str,
-                   quantiles: Sequence[float] = BAND_QUANTILES) -> Path:
+                   quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Path:
     """One subplot per entry of ``panels``: ``{"series", "starts" [T] epoch ms, "actual" [T]}`` and the keys of
     :func:`one_step_band` for these ``quantiles`` (``"p10", "p50", "p90"`` [T] by default, NaN where no
     forecast); the band is lowest..highest quantile of the one-step-ahead forecasts, labelled e.g. p10-p90."""
@@ -87,7 +85,7 @@ def quantile_chart(path: Path, panels: Sequence[dict], title: str,
 
 
 def one_step_band(docs: Sequence[dict], n_buckets: int,
-                  quantiles: Sequence[float] = BAND_QUANTILES) -> dict[str, np.ndarray]:
+                  quantiles: Sequence[float] = DEFAULT_QUANTILES) -> dict[str, np.ndarray]:
     """Lowest, median and highest quantile of step 1 per bucket column, from forecast docs of one series
     (``origin_index`` set, ``values`` [H][Q] over ``quantiles``), keyed by :func:`band_keys`."""
     keys, columns = band_keys(quantiles), band_indices(quantiles)
