@@ -14,7 +14,7 @@ import pytest
 
 import tidecast
 
-MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(tidecast.__path__, "tidecast."))
+MODULES = ["tidecast", *sorted(name for _, name, _ in pkgutil.walk_packages(tidecast.__path__, "tidecast."))]
 NO_EXAMPLE: dict[str, str] = {}  # module -> why it cannot have a runnable example (none so far)
 
 
