@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tidecast.stream.windows import UNITS as _UNITS
+
 from ..learner import Forecast
 from .base import StreamingBaseline
 from .residuals import ResidualQuantiles
@@ -47,7 +49,6 @@ from .residuals import ResidualQuantiles
 __all__ = ["STATE_FORMAT", "BaselineLearner"]
 
 STATE_FORMAT = "tidecast.baseline-learner/1"
-_UNITS = 0  # the units channel of the history (tidecast.stream.windows.UNITS)
 
 
 class _NotPlain(TypeError):
@@ -98,6 +99,11 @@ class BaselineLearner:
     @property
     def name(self) -> str:
         return self.baseline.name
+
+    @property
+    def horizon(self) -> int:
+        """Buckets forecast ahead (the baseline's)."""
+        return self.baseline.horizon
 
     @property
     def supports_state(self) -> bool:

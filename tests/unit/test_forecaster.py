@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from tidecast.models import checkpoint
+from tidecast.models.baselines import BASELINE_NAMES, make_baseline
+from tidecast.models.baselines.panel_adapter import BaselineLearner
 from tidecast.models.learner import LearnerConfig, OnlineLearner
 from tidecast.producers.synthetic import SyntheticConfig, generate
 from tidecast.stream.forecast_message import ForecastBatch, forecast_id
@@ -193,3 +195,27 @@ def test_pinned_forecast() -> None:
     assert batch.model_version == 29
     np.testing.assert_array_equal(values[order], np.asarray(PINNED_QUANTILES, np.float32))
     np.testing.assert_allclose(mean[order], np.asarray(PINNED_MEANS), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", BASELINE_NAMES)
+def test_every_baseline_runs_behind_the_loop_and_resumes(name: str) -> None:
+    """The learner port is one interface: each baseline (through BaselineLearner) closes, checkpoints and
+    resumes like the online learner."""
+
+    def baseline_loop(store, checkpoints, sink) -> Forecaster:
+        extra = {"num_boost_round": 5, "refit_every": 10, "num_threads": 1} if name == "lightgbm" else {}
+        learner = BaselineLearner(make_baseline(name, season=7, quantiles=SMALL.quantiles, horizon=SMALL.horizon,
+                                                **extra))
+        return Forecaster(CONFIG, store, learner, sink, checkpoints, checkpoint.dumps, checkpoint.loads,
+                          clock=lambda: 0.0)
+
+    store, saved, sink = filled_store(days=20), MemoryCheckpoints(), MemorySink()
+    reports = baseline_loop(store, saved, sink).step(limit=8)
+    assert [r.bucket for r in reports] == list(range(reports[0].bucket, reports[0].bucket + 8))
+    resumed = baseline_loop(store, saved, sink)
+    assert resumed.last_closed == reports[-1].bucket
+    more = resumed.step()
+    assert more and more[0].bucket == reports[-1].bucket + 1
+    for _, series, values, mean in sink.published:
+        assert values.shape == (len(series), SMALL.horizon, len(SMALL.quantiles)) and mean.shape == values.shape[:2]
+        assert np.isfinite(values).all() and (values >= 0).all() and (np.diff(values, axis=-1) >= 0).all()
