@@ -188,6 +188,24 @@ class RedisCheckpoints:
         self.client.set(self.key, blob)
 
 
+def delete_keys(client: redis.Redis, prefix: str) -> int:
+    """Delete every key starting with ``prefix`` (glob characters in it are escaped); returns how many.
+
+    The backtest's ``--store redis`` runs under a key prefix of its own and deletes it afterwards.
+    """
+    redis_client: Any = client  # see RedisWindowStore.__init__
+    deleted = 0
+    batch: list[bytes] = []
+    for key in redis_client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += redis_client.delete(*batch)
+            batch = []
+    if batch:
+        deleted += redis_client.delete(*batch)
+    return deleted
+
+
 def _number(raw: bytes | None) -> float:
     if raw is None:
         return 0

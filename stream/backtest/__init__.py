@@ -28,7 +28,8 @@ orjson, :mod:`multiprocessing` (workers) and matplotlib (charts, imported on use
 window store is injected (the command builds the Redis one). Importing this package imports nothing
 (no torch); the modules that need the learner import it.
 
->>> from tidecast.stream.backtest.engine import BacktestConfig, run_rows
+>>> from tidecast.stream.backtest.config import BacktestConfig
+>>> from tidecast.stream.backtest.engine import run_rows
 >>> from tidecast.stream.window_store import MemoryWindowStore
 >>> rows = [{"event_id": str(d), "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": "A", "qty": d}
 ...         for d in range(1, 8)]

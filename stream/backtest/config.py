@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tidecast.models.baselines import BASELINE_NAMES
-from tidecast.models.learner import LearnerConfig
 from tidecast.models.quantiles import DEFAULT_QUANTILES
 from tidecast.stream.timebuckets import Buckets, season_for
+
+if TYPE_CHECKING:  # the learner (torch) is imported when a config asks for it, not with the constants
+    from tidecast.models.learner import LearnerConfig
 
 TOPIC = "backtest.sales"
 """The one simulated input partition (partition 0)."""
@@ -68,6 +71,8 @@ class BacktestConfig:
         return season_for(self.bucket_seconds)
 
     def learner_config(self) -> LearnerConfig:
+        from tidecast.models.learner import LearnerConfig
+
         if self.learner is not None:
             return self.learner
         return LearnerConfig(horizon=self.horizon, quantiles=tuple(self.quantiles), seed=self.seed)

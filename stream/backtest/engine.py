@@ -54,13 +54,7 @@ from contextlib import contextmanager
 
 from tidecast.models.learner import OnlineLearner
 from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
-from tidecast.stream.backtest.config import (
-    DEFAULT_BASELINES,
-    GC_THRESHOLDS,
-    TIDECAST,
-    TOPIC,
-    BacktestConfig,
-)
+from tidecast.stream.backtest.config import GC_THRESHOLDS, TOPIC, BacktestConfig
 from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
 from tidecast.stream.backtest.known_series_store import KnownSeriesStore
 from tidecast.stream.backtest.result import BacktestResult, assemble_result
@@ -69,19 +63,7 @@ from tidecast.stream.backtest.workers import BaselineWorker, split_baselines
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
 from tidecast.stream.ingest import IngestBatch, PartitionIngestor, PartitionState, Record
 from tidecast.stream.ports import Learner, MemoryCheckpoints
-from tidecast.stream.timebuckets import season_for
 from tidecast.stream.window_store import WindowStore
-
-__all__ = [
-    "DEFAULT_BASELINES",
-    "TIDECAST",
-    "TOPIC",
-    "Backtest",
-    "BacktestConfig",
-    "BacktestResult",
-    "run_rows",
-    "season_for",
-]
 
 
 class Backtest:

@@ -14,12 +14,11 @@ import redis
 import torch
 
 from tidecast.cli import main
-from tidecast.commands.backtest_cmd import delete_keys
 from tidecast.config import Endpoints
 from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import read_events
 from tidecast.producers.synthetic import SyntheticConfig, generate
-from tidecast.stream.adapters.redis_store import RedisWindowStore
+from tidecast.stream.adapters.redis_store import RedisWindowStore, delete_keys
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.engine import run_rows
 from tidecast.stream.backtest.result import BacktestResult

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tidecast import infra
 from tidecast.config import ConfigError, Settings
@@ -168,7 +168,7 @@ def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], Window
         return
     import redis
 
-    from tidecast.stream.adapters.redis_store import RedisWindowStore
+    from tidecast.stream.adapters.redis_store import RedisWindowStore, delete_keys
 
     url = settings.redis_url
     if url is None:
@@ -193,17 +193,3 @@ def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], Window
             delete_keys(client, old)
         client.close()
 
-
-def delete_keys(client: Any, prefix: str) -> int:
-    """Delete every key starting with ``prefix`` (glob characters in it are escaped); returns how many."""
-    pattern = "".join("\\" + c if c in "*?[]\\{}" else c for c in prefix) + "*"
-    deleted = 0
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=pattern, count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += client.delete(*batch)
-            batch = []
-    if batch:
-        deleted += client.delete(*batch)
-    return deleted
