@@ -1,9 +1,9 @@
 """The stream core: the event contract, time buckets, feature windows, the ingest state machine, the window
 store port, the series panel and the forecasting loop; plus two subpackages at the edge.
 
-Folder ``stream/`` (imported as ``tidecast.stream``). The core modules here import nothing but the standard
-library, numpy and orjson (no Kafka, Redis, plotting or process pools; ``pyproject.toml``'s import-linter
-contracts fail ``make lint`` otherwise) and nothing outside themselves. At the edge:
+Folder ``stream/`` (imported as ``tidecast.stream``). The core modules here use the standard library, numpy
+and orjson; import-linter contracts in ``pyproject.toml`` fail ``make lint`` if one imports torch, river,
+LightGBM, Kafka, Redis, matplotlib, a process pool or anything outside the core. At the edge:
 
 * ``adapters/``: the Redis window store and checkpoint store, and the Kafka client settings; they import
   the core, never the reverse.
