@@ -36,9 +36,8 @@ __all__ = [
     "METRIC_NAMES",
     "RunningScales",
     "Scorer",
+    "bucket_column",
     "history_scales",
-    "interval80_pair",
-    "median_index",
 ]
 
 METRIC_NAMES: tuple[str, ...] = (

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tidecast.models.baselines import StreamingBaseline, make_baseline
-from tidecast.models.metrics import RunningScales, Scorer, median_index
+from tidecast.models.metrics import RunningScales, Scorer
+from tidecast.models.quantiles import median_index
 from tidecast.stream.backtest.config import (
     LIGHTGBM_REFIT,
     TIDECAST,

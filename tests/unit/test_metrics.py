@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tidecast.models.metrics import RunningScales, Scorer, history_scales, interval80_pair, median_index
+from tidecast.models.metrics import RunningScales, Scorer, history_scales
+from tidecast.models.quantiles import interval80_pair, median_index
 
 Q = (0.1, 0.5, 0.9)
 NAN = float("nan")
