@@ -8,6 +8,7 @@ import importlib
 import signal
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 
@@ -75,3 +76,50 @@ def test_no_signals_leaves_the_handlers_alone() -> None:
     with live.stop_on_signals(()) as stop:
         assert signal.getsignal(signal.SIGINT) is before
     assert not stop.requested
+
+
+class _Sink:
+    """A Kafka sink stand-in that records being closed."""
+
+    instances: ClassVar[list[_Sink]] = []
+
+    def __init__(self, settings, bootstrap) -> None:
+        self.closed = False
+        self.producer = self
+        _Sink.instances.append(self)
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Redis:
+    """A Redis client stand-in holding one checkpoint written by another tidecast version."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def register_script(self, script: str) -> None:
+        return None
+
+    def get(self, key: str) -> bytes:
+        return self.blob
+
+
+def test_a_refused_checkpoint_is_a_config_error_and_closes_the_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    from tidecast.config import ConfigError, Endpoints, Settings
+    from tidecast.models import checkpoint
+    from tidecast.producers import forecast_publisher
+
+    blob = checkpoint.dumps({"format": "tidecast.forecaster/1", "last_closed": 3})
+    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url: _Redis(blob)))
+    monkeypatch.setattr(forecast_publisher, "KafkaForecastSink", _Sink)
+    _Sink.instances.clear()
+    endpoints = Endpoints("127.0.0.1:1", "redis://127.0.0.1:1/0")
+    with pytest.raises(ConfigError, match=r"Redis key x\.checkpoint:forecaster:all .*another tidecast version"):
+        live.build(Settings(topic_prefix="x."), endpoints)
+    assert [sink.closed for sink in _Sink.instances] == [True]
