@@ -218,10 +218,8 @@ def run_ingest_and_forecast(
     (``()``: they are left alone).
     """
     from tidecast.consumers.ingest_worker import IngestWorker
-    from tidecast.stream.adapters.redis_store import RedisWindowStore
 
     settings, endpoints = live.settings, live.endpoints
-    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
 
     def tick() -> None:
         for report in live.forecaster.step():
@@ -229,7 +227,7 @@ def run_ingest_and_forecast(
 
     with stop_on_signals(signals) as stop:
         while True:
-            worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
+            worker = IngestWorker(settings, endpoints.kafka, live.store, on_progress=on_progress)
             stop.call(worker.stop)
             worker.run(until_idle=until_idle, tick=tick)
             if stop.requested or not again():
