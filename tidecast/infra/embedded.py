@@ -144,9 +144,9 @@ def down(settings: Settings, timeout: float = 10.0) -> bool:
     if not state:
         return False
     pids = state.get("pids", {})
-    stop_pid(pids.get("supervisor", -1), SUPERVISOR_MODULE, timeout)
-    stop_pid(pids.get("kafka", -1), "tansu", timeout)
-    stop_pid(pids.get("redis", -1), "valkey-server", timeout)
+    for name, needle in (("supervisor", SUPERVISOR_MODULE), ("kafka", "tansu"), ("redis", "valkey-server")):
+        if isinstance(pids.get(name), int):  # a PID the state file lacks is skipped, never -1 (every process)
+            stop_pid(pids[name], needle, timeout)
     state_path(settings).unlink(missing_ok=True)
     return True
 

@@ -33,7 +33,14 @@ def die_with_parent() -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if a process with ``pid`` exists and is not a zombie."""
+    """True if a process with ``pid`` exists and is not a zombie. Never true for ``pid <= 0``: to ``kill`` those
+    name process groups or every process (-1), and ``down`` passes -1 for a PID its state file lacks.
+
+    >>> pid_alive(-1), pid_alive(0)
+    (False, False)
+    """
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -60,7 +67,7 @@ def pid_runs(pid: int, needle: str) -> bool:
 
 def stop_pid(pid: int, needle: str, timeout: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout``; only if the process still runs ``needle``."""
-    if not pid_runs(pid, needle):
+    if pid <= 0 or not pid_runs(pid, needle):  # kill(0 or -1) would signal a group or every process
         return
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
         try:
