@@ -123,3 +123,48 @@ def test_a_refused_checkpoint_is_a_config_error_and_closes_the_sink(monkeypatch:
     with pytest.raises(ConfigError, match=r"Redis key x\.checkpoint:forecaster:all .*another tidecast version"):
         live.build(Settings(topic_prefix="x."), endpoints)
     assert [sink.closed for sink in _Sink.instances] == [True]
+
+
+def _lookalike(*argv: str) -> subprocess.Popen:
+    """A sleeping Python process whose command line reads ``python -c ... ARGV``."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv])
+
+
+@pytest.mark.parametrize(("argv", "is_supervisor"), [
+    (("-m", "tidecast.infra.supervisor", "--home", "h"), True),
+    (("-m", "tidecast.supervisor", "--home", "h"), True),  # started by the version before tidecast.infra
+    (("-m", "tidecast.supervisors", "--home", "h"), False),
+    (("tidecast.supervisor.log",), False),  # a reused PID that merely mentions the name
+])
+def test_supervisor_check_knows_this_and_the_previous_module(argv: tuple[str, ...], is_supervisor: bool) -> None:
+    from tidecast.infra.embedded import supervisor_runs
+
+    proc = _lookalike(*argv)
+    try:
+        assert supervisor_runs(proc.pid) is is_supervisor
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not supervisor_runs(proc.pid)
+
+
+def test_servers_of_the_previous_version_are_found_and_stopped(tmp_path) -> None:
+    import json
+
+    from tidecast import infra
+    from tidecast.config import Settings
+    from tidecast.infra.embedded import supervisor_runs
+
+    old = _lookalike("-m", "tidecast.supervisor", "--home", str(tmp_path))
+    try:
+        (tmp_path / "infra").mkdir()
+        (tmp_path / "infra" / "state.json").write_text(json.dumps({
+            "ready": True, "kafka": "127.0.0.1:1", "redis": "redis://127.0.0.1:2/0",
+            "pids": {"supervisor": old.pid}}))  # no server PIDs: down skips them
+        settings = Settings(home=tmp_path)
+        assert infra.find(settings) == infra.Endpoints("127.0.0.1:1", "redis://127.0.0.1:2/0")
+        assert infra.down(settings, timeout=5)
+        assert not supervisor_runs(old.pid)  # stopped (and reaped: it is our child) by down
+    finally:
+        old.kill()
+        old.wait()
