@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from tidecast import infra
 from tidecast.config import Settings
-from tidecast.console import quantile_labels
+from tidecast.models.quantiles import quantile_labels
 
 if TYPE_CHECKING:
     import numpy as np
