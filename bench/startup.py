@@ -10,26 +10,27 @@ the same run, are an empty interpreter (``python -c pass``) and ``python -c "imp
 and the core count are printed because CPU figures move with the machine. Last, the modules that cost most
 to import for ``--help`` (cumulative microseconds from ``python -X importtime``).
 
-Output of one run (2026-11-30, 2 cores, other engineers' test suites running alongside)::
+Output of one run (2026-11-30, 2 cores, other engineers' test suites running alongside; every command module
+is imported for parsing, each deferring its heavy imports to its handler)::
 
-    load average (1/5/15 min) before, after: 3.69 2.39 1.29, 4.60 2.83 1.49; 2 cores; 5 runs each, median
+    load average (1/5/15 min) before, after: 2.22 1.39 1.35, 2.25 1.43 1.37; 2 cores; 5 runs each, median
     command                            cpu s   wall s
-    python -c pass                     0.022    0.034
-    python -c "import torch"           1.639    2.547
-    tidecast --help                    0.080    0.135
-    tidecast infra status              0.118    0.166
-    tidecast inspect stats --json      0.228    0.344
-    tidecast tail --help               0.076    0.114
-    tidecast produce --help            0.078    0.121
-    tidecast demo --help               0.088    0.131
-    tidecast backtest --help           2.944    4.564
+    python -c pass                     0.025    0.028
+    python -c "import torch"           1.804    1.856
+    tidecast --help                    0.090    0.097
+    tidecast infra status              0.116    0.119
+    tidecast inspect stats --json      0.221    0.223
+    tidecast tail --help               0.077    0.079
+    tidecast produce --help            0.073    0.075
+    tidecast demo --help               0.075    0.077
+    tidecast backtest --help           0.076    0.077
 
     import time of `tidecast --help`, top 12 by cumulative time:
       cumulative us  module
-              12982  tidecast.config
-              12734  site
-              11076  tidecast.infra
-              10507  tidecast.infra.embedded
+              29321  tidecast.commands.backtest_cmd
+              23565  tidecast.infra
+              13922  site
+              13841  tidecast.config
     ...
 """
 

@@ -1,7 +1,7 @@
 """The ``tidecast`` command: configuration from ``TIDECAST_*`` variables, overridable by flags.
 
-Commands are listed from :data:`COMMANDS` (name, module, help line); a command's module is imported only when
-that command is parsed, so ``tidecast --help`` and the light commands never load torch or the backtest.
+Each module of :data:`COMMANDS` adds its parsers; the modules import their heavy dependencies (torch, numpy,
+rich, the Kafka and Redis clients, the backtest) in their handlers, so parsing loads none of them.
 
 >>> build_parser().parse_args(["--bucket", "1h", "inspect", "stats", "--json"]).bucket
 '1h'
@@ -10,59 +10,29 @@ that command is parsed, so ``tidecast --help`` and the light commands never load
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tidecast import __version__
+from tidecast.commands import (
+    backtest_cmd,
+    demo_cmd,
+    forecast_cmd,
+    infra_cmd,
+    ingest_cmd,
+    inspect_cmd,
+    produce_cmd,
+    tail_cmd,
+)
 from tidecast.config import ConfigError, Settings
 from tidecast.infra import InfraError
 from tidecast.infra.endpoints import NoServers
 from tidecast.stream.timebuckets import parse_duration
 
-#: (command, module that adds its parser, help line), in ``--help`` order. A module may add several commands
-#: (``forecast_cmd``: forecast and run); tests/unit/test_front_cli.py checks the help lines against the modules.
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("infra", "tidecast.commands.infra_cmd", "start or stop the embedded Kafka-compatible broker and Redis"),
-    ("produce", "tidecast.commands.produce_cmd", "send events to Kafka (synthetic or from a file)"),
-    ("ingest", "tidecast.commands.ingest_cmd", "consume clicks and sales into the Redis feature windows"),
-    ("forecast", "tidecast.commands.forecast_cmd", "close buckets as watermarks pass: learn, forecast, publish"),
-    ("run", "tidecast.commands.forecast_cmd", "ingest and forecast together (the single-machine default)"),
-    ("tail", "tidecast.commands.tail_cmd", "follow the forecast topic"),
-    ("inspect", "tidecast.commands.inspect_cmd", "show a series' windows or the ingest counters"),
-    ("demo", "tidecast.commands.demo_cmd", "run the whole pipeline end to end on the embedded servers"),
-    ("backtest", "tidecast.commands.backtest_cmd",
-     "replay a history file through the pipeline; score tidecast against baselines"),
-)
-
-
-class LazyCommands(argparse._SubParsersAction):
-    """Sub-commands known by name and help line; the real parser comes from the command's module on first use."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._modules: dict[str, str] = {}
-
-    def add_lazy(self, name: str, module: str, help: str) -> None:
-        self.add_parser(name, help=help)  # a placeholder: lists the command in --help
-        self._modules[name] = module
-
-    def load(self, name: str) -> argparse.ArgumentParser:
-        """The parser of ``name``, importing its module (and building all of that module's commands) once."""
-        module = self._modules.get(name)
-        if module is not None:
-            built = argparse._SubParsersAction([], prog=self._prog_prefix, parser_class=self._parser_class)
-            importlib.import_module(module).add_parser(built)
-            self._name_parser_map.update(built._name_parser_map)
-            for added in built._name_parser_map:
-                self._modules.pop(added, None)
-        return self._name_parser_map[name]
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        self.load(values[0])
-        super().__call__(parser, namespace, values, option_string)
+COMMANDS = (infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, demo_cmd, backtest_cmd)
+"""The command modules, in ``--help`` order; each adds its parsers (``forecast_cmd``: forecast and run)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,10 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lateness", help="allowed lateness, e.g. 2h (TIDECAST_LATENESS, default 2h)")
     parser.add_argument("--retention", type=int, help="buckets kept per series (TIDECAST_RETENTION, default 56)")
     parser.add_argument("--partitions", type=int, help="partitions per topic (TIDECAST_PARTITIONS, default 12)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action=LazyCommands)
-    assert isinstance(sub, LazyCommands)  # add_subparsers returns an instance of the given action class
-    for name, module, help_line in COMMANDS:
-        sub.add_lazy(name, module, help_line)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
     return parser
 
 

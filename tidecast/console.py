@@ -3,8 +3,6 @@
 rich is imported on first use, so a command that prints nothing fancy does not pay for it; ``err`` (the stderr
 console) is created the first time it is asked for.
 
->>> quantile_labels((0.1, 0.5, 0.9)), quantile_labels((0.025, 0.5, 0.975))
-('p10/p50/p90', 'p2.5/p50/p97.5')
 >>> from types import SimpleNamespace
 >>> describe(SimpleNamespace(records=1500, rate=750.0, ingested=1490, duplicates=6, late=1, invalid=3))
 'ingest: 1,500 records (750/s) - 1,490 applied, 6 duplicates, 1 late, 3 invalid'
@@ -76,20 +74,6 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
                 elapsed = bar.tasks[0].elapsed or 1e-9
                 bar.update(task, completed=n, rate=f"{n / elapsed:,.0f}/s")
         bar.update(task, completed=n)
-
-
-def quantile_label(q: float) -> str:
-    """``p10`` for 0.1, ``p2.5`` for 0.025.
-
-    >>> quantile_label(0.5), quantile_label(0.07)
-    ('p50', 'p7')
-    """
-    return f"p{round(q * 100, 6):g}"
-
-
-def quantile_labels(quantiles: Iterable[float]) -> str:
-    """The quantiles' labels joined by ``/``, as in the column headers of ``tail`` and ``demo``."""
-    return "/".join(quantile_label(q) for q in quantiles)
 
 
 def describe(progress: IngestProgress) -> str:

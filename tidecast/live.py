@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tidecast.config import Endpoints, Settings
+from tidecast.config import ConfigError, Endpoints, Settings
 
 if TYPE_CHECKING:
     from tidecast.consumers.ingest_worker import IngestProgress
@@ -131,27 +131,34 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     from tidecast.models.learner import OnlineLearner
     from tidecast.producers.forecast_publisher import KafkaForecastSink
     from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
-    from tidecast.stream.forecaster import Forecaster
+    from tidecast.stream.forecaster import CheckpointMismatch, Forecaster
 
     torch.set_num_threads(int(os.environ.get("TIDECAST_TORCH_THREADS", "1")))
     client = redis.Redis.from_url(endpoints.redis)
     store = RedisWindowStore(client, settings.topic_prefix)
+    checkpoints = RedisCheckpoints(client, settings.topic_prefix)
     learner = OnlineLearner(learner_config(settings))
     if learner.min_history > settings.retention:
-        raise ValueError(
+        raise ConfigError(
             f"TIDECAST_RETENTION ({settings.retention}) must cover the model's history "
             f"({learner.min_history} buckets: lags + horizon)"
         )
     sink = KafkaForecastSink(settings, endpoints.kafka)
-    inputs = tuple(
-        f"{topic}:{partition}"
-        for topic in settings.topics.inputs
-        for partition in sorted(sink.producer.partitions_for(topic))
-    )
-    forecaster = Forecaster(
-        forecaster_config(settings, inputs), store, learner, sink, RedisCheckpoints(client, settings.topic_prefix),
-        checkpoint.dumps, checkpoint.loads,
-    )
+    try:
+        inputs = tuple(
+            f"{topic}:{partition}"
+            for topic in settings.topics.inputs
+            for partition in sorted(sink.producer.partitions_for(topic))
+        )
+        forecaster = Forecaster(
+            forecaster_config(settings, inputs), store, learner, sink, checkpoints, checkpoint.dumps, checkpoint.loads,
+        )
+    except CheckpointMismatch as exc:
+        sink.close()
+        raise ConfigError(f"Redis key {checkpoints.key} on {endpoints.redis}: {exc}") from None
+    except BaseException:
+        sink.close()
+        raise
     return LiveForecaster(forecaster, sink, store, settings, endpoints)
 
 
@@ -211,10 +218,8 @@ def run_ingest_and_forecast(
     (``()``: they are left alone).
     """
     from tidecast.consumers.ingest_worker import IngestWorker
-    from tidecast.stream.adapters.redis_store import RedisWindowStore
 
     settings, endpoints = live.settings, live.endpoints
-    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
 
     def tick() -> None:
         for report in live.forecaster.step():
@@ -222,7 +227,7 @@ def run_ingest_and_forecast(
 
     with stop_on_signals(signals) as stop:
         while True:
-            worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
+            worker = IngestWorker(settings, endpoints.kafka, live.store, on_progress=on_progress)
             stop.call(worker.stop)
             worker.run(until_idle=until_idle, tick=tick)
             if stop.requested or not again():

@@ -4,8 +4,9 @@
 * the backtest report's plots: :func:`plot_error_over_time` and :func:`plot_top_series` (of the series
   :func:`top_series` picks).
 
-A band runs from the lowest to the highest quantile around the median, the quantile
-:func:`~tidecast.models.metrics.median_index` names; bands are keyed and labelled by :func:`quantile_label`.
+A band runs from the lowest to the highest quantile around the median (the indices
+:func:`~tidecast.models.quantiles.band_indices` gives); bands are keyed and labelled by
+:func:`~tidecast.models.quantiles.quantile_label`.
 
 >>> docs = [{"origin_index": 1, "values": [[1.0, 2.0, 4.0], [1.0, 3.0, 5.0]]}]
 >>> band = one_step_band(docs, 3)
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tidecast.models.quantiles import DEFAULT_QUANTILES, median_index
+from tidecast.models.quantiles import DEFAULT_QUANTILES, band_indices, quantile_label
 
 if TYPE_CHECKING:
     from tidecast.stream.backtest.result import BacktestResult
@@ -33,25 +34,6 @@ if TYPE_CHECKING:
 
 TOP_SERIES = 4
 """Series in ``top_series.png``."""
-
-
-def quantile_label(q: float) -> str:
-    """``0.1`` -> ``"p10"``, ``0.025`` -> ``"p2.5"``.
-
-    >>> [quantile_label(q) for q in (0.1, 0.5, 0.9, 0.025)]
-    ['p10', 'p50', 'p90', 'p2.5']
-    """
-    return f"p{round(100 * q, 6):g}"
-
-
-def band_indices(quantiles: Sequence[float]) -> tuple[int, int, int]:
-    """Positions of the lowest quantile, the median (:func:`median_index`) and the highest quantile.
-
-    >>> band_indices((0.1, 0.5, 0.9)), band_indices((0.05, 0.25, 0.75, 0.95))
-    ((0, 1, 2), (0, 1, 3))
-    """
-    q = np.asarray(quantiles, dtype=float)
-    return int(np.argmin(q)), median_index(tuple(quantiles)), int(np.argmax(q))
 
 
 def band_keys(quantiles: Sequence[float]) -> tuple[str, str, str]:

@@ -93,3 +93,19 @@ def test_inspect_rejects_a_malformed_series_id(settings: Settings) -> None:
     result = subprocess.run([*TIDECAST, "inspect", "series", "nocolon"], env=env_for(settings),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "STORE:SKU" in result.stderr
+
+
+def test_a_checkpoint_of_another_version_is_refused_cleanly(settings: Settings) -> None:
+    import redis
+
+    from tidecast.models import checkpoint
+    from tidecast.stream.adapters.redis_store import RedisCheckpoints
+
+    key = RedisCheckpoints.key_for(settings.topic_prefix, "all")
+    assert settings.redis_url is not None
+    redis.Redis.from_url(settings.redis_url).set(key, checkpoint.dumps({"format": "tidecast.forecaster/1"}))
+    result = subprocess.run([*TIDECAST, "forecast", "--until-idle", "1"], env=env_for(settings),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.startswith(f"tidecast: Redis key {key} on {settings.redis_url}: ")
+    assert "another tidecast version" in result.stderr and "Traceback" not in result.stderr

@@ -29,8 +29,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
     from rich.console import Console
 
-    from tidecast.console import quantile_labels
     from tidecast.consumers.forecast_reader import follow
+    from tidecast.models.quantiles import quantile_labels
 
     console = Console()
     endpoints = resolve(settings)

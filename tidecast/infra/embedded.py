@@ -26,6 +26,9 @@ from tidecast.config import Endpoints, Settings
 from tidecast.infra.processes import die_with_parent, pid_runs, stop_pid
 
 SUPERVISOR_MODULE = "tidecast.infra.supervisor"
+SUPERVISOR_COMMANDS = (f"-m {SUPERVISOR_MODULE} ", "-m tidecast.supervisor ")
+"""How a supervisor's command line reads: this version's module, and the one before the move to
+``tidecast.infra``, whose servers an upgrade must still find and stop (same state file)."""
 
 
 class InfraError(RuntimeError):
@@ -65,12 +68,18 @@ def read_state(settings: Settings) -> dict | None:
         return None
 
 
+def supervisor_runs(pid: int) -> bool:
+    """True if ``pid`` is alive and runs a supervisor of this version or of the previous one (a reused PID
+    running anything else is not one)."""
+    return pid_runs(pid, SUPERVISOR_COMMANDS)
+
+
 def find(settings: Settings) -> Endpoints | None:
     """The running embedded servers of this home, or None."""
     state = read_state(settings)
     if not state or not state.get("ready"):
         return None
-    if not pid_runs(state["pids"]["supervisor"], SUPERVISOR_MODULE):
+    if not supervisor_runs(state["pids"]["supervisor"]):
         return None
     return Endpoints(state["kafka"], state["redis"])
 
@@ -117,7 +126,7 @@ def up(settings: Settings, owner_pid: int | None = None, detach: bool = True, ti
             time.sleep(0.1)
         raise InfraError(f"embedded infrastructure not ready after {timeout:.0f}s:\n{_tail(folder / 'supervisor.log')}")
     except BaseException:
-        stop_pid(child.pid, SUPERVISOR_MODULE)
+        stop_pid(child.pid, SUPERVISOR_COMMANDS)
         raise
 
 
@@ -144,9 +153,9 @@ def down(settings: Settings, timeout: float = 10.0) -> bool:
     if not state:
         return False
     pids = state.get("pids", {})
-    stop_pid(pids.get("supervisor", -1), SUPERVISOR_MODULE, timeout)
-    stop_pid(pids.get("kafka", -1), "tansu", timeout)
-    stop_pid(pids.get("redis", -1), "valkey-server", timeout)
+    for name, needle in (("supervisor", SUPERVISOR_COMMANDS), ("kafka", "tansu"), ("redis", "valkey-server")):
+        if isinstance(pids.get(name), int):  # a PID the state file lacks is skipped, never -1 (every process)
+            stop_pid(pids[name], needle, timeout)
     state_path(settings).unlink(missing_ok=True)
     return True
 

@@ -33,7 +33,14 @@ def die_with_parent() -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if a process with ``pid`` exists and is not a zombie."""
+    """True if a process with ``pid`` exists and is not a zombie. Never true for ``pid <= 0``: to ``kill`` those
+    name process groups or every process (-1), and ``down`` passes -1 for a PID its state file lacks.
+
+    >>> pid_alive(-1), pid_alive(0)
+    (False, False)
+    """
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -47,20 +54,26 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def pid_runs(pid: int, needle: str) -> bool:
-    """True if ``pid`` is alive and its command line contains ``needle`` (guards against PID reuse)."""
+def pid_runs(pid: int, needle: str | tuple[str, ...]) -> bool:
+    """True if ``pid`` is alive and its command line (arguments joined by spaces, each followed by one) contains
+    ``needle``, or one of several (guards against PID reuse).
+
+    >>> pid_runs(os.getpid(), ("no such program", "python")), pid_runs(os.getpid(), "no such program")
+    (True, False)
+    """
     if not pid_alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return True
-    return needle in cmdline
+        return True  # alive but unreadable (another user's process): assume it is the one we started
+    needles = (needle,) if isinstance(needle, str) else needle
+    return any(n in cmdline for n in needles)
 
 
-def stop_pid(pid: int, needle: str, timeout: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``; only if the process still runs ``needle``."""
-    if not pid_runs(pid, needle):
+def stop_pid(pid: int, needle: str | tuple[str, ...], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; only if the process still runs ``needle`` (see :func:`pid_runs`)."""
+    if pid <= 0 or not pid_runs(pid, needle):  # kill(0 or -1) would signal a group or every process
         return
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
         try:
