@@ -7,6 +7,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -129,8 +131,14 @@ def test_a_refused_checkpoint_is_a_config_error_and_closes_the_sink(monkeypatch:
 
 
 def _lookalike(*argv: str) -> subprocess.Popen:
-    """A sleeping Python process whose command line reads ``python -c ... ARGV``."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv])
+    """A sleeping Python process whose command line reads ``python -c ... ARGV`` (once it has exec'd: until
+    then /proc shows the forking parent's command line)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv])
+    deadline = time.monotonic() + 10
+    while b"time.sleep(60)" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "the look-alike process did not start"
+        time.sleep(0.01)
+    return proc
 
 
 @pytest.mark.parametrize(("argv", "is_supervisor"), [

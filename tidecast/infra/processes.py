@@ -34,7 +34,7 @@ def die_with_parent() -> None:
 
 def pid_alive(pid: int) -> bool:
     """True if a process with ``pid`` exists and is not a zombie. Never true for ``pid <= 0``: to ``kill`` those
-    name process groups or every process (-1), and ``down`` passes -1 for a PID its state file lacks.
+    name a process group or every process (-1).
 
     >>> pid_alive(-1), pid_alive(0)
     (False, False)
