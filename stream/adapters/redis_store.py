@@ -18,7 +18,10 @@ so a consumer that lost its partition cannot write over its successor.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import uuid
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -186,6 +189,28 @@ class RedisCheckpoints:
 
     def save(self, blob: bytes) -> None:
         self.client.set(self.key, blob)
+
+
+@contextlib.contextmanager
+def scratch_stores(url: str, prefix: str) -> Iterator[Callable[[], RedisWindowStore]]:
+    """A factory of empty window stores on the Redis at ``url``, each under ``prefix`` plus a random tag; a
+    store's keys are deleted when the next one is made and on the way out (the backtest's ``--store redis``).
+    """
+    client = redis.Redis.from_url(url)
+    prefixes: list[str] = []
+
+    def new_store() -> RedisWindowStore:
+        for old in prefixes:
+            delete_keys(client, old)
+        prefixes.append(f"{prefix}{uuid.uuid4().hex[:8]}.")
+        return RedisWindowStore(client, prefixes[-1])
+
+    try:
+        yield new_store
+    finally:
+        for old in prefixes:
+            delete_keys(client, old)
+        client.close()
 
 
 def delete_keys(client: redis.Redis, prefix: str) -> int:

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,16 +158,13 @@ def _cell(value: float | None) -> str:
 
 @contextmanager
 def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], WindowStore]]:
-    """New window stores on demand; Redis ones get a unique key prefix, and their keys are deleted on exit
-    (and when the next one is made)."""
-    from tidecast.stream.window_store import MemoryWindowStore
-
+    """New window stores on demand: in memory, or scratch stores on Redis (their keys deleted afterwards)."""
     if kind == "memory":
+        from tidecast.stream.window_store import MemoryWindowStore
+
         yield MemoryWindowStore
         return
-    import redis
-
-    from tidecast.stream.adapters.redis_store import RedisWindowStore, delete_keys
+    from tidecast.stream.adapters.redis_store import scratch_stores
 
     url = settings.redis_url
     if url is None:
@@ -176,20 +172,5 @@ def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], Window
         url = found.redis if found else None
     if url is None:
         raise ConfigError("--store redis needs TIDECAST_REDIS_URL or the embedded servers (`tidecast infra up`)")
-    client = redis.Redis.from_url(url)
-    prefixes: list[str] = []
-
-    def new_store() -> WindowStore:
-        for old in prefixes:
-            delete_keys(client, old)
-        prefix = f"{settings.topic_prefix}backtest.{os.getpid()}.{uuid.uuid4().hex[:8]}."
-        prefixes.append(prefix)
-        return RedisWindowStore(client, prefix)
-
-    try:
+    with scratch_stores(url, f"{settings.topic_prefix}backtest.{os.getpid()}.") as new_store:
         yield new_store
-    finally:
-        for old in prefixes:
-            delete_keys(client, old)
-        client.close()
-
