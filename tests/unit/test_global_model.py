@@ -1,4 +1,5 @@
-"""Model contracts: features, shapes, non-negative monotone quantiles, determinism, checkpoints."""
+"""The global quantile model: features, shapes, non-negative monotone quantiles, determinism, checkpoints (the
+contract every forecaster shares is tests/unit/test_models_contract.py)."""
 
 from __future__ import annotations
 
