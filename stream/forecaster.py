@@ -15,6 +15,11 @@ bucket is skipped or learned twice. A crash between 4 and 5 re-publishes bucket 
 The checkpoint records the bucket size, horizon and quantiles it was written with; a forecaster started
 with other ones refuses to resume from it (:class:`CheckpointMismatch`) instead of mixing the two.
 
+After a downtime longer than the retention, the buckets between the last close and the oldest one every
+partition still retains have been trimmed from the store: read, they would look like zero demand. The loop
+jumps over them (:attr:`CloseReport.skipped` says how many) and does not learn again until its panel holds
+retained buckets only, so the model never learns zeros that were trimmed windows.
+
 >>> import numpy as np
 >>> from tidecast.stream.ports import MemoryCheckpoints, MemorySink
 >>> from tidecast.stream.window_store import MemoryWindowStore
@@ -70,6 +75,8 @@ class CloseReport:
     model_version: int
     learn: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    skipped: int = 0
+    """Buckets jumped over just before this close: trimmed from the store during a downtime."""
 
 
 class Forecaster:
@@ -97,15 +104,27 @@ class Forecaster:
         self.panel_length = max(learner.min_history, 2)
         self.panel = SeriesPanel(self.panel_length)
         self.last_closed: int | None = None
+        self.learn_from: int | None = None  # after a jump over trimmed buckets: the first bucket learned again
         self._resume()
 
     def closable_through(self) -> int | None:
         """The newest bucket every input partition has closed, or None while any has no watermark."""
+        open_from = self._open_from()
+        return None if open_from is None else min(open_from) - 1
+
+    def retained_from(self) -> int | None:
+        """The oldest bucket that no input partition has trimmed yet (each keeps ``retention`` buckets behind
+        its own watermark), or None while any has no watermark."""
+        open_from = self._open_from()
+        return None if open_from is None else max(open_from) - self.config.retention
+
+    def _open_from(self) -> list[int] | None:
+        """Per input partition, the oldest bucket its watermark leaves open."""
         known = self.store.max_event_times()
         if not self.config.inputs or any(name not in known for name in self.config.inputs):
             return None
         lateness_ms = self.config.lateness_seconds * 1000
-        return min(self.buckets.index(known[name] - lateness_ms) for name in self.config.inputs) - 1
+        return [self.buckets.index(known[name] - lateness_ms) for name in self.config.inputs]
 
     def step(self, limit: int | None = None) -> list[CloseReport]:
         """Close every bucket that can close now (at most ``limit``); returns one report per close."""
@@ -117,10 +136,25 @@ class Forecaster:
             if not retained:
                 return []
             self.last_closed = min(retained) - 1
+        skipped = self._skip_trimmed()
         reports: list[CloseReport] = []
         while self.last_closed < through and (limit is None or len(reports) < limit):
             reports.append(self.close_bucket(self.last_closed + 1))
+            reports[-1].skipped, skipped = skipped, 0
         return reports
+
+    def _skip_trimmed(self) -> int:
+        """Jump over buckets trimmed from the store (see the module docstring); how many were skipped."""
+        retained = self.retained_from()
+        if retained is None or self.last_closed is None or self.last_closed + 1 >= retained:
+            return 0
+        skipped = retained - 1 - self.last_closed
+        registry = self.panel.registry()
+        registry["t"] = retained - 1
+        self.panel = SeriesPanel.from_registry(self.panel_length, registry)  # the trimmed columns read 0
+        self.last_closed = retained - 1
+        self.learn_from = retained - 1 + self.panel_length  # the first close whose panel is all retained
+        return skipped
 
     def close_bucket(self, t: int) -> CloseReport:
         """Run the five stages for bucket ``t`` (the next one in order)."""
@@ -133,7 +167,10 @@ class Forecaster:
         history, first_seen = self.panel.history, self.panel.first_seen
         stores, skus = self.panel.stores_and_skus()
         started = time.perf_counter()
-        learned = self.learner.learn(history, first_seen, stores, skus, t, self.config.bucket_seconds)
+        if self.learn_from is None or t >= self.learn_from:
+            learned = self.learner.learn(history, first_seen, stores, skus, t, self.config.bucket_seconds)
+        else:  # the panel still holds trimmed (zero) columns: forecast from it, but learn nothing
+            learned = {"t": t, "skipped": True, "reason": "history spans buckets trimmed during a downtime"}
         seconds["learn"] = _lap(started)
 
         started = time.perf_counter()
@@ -174,6 +211,7 @@ class Forecaster:
             "format": STATE_FORMAT,
             **self.shape(),
             "last_closed": self.last_closed,
+            "learn_from": self.learn_from,
             "panel": self.panel.registry(),
             "learner": self.learner.state_dict(),
         }
@@ -186,6 +224,7 @@ class Forecaster:
         self._check(state)
         self.learner.load_state_dict(state["learner"])
         self.last_closed = state["last_closed"]
+        self.learn_from = state.get("learn_from")
         self.panel = SeriesPanel.from_registry(self.panel_length, state["panel"])
         if self.panel.t is not None:
             for bucket in range(self.panel.t - self.panel_length + 1, self.panel.t + 1):

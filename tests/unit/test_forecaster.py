@@ -219,3 +219,40 @@ def test_every_baseline_runs_behind_the_loop_and_resumes(name: str) -> None:
     for _, series, values, mean in sink.published:
         assert values.shape == (len(series), SMALL.horizon, len(SMALL.quantiles)) and mean.shape == values.shape[:2]
         assert np.isfinite(values).all() and (values >= 0).all() and (np.diff(values, axis=-1) >= 0).all()
+
+
+def test_after_a_downtime_trimmed_buckets_are_skipped_and_never_learned() -> None:
+    """Days 0..9 closed, then the forecaster is down while 70 more days arrive; the store keeps 30 buckets.
+
+    ::
+
+        closed      down: trimmed from the store       retained (30)
+        [0 .. 8]    [9 ............ 48]                [49 ........ 78] 79 open
+                                                        ^ first close after the jump; learning resumes
+                                                          once the panel (length 2 here) is all retained
+    """
+    store, spy = MemoryWindowStore(), Recorder()
+    buckets = Buckets(DAY)
+    ingestor = PartitionIngestor(TOPIC, 0, buckets, 0, CONFIG.retention, store.load_partition(TOPIC, 0))
+
+    def sell(days: range) -> None:
+        records = [Record((ingestor.next_offset or 0) + i,
+                          orjson.dumps({"event_id": f"e{d}", "type": "sale", "ts": buckets.start_ms(d) + 1, "sku": "A",
+                                        "qty": 1}))
+                   for i, d in enumerate(days)]
+        batch = ingestor.apply(records)
+        assert store.commit(batch)
+        ingestor.adopt(batch)
+
+    loop = Forecaster(CONFIG, store, spy, spy, spy, orjson.dumps, orjson.loads)
+    sell(range(20_000, 20_010))
+    assert [r.bucket for r in loop.step()][-1] == 20_008
+    sell(range(20_010, 20_080))
+    reports = loop.step()
+    retained = 20_079 - CONFIG.retention
+    assert store.buckets()[0] == retained  # what the ingest kept
+    assert reports[0].bucket == retained and reports[0].skipped == retained - 20_009
+    assert sum(r.skipped for r in reports) == reports[0].skipped
+    learned = [t for stage, t in spy.calls if stage == "learn"]
+    assert [t for t in learned if t > 20_008] == list(range(retained + spy.min_history - 1, 20_079))
+    assert reports[0].learn["skipped"] and "trimmed" in reports[0].learn["reason"]
