@@ -126,8 +126,9 @@ class Forecaster:
         lateness_ms = self.config.lateness_seconds * 1000
         return [self.buckets.index(known[name] - lateness_ms) for name in self.config.inputs]
 
-    def step(self, limit: int | None = None) -> list[CloseReport]:
-        """Close every bucket that can close now (at most ``limit``); returns one report per close."""
+    def step(self, limit: int | None = None, stop: Callable[[], bool] | None = None) -> list[CloseReport]:
+        """Close every bucket that can close now (at most ``limit``, and none once ``stop()`` is true: a
+        catch-up of many buckets ends between two closes when asked); returns one report per close."""
         through = self.closable_through()
         if through is None:
             return []
@@ -138,7 +139,8 @@ class Forecaster:
             self.last_closed = min(retained) - 1
         skipped = self._skip_trimmed()
         reports: list[CloseReport] = []
-        while self.last_closed < through and (limit is None or len(reports) < limit):
+        while (self.last_closed < through and (limit is None or len(reports) < limit)
+               and not (stop is not None and stop())):
             reports.append(self.close_bucket(self.last_closed + 1))
             reports[-1].skipped, skipped = skipped, 0
         return reports

@@ -256,3 +256,11 @@ def test_after_a_downtime_trimmed_buckets_are_skipped_and_never_learned() -> Non
     learned = [t for stage, t in spy.calls if stage == "learn"]
     assert [t for t in learned if t > 20_008] == list(range(retained + spy.min_history - 1, 20_079))
     assert reports[0].learn["skipped"] and "trimmed" in reports[0].learn["reason"]
+
+
+def test_a_stop_request_ends_a_catch_up_between_two_closes() -> None:
+    store, spy = filled_store(days=10), Recorder()
+    loop = Forecaster(CONFIG, store, spy, spy, spy, orjson.dumps, orjson.loads)
+    reports = loop.step(stop=lambda: len(spy.calls) >= 8)  # two closes of four calls each
+    assert len(reports) == 2 and loop.last_closed == reports[-1].bucket
+    assert len(loop.step()) >= 5  # the rest closes on the next step, in order
