@@ -88,7 +88,7 @@ class IngestWorker:
         self.committed: dict[TopicPartition, int] = {}
         self.last_record: dict[TopicPartition, float] = {}
         self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group))
-        self.producer = KafkaProducer(**producer_config(bootstrap, "tidecast-dlq"))
+        self.producer = KafkaProducer(**producer_config(settings, bootstrap, "tidecast-dlq"))
         self.committer = Committer(store, on_commit=self._committed)
         self._stop = False
 

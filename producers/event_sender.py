@@ -33,7 +33,7 @@ class EventSender:
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.topics = settings.topics
-        self.producer = KafkaProducer(**producer_config(bootstrap, "tidecast-producer"))
+        self.producer = KafkaProducer(**producer_config(settings, bootstrap, "tidecast-producer"))
         self.sent = 0
 
     def send(self, doc: dict) -> FutureRecordMetadata:

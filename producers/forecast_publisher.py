@@ -33,7 +33,7 @@ class KafkaForecastSink:
 
     def __init__(self, settings: Settings, bootstrap: str, transactional_id: str | None = None) -> None:
         self.topic = settings.topics.forecasts
-        config = producer_config(bootstrap, "tidecast-forecasts")
+        config = producer_config(settings, bootstrap, "tidecast-forecasts")
         if transactional_id:
             config["transactional_id"] = transactional_id
         self.producer = KafkaProducer(**config)

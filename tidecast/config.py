@@ -7,6 +7,12 @@
 Traceback (most recent call last):
 ...
 tidecast.config.ConfigError: TIDECAST_PARTITIONS: expected a positive integer, got 'zero'
+
+Secrets (a password in the Redis URL, ``TIDECAST_KAFKA_SASL_PASSWORD``) are never shown: print URLs through
+:func:`redact`, and the settings' ``repr`` leaves them out.
+
+>>> redact("redis://:s3cret@10.0.0.5:6379/0")
+'redis://:***@10.0.0.5:6379/0'
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +71,143 @@ class Endpoints:
     redis: str
 
     def as_json(self) -> dict[str, str]:
+        """The endpoints as they are, secrets included: to hand on, not to print (see :meth:`redacted`)."""
         return {"kafka": self.kafka, "redis": self.redis}
+
+    def redacted(self) -> dict[str, str]:
+        """The endpoints safe to print: a password in either becomes ``***`` (see :func:`redact`)."""
+        return {"kafka": redact(self.kafka), "redis": redact(self.redis)}
+
+    def __repr__(self) -> str:
+        return f"Endpoints(kafka={redact(self.kafka)!r}, redis={redact(self.redis)!r})"
+
+
+# --- security settings: Kafka SASL/TLS, Redis TLS, redaction of secrets (docs/operations.md) -----------------
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How tidecast's Kafka clients authenticate and encrypt (``TIDECAST_KAFKA_SECURITY_PROTOCOL`` and the
+    ``TIDECAST_KAFKA_SASL_*``/``TIDECAST_KAFKA_SSL_*`` variables); the password is left out of the ``repr``.
+
+    >>> security = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "tidecast", "s3cret")
+    >>> security.sasl, security.ssl, "s3cret" in repr(security)
+    (True, True, False)
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def ssl(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the variable: an unknown protocol or mechanism, a SASL protocol
+        without mechanism, username or password, SASL or TLS settings the protocol would ignore, a missing file."""
+        protocol = "TIDECAST_KAFKA_SECURITY_PROTOCOL"
+        if self.protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"{protocol}: expected one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, got {self.protocol!r}"
+            )
+        if self.sasl_mechanism is not None and self.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ConfigError(f"TIDECAST_KAFKA_SASL_MECHANISM: expected one of {', '.join(KAFKA_SASL_MECHANISMS)}, "
+                              f"got {self.sasl_mechanism!r}")
+        sasl = {
+            "TIDECAST_KAFKA_SASL_MECHANISM": self.sasl_mechanism,
+            "TIDECAST_KAFKA_SASL_USERNAME": self.sasl_username,
+            "TIDECAST_KAFKA_SASL_PASSWORD": self.sasl_password,
+        }
+        if self.sasl:
+            missing = [name for name, value in sasl.items() if not value]
+            if missing:
+                raise ConfigError(f"{', '.join(missing)}: required with {protocol}={self.protocol}")
+        else:
+            given = [name for name, value in sasl.items() if value]
+            if given:
+                raise ConfigError(
+                    f"{given[0]}: SASL needs {protocol}=SASL_SSL (or SASL_PLAINTEXT), it is {self.protocol}"
+                )
+        files = {"TIDECAST_KAFKA_SSL_CAFILE": self.ssl_cafile, "TIDECAST_KAFKA_SSL_CERTFILE": self.ssl_certfile,
+                 "TIDECAST_KAFKA_SSL_KEYFILE": self.ssl_keyfile}
+        for name, path in files.items():
+            if path is None:
+                continue
+            if not self.ssl:
+                raise ConfigError(f"{name}: TLS needs {protocol}=SSL or SASL_SSL, it is {self.protocol}")
+            if not path.is_file():
+                raise ConfigError(f"{name}: no such file: {path}")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ConfigError("TIDECAST_KAFKA_SSL_KEYFILE: needs TIDECAST_KAFKA_SSL_CERTFILE (the client certificate)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        readers: dict[str, tuple[str, Callable[[str], object]]] = {
+            "TIDECAST_KAFKA_SECURITY_PROTOCOL": ("protocol", _upper),
+            "TIDECAST_KAFKA_SASL_MECHANISM": ("sasl_mechanism", _upper),
+            "TIDECAST_KAFKA_SASL_USERNAME": ("sasl_username", str),
+            "TIDECAST_KAFKA_SASL_PASSWORD": ("sasl_password", str),
+            "TIDECAST_KAFKA_SSL_CAFILE": ("ssl_cafile", Path),
+            "TIDECAST_KAFKA_SSL_CERTFILE": ("ssl_certfile", Path),
+            "TIDECAST_KAFKA_SSL_KEYFILE": ("ssl_keyfile", Path),
+            "TIDECAST_KAFKA_SSL_CHECK_HOSTNAME": ("ssl_check_hostname", _boolean),
+        }
+        return cls(**_read(env, readers))  # type: ignore[arg-type]
+
+
+def _security_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """The security fields of :class:`Settings` from ``env``."""
+    values = _read(env, {"TIDECAST_REDIS_CA_FILE": ("redis_ca_file", Path)})
+    values["kafka_security"] = KafkaSecurity.from_env(env)
+    return values
+
+
+def _validate_security(settings: Settings) -> None:
+    settings.kafka_security.validate()
+    if settings.redis_ca_file is not None:
+        if not (settings.redis_url or "").startswith("rediss://"):
+            raise ConfigError("TIDECAST_REDIS_CA_FILE: only used with a TLS Redis, TIDECAST_REDIS_URL=rediss://...")
+        if not settings.redis_ca_file.is_file():
+            raise ConfigError(f"TIDECAST_REDIS_CA_FILE: no such file: {settings.redis_ca_file}")
+
+
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pass|pwd|token|secret)=)[^&#]*")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def redact(url: str) -> str:
+    """``url`` safe to print: the password of ``user:password@`` (a lone ``token@`` too) and ``password=`` query
+    values become ``***``; hosts, ports, users and databases stay. Everything before the last ``@`` counts as
+    the user part, so a password with an unencoded ``/``, ``?``, ``#`` or ``@`` is hidden whole.
+
+    >>> redact("rediss://tidecast:s3cret@redis.internal:6380/2"), redact("redis://127.0.0.1:6379/0")
+    ('rediss://tidecast:***@redis.internal:6380/2', 'redis://127.0.0.1:6379/0')
+    >>> redact("unix:///run/redis.sock?db=0&password=s3cret")
+    'unix:///run/redis.sock?db=0&password=***'
+    """
+    scheme = _SCHEME.match(url)
+    head, rest = (url[: scheme.end()], url[scheme.end():]) if scheme else ("", url)
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user + ':***' if colon else '***'}@{host}"
+    return _SECRET_QUERY.sub(r"\1***", head + rest)
+
+
+# --- end of the security settings -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +228,17 @@ class Settings:
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 2_000
     group_id: str = field(default="")
+    # security settings (see KafkaSecurity above); secrets are redacted from the repr
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    redis_ca_file: Path | None = None
+
+    def __repr__(self) -> str:
+        """The dataclass ``repr`` with the Redis URL redacted (and the Kafka password left out)."""
+        shown = ", ".join(
+            f"{f.name}={redact(value) if f.name == 'redis_url' and value else value!r}"
+            for f in fields(self) if f.repr for value in [getattr(self, f.name)]
+        )
+        return f"{type(self).__name__}({shown})"
 
     @property
     def topics(self) -> Topics:
@@ -126,7 +279,8 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(f"TIDECAST_QUANTILES: {exc}") from None
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB, got {self.redis_url!r}")
+            raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB, got {redact(self.redis_url)!r}")
+        _validate_security(self)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +308,7 @@ class Settings:
                 values[attr] = read(raw)
             except ValueError as exc:
                 raise ConfigError(f"{var}: {exc}") from None
+        values.update(_security_from_env(env))
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
@@ -178,3 +333,30 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError(f"expected a positive integer, got {raw!r}")
     return value
+
+
+def _upper(raw: str) -> str:
+    return raw.strip().upper()
+
+
+def _boolean(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _read(env: Mapping[str, str], readers: Mapping[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
+    """Attribute values from the set, non-empty variables of ``readers``; a reader's error names its variable."""
+    values: dict[str, object] = {}
+    for var, (attr, read) in readers.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[attr] = read(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{var}: {exc}") from None
+    return values

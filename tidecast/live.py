@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tidecast.config import ConfigError, Endpoints, Settings
+from tidecast.config import ConfigError, Endpoints, Settings, redact
 
 if TYPE_CHECKING:
     from tidecast.consumers.ingest_worker import IngestProgress
@@ -124,17 +124,17 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     torch gets ``TIDECAST_TORCH_THREADS`` threads (default 1): on a small machine the ingest worker, the
     committer and the broker need the other cores, and the model is small.
     """
-    import redis
     import torch
 
     from tidecast.models import checkpoint
     from tidecast.models.learner import OnlineLearner
     from tidecast.producers.forecast_publisher import KafkaForecastSink
+    from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
     from tidecast.stream.forecaster import CheckpointMismatch, Forecaster
 
     torch.set_num_threads(int(os.environ.get("TIDECAST_TORCH_THREADS", "1")))
-    client = redis.Redis.from_url(endpoints.redis)
+    client = redis_client(settings, endpoints.redis)
     store = RedisWindowStore(client, settings.topic_prefix)
     checkpoints = RedisCheckpoints(client, settings.topic_prefix)
     learner = OnlineLearner(learner_config(settings))
@@ -155,7 +155,7 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
         )
     except CheckpointMismatch as exc:
         sink.close()
-        raise ConfigError(f"Redis key {checkpoints.key} on {endpoints.redis}: {exc}") from None
+        raise ConfigError(f"Redis key {checkpoints.key} on {redact(endpoints.redis)}: {exc}") from None
     except BaseException:
         sink.close()
         raise
@@ -170,9 +170,10 @@ def run_ingest(
 ) -> IngestProgress:
     """One worker of the consumer group, until SIGINT/SIGTERM or ``until_idle`` seconds without a record."""
     from tidecast.consumers.ingest_worker import IngestWorker
+    from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
 
-    store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+    store = RedisWindowStore(redis_client(settings, endpoints.redis), settings.topic_prefix)
     worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
     with stop_on_signals() as stop:
         stop.call(worker.stop)

@@ -1,4 +1,5 @@
-"""Adapters of the stream core to real servers: the Redis window and checkpoint stores, Kafka client settings.
+"""Adapters of the stream core to real servers: the Redis window and checkpoint stores, the Redis client builder,
+Kafka client settings.
 
 Folder ``stream/adapters/``. These modules may import redis and kafka-python and the core
 (``tidecast.stream``), never the front (``tidecast.cli``, ``commands``, ``live``, ``infra``) nor the backtest.

@@ -6,6 +6,11 @@
 >>> args = sub.choices["infra"].parse_args(["up", "--json", "--owner-pid", "42"])
 >>> args.verb, args.json, args.owner_pid
 ('up', True, 42)
+
+What ``up`` and ``status`` print never holds a password:
+
+>>> print(format_endpoints(infra.Endpoints("10.0.0.4:9092", "redis://:s3cret@10.0.0.5:6379/0"), as_json=True))
+{"kafka": "10.0.0.4:9092", "redis": "redis://:***@10.0.0.5:6379/0"}
 """
 
 from __future__ import annotations
@@ -59,9 +64,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def format_endpoints(endpoints: infra.Endpoints, as_json: bool) -> str:
+    """The endpoints as ``infra up|status`` print them (JSON with ``--json``), passwords redacted."""
+    shown = endpoints.redacted()
+    if as_json:
+        return json.dumps(shown)
+    return f"kafka  {shown['kafka']}\nredis  {shown['redis']}"
+
+
 def _show(endpoints: infra.Endpoints, as_json: bool, console: Console, settings: Settings) -> None:
     if as_json:
-        print(json.dumps(endpoints.as_json()), flush=True)
+        print(format_endpoints(endpoints, as_json=True), flush=True)
         return
-    console.print(f"kafka  {endpoints.kafka}\nredis  {endpoints.redis}")
+    console.print(format_endpoints(endpoints, as_json=False), markup=False, highlight=False)
     console.print(f"home   {os.fspath(settings.home)}  (stop with `tidecast infra down`)")

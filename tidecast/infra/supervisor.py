@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tidecast.config import Topics
+from tidecast.config import Topics, redact
 from tidecast.infra.embedded import binaries
 from tidecast.infra.processes import die_with_parent, free_port, pid_alive, wait_for_port
 from tidecast.stream.adapters.kafka_clients import create_topics
@@ -77,7 +77,7 @@ def publish(args: argparse.Namespace, folder: Path, children: dict[str, subproce
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
     tmp.replace(folder / "state.json")
-    print(f"embedded infrastructure ready: {json.dumps(state)}", flush=True)
+    print(f"embedded infrastructure ready: {json.dumps({**state, 'redis': redact(redis_url)})}", flush=True)
     return state
 
 

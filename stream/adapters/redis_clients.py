@@ -1,0 +1,33 @@
+"""The one place tidecast builds a Redis client: from a URL, with the settings' TLS options.
+
+The URL carries the ACL user and password (``redis://USER:PASSWORD@HOST:PORT/DB``, or ``redis://:PASSWORD@...``
+for the default user) and TLS (``rediss://``); ``TIDECAST_REDIS_CA_FILE`` names the CA that signed a
+``rediss://`` server's certificate (the system's CAs otherwise). See docs/operations.md. Print URLs through
+:func:`tidecast.config.redact`.
+
+>>> client = redis_client(Settings(), "redis://tidecast:s3cret@127.0.0.1:6379/2")  # connects on first use
+>>> kwargs = client.connection_pool.connection_kwargs
+>>> kwargs["username"], kwargs["db"], client.connection_pool.connection_class.__name__
+('tidecast', 2, 'Connection')
+>>> redis_client(Settings(), "rediss://127.0.0.1:6380/0").connection_pool.connection_class.__name__
+'SSLConnection'
+"""
+
+from __future__ import annotations
+
+import redis
+
+from tidecast.config import Settings
+
+
+def redis_client_kwargs(settings: Settings, url: str) -> dict[str, object]:
+    """Keyword arguments for ``redis.Redis.from_url(url, ...)`` beyond the URL: the CA file for ``rediss://``."""
+    kwargs: dict[str, object] = {}
+    if settings.redis_ca_file is not None and url.startswith("rediss://"):
+        kwargs["ssl_ca_certs"] = str(settings.redis_ca_file)
+    return kwargs
+
+
+def redis_client(settings: Settings, url: str) -> redis.Redis:
+    """A client for ``url`` (user, password, database and TLS from the URL; the CA file from ``settings``)."""
+    return redis.Redis.from_url(url, **redis_client_kwargs(settings, url))
