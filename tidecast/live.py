@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from tidecast.consumers.ingest_worker import IngestProgress
     from tidecast.models.learner import LearnerConfig
     from tidecast.producers.forecast_publisher import KafkaForecastSink
+    from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints
     from tidecast.stream.adapters.redis_store import RedisWindowStore
     from tidecast.stream.forecaster import CloseReport, Forecaster, ForecasterConfig
 
@@ -99,17 +101,21 @@ def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> Forecaster
 
 @dataclass
 class LiveForecaster:
-    """The forecaster, its Kafka sink and the window store it reads; ``close`` (or the ``with`` block) ends the
-    sink."""
+    """The forecaster, its Kafka sink, the window store it reads and the lease on its checkpoint; ``close`` (or
+    the ``with`` block) ends the sink and gives the lease up."""
 
     forecaster: Forecaster
     sink: KafkaForecastSink
     store: RedisWindowStore
     settings: Settings
     endpoints: Endpoints
+    lease: LeasedCheckpoints
 
     def close(self) -> None:
-        self.sink.close()
+        try:
+            self.sink.close()
+        finally:
+            self.lease.release()
 
     def __enter__(self) -> LiveForecaster:
         return self
@@ -129,21 +135,30 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     from tidecast.models import checkpoint
     from tidecast.models.learner import OnlineLearner
     from tidecast.producers.forecast_publisher import KafkaForecastSink
+    from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints, LeaseHeld
     from tidecast.stream.adapters.redis_clients import redis_client
-    from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
+    from tidecast.stream.adapters.redis_store import RedisWindowStore
     from tidecast.stream.forecaster import CheckpointMismatch, Forecaster
 
     torch.set_num_threads(int(os.environ.get("TIDECAST_TORCH_THREADS", "1")))
     client = redis_client(settings, endpoints.redis)
     store = RedisWindowStore(client, settings.topic_prefix)
-    checkpoints = RedisCheckpoints(client, settings.topic_prefix)
+    checkpoints = LeasedCheckpoints(client, settings.topic_prefix)
     learner = OnlineLearner(learner_config(settings))
     if learner.min_history > settings.retention:
         raise ConfigError(
             f"TIDECAST_RETENTION ({settings.retention}) must cover the model's history "
             f"({learner.min_history} buckets: lags + horizon)"
         )
-    sink = KafkaForecastSink(settings, endpoints.kafka)
+    try:
+        checkpoints.acquire(holder_is_dead=dead_on_this_host)
+    except LeaseHeld as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        sink = KafkaForecastSink(settings, endpoints.kafka)
+    except BaseException:
+        checkpoints.release()
+        raise
     try:
         inputs = tuple(
             f"{topic}:{partition}"
@@ -155,11 +170,27 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
         )
     except CheckpointMismatch as exc:
         sink.close()
+        checkpoints.release()
         raise ConfigError(f"Redis key {checkpoints.key} on {redact(endpoints.redis)}: {exc}") from None
     except BaseException:
         sink.close()
+        checkpoints.release()
         raise
-    return LiveForecaster(forecaster, sink, store, settings, endpoints)
+    return LiveForecaster(forecaster, sink, store, settings, endpoints, checkpoints)
+
+
+def dead_on_this_host(holder: str) -> bool:
+    """Whether a lease holder ``host:pid:tag`` is a process of this host that is gone (a SIGKILLed forecaster):
+    its lease can be taken over at once instead of after its time to live.
+
+    >>> dead_on_this_host(f"{socket.gethostname()}:{os.getpid()}:abc"), dead_on_this_host("elsewhere:1:abc")
+    (False, False)
+    """
+    from tidecast.infra.processes import pid_alive
+
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and int(pid) > 0 and not pid_alive(int(pid))
 
 
 def run_ingest(
@@ -191,6 +222,7 @@ def run_forecast(
     last_change, last_marks = time.monotonic(), None
     with stop_on_signals() as stop:
         while not stop.requested:
+            live.lease.renew()
             reports = live.forecaster.step(limit=1)
             for report in reports:
                 on_close(report)
@@ -222,15 +254,18 @@ def run_ingest_and_forecast(
 
     settings, endpoints = live.settings, live.endpoints
 
-    def tick() -> None:
-        for report in live.forecaster.step():
-            on_close(report)
-
     with stop_on_signals(signals) as stop:
+
+        def tick() -> None:  # between polls: keep the lease, close what can close (a stop ends a catch-up)
+            live.lease.renew()
+            for report in live.forecaster.step(stop=lambda: stop.requested):
+                on_close(report)
+
         while True:
             worker = IngestWorker(settings, endpoints.kafka, live.store, on_progress=on_progress)
             stop.call(worker.stop)
             worker.run(until_idle=until_idle, tick=tick)
             if stop.requested or not again():
                 break
-        tick()
+        if not stop.requested:
+            tick()

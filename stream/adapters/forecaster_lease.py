@@ -7,7 +7,9 @@ with a time to live: :meth:`LeasedCheckpoints.acquire` takes it only when it is 
 :meth:`~LeasedCheckpoints.save` of the checkpoint and every :meth:`~LeasedCheckpoints.renew` extends it, and
 both check the owner first, in one Lua call, so a forecaster that lost its lease (it stalled past the time to
 live and another one took over) can never write the checkpoint again: it gets :class:`LeaseLost` and stops.
-A forecaster that dies leaves the lease to expire; one that stops cleanly releases it at once.
+A forecaster that dies leaves the lease to expire; one that stops cleanly releases it at once. A restart
+need not wait for the expiry when the caller can tell the holder is dead (``holder_is_dead``: the live
+wiring checks a holder on this host by PID).
 
 >>> LeasedCheckpoints.lease_key("tidecast.", "all")
 '{tidecast.checkpoint:forecaster:all}:lease'
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -37,6 +40,11 @@ _SAVE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[3])
+return 1
+"""
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 _RELEASE = """
@@ -70,17 +78,22 @@ class LeasedCheckpoints:
         self._renew = client.register_script(_RENEW)
         self._save = client.register_script(_SAVE)
         self._release = client.register_script(_RELEASE)
+        self._take_over = client.register_script(_TAKE_OVER)
 
     @staticmethod
     def lease_key(prefix: str, name: str) -> str:
         return "{" + RedisCheckpoints.key_for(prefix, name) + "}:lease"
 
-    def acquire(self) -> None:
-        """Take the lease, or raise :class:`LeaseHeld` naming the holder."""
+    def acquire(self, holder_is_dead: Callable[[str], bool] = lambda holder: False) -> None:
+        """Take the lease, or raise :class:`LeaseHeld` naming the holder. A holder for which ``holder_is_dead``
+        (its owner id ``host:pid:tag``) is true is replaced at once, atomically (only if it still holds it)."""
         if self.client.set(self.lease, self.owner, nx=True, px=self.ttl_ms):
             return
-        holder = self.client.get(self.lease)
-        holder = holder.decode(errors="replace") if isinstance(holder, bytes) else holder
+        raw = self.client.get(self.lease)
+        holder = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        dead = raw is not None and holder_is_dead(holder)
+        if dead and self._take_over(keys=[self.lease, self.key], args=[raw, self.owner, self.ttl_ms]):
+            return
         raise LeaseHeld(
             f"another forecaster ({holder}) holds the lease {self.lease} of checkpoint {self.key}: stop it first, "
             f"or, if it died, wait up to {self.ttl_ms / 1000:.0f} s for the lease to expire"

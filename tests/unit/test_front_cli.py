@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
+from stand_ins import CheckpointRedis, RecordingSink
 
 from tidecast import live
 from tidecast.cli import build_parser, main
@@ -83,36 +83,6 @@ def test_no_signals_leaves_the_handlers_alone() -> None:
     assert not stop.requested
 
 
-class _Sink:
-    """A Kafka sink stand-in that records being closed."""
-
-    instances: ClassVar[list[_Sink]] = []
-
-    def __init__(self, settings, bootstrap) -> None:
-        self.closed = False
-        self.producer = self
-        _Sink.instances.append(self)
-
-    def partitions_for(self, topic: str) -> set[int]:
-        return {0}
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Redis:
-    """A Redis client stand-in holding one checkpoint written by another tidecast version."""
-
-    def __init__(self, blob: bytes) -> None:
-        self.blob = blob
-
-    def register_script(self, script: str) -> None:
-        return None
-
-    def get(self, key: str) -> bytes:
-        return self.blob
-
-
 def test_a_refused_checkpoint_is_a_config_error_and_closes_the_sink(monkeypatch: pytest.MonkeyPatch) -> None:
     import redis
 
@@ -121,13 +91,15 @@ def test_a_refused_checkpoint_is_a_config_error_and_closes_the_sink(monkeypatch:
     from tidecast.producers import forecast_publisher
 
     blob = checkpoint.dumps({"format": "tidecast.forecaster/1", "last_closed": 3})
-    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url: _Redis(blob)))
-    monkeypatch.setattr(forecast_publisher, "KafkaForecastSink", _Sink)
-    _Sink.instances.clear()
+    client = CheckpointRedis(blob)
+    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url: client))
+    monkeypatch.setattr(forecast_publisher, "KafkaForecastSink", RecordingSink)
+    RecordingSink.instances.clear()
     endpoints = Endpoints("127.0.0.1:1", "redis://127.0.0.1:1/0")
     with pytest.raises(ConfigError, match=r"Redis key x\.checkpoint:forecaster:all .*another tidecast version"):
         live.build(Settings(topic_prefix="x."), endpoints)
-    assert [sink.closed for sink in _Sink.instances] == [True]
+    assert [sink.closed for sink in RecordingSink.instances] == [True]
+    assert any("DEL" in script for script in client.scripts_run)  # the lease was given up
 
 
 def _lookalike(*argv: str) -> subprocess.Popen:

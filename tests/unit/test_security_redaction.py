@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from stand_ins import CheckpointRedis, RecordingSink
 
 from tidecast import cli, infra
 from tidecast.config import ConfigError, Endpoints, KafkaSecurity, Settings, redact
@@ -96,25 +97,9 @@ def test_the_live_forecasters_checkpoint_error_hides_the_password(monkeypatch: p
     from tidecast.models import checkpoint
     from tidecast.producers import forecast_publisher
 
-    class Sink:
-        def __init__(self, settings: Settings, bootstrap: str) -> None:
-            self.producer = self
-
-        def partitions_for(self, topic: str) -> set[int]:
-            return {0}
-
-        def close(self) -> None:
-            pass
-
-    class Client:
-        def register_script(self, script: str) -> None:
-            return None
-
-        def get(self, key: str) -> bytes:
-            return checkpoint.dumps({"format": "tidecast.forecaster/1", "last_closed": 3})
-
-    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url, **kwargs: Client()))
-    monkeypatch.setattr(forecast_publisher, "KafkaForecastSink", Sink)
+    blob = checkpoint.dumps({"format": "tidecast.forecaster/1", "last_closed": 3})
+    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url, **kwargs: CheckpointRedis(blob)))
+    monkeypatch.setattr(forecast_publisher, "KafkaForecastSink", RecordingSink)
     with pytest.raises(ConfigError, match="another tidecast version") as caught:
         live.build(Settings(topic_prefix="x."), Endpoints("127.0.0.1:1", URL))
     assert SECRET not in str(caught.value) and SHOWN in str(caught.value)
