@@ -4,6 +4,12 @@
 >>> doc = orjson.loads(dlq_message(Reject("tidecast.sales", 3, 17, b"k", b"{oops", "not valid JSON"), 0))
 >>> doc["source"], doc["payload_b64"], doc["rejected_at"]
 ({'topic': 'tidecast.sales', 'partition': 3, 'offset': 17}, 'e29vcHM=', '1970-01-01T00:00:00+00:00')
+
+A payload longer than ``max_bytes`` (``TIDECAST_DLQ_MAX_BYTES``) is cut, and the message says so:
+
+>>> doc = orjson.loads(dlq_message(Reject("tidecast.sales", 3, 18, None, b"x" * 5000, "empty"), 0, max_bytes=3))
+>>> doc["payload_b64"], doc["truncated"], doc["payload_size"]
+('eHh4', True, 5000)
 """
 
 from __future__ import annotations
@@ -12,17 +18,41 @@ import base64
 
 import orjson
 
+from tidecast.config import DLQ_MAX_BYTES
 from tidecast.stream.ingest import Reject
 from tidecast.stream.timebuckets import to_iso
 
+REASON_MAX_CHARS = 1000
+"""A reason longer than this is cut (reasons quote short prefixes already; this bounds unforeseen ones)."""
 
-def dlq_message(reject: Reject, now_ms: int) -> bytes:
-    """The JSON value sent to ``<prefix>dlq`` for ``reject`` (schema in docs/events.md)."""
-    return orjson.dumps(
-        {
-            "reason": reject.reason,
-            "source": {"topic": reject.topic, "partition": reject.partition, "offset": reject.offset},
-            "payload_b64": base64.b64encode(reject.value or b"").decode("ascii"),
-            "rejected_at": to_iso(now_ms),
-        }
-    )
+
+def dlq_message(reject: Reject, now_ms: int, max_bytes: int = DLQ_MAX_BYTES) -> bytes:
+    """The JSON value sent to ``<prefix>dlq`` for ``reject`` (schema in docs/events.md).
+
+    The payload is the original value, byte for byte, up to ``max_bytes``; beyond that its first ``max_bytes``
+    bytes with ``"truncated": true`` and ``"payload_size"`` (the original length in bytes).
+    """
+    value = reject.value or b""
+    reason = reject.reason
+    if len(reason) > REASON_MAX_CHARS:
+        reason = reason[: REASON_MAX_CHARS - 1] + "…"
+    doc: dict[str, object] = {
+        "reason": reason,
+        "source": {"topic": reject.topic, "partition": reject.partition, "offset": reject.offset},
+        "payload_b64": base64.b64encode(value[:max_bytes]).decode("ascii"),
+        "rejected_at": to_iso(now_ms),
+    }
+    if len(value) > max_bytes:
+        doc["truncated"] = True
+        doc["payload_size"] = len(value)
+    return orjson.dumps(doc)
+
+
+def dlq_key(reject: Reject, max_bytes: int = DLQ_MAX_BYTES) -> bytes | None:
+    """The DLQ message's key: the original key, cut to ``max_bytes`` like the payload.
+
+    >>> dlq_key(Reject("t", 0, 0, b"s1:A", None, "empty message")), dlq_key(Reject("t", 0, 0, b"k" * 9, None, "x"), 4)
+    (b's1:A', b'kkkk')
+    """
+    key = reject.key
+    return key if key is None or len(key) <= max_bytes else key[:max_bytes]

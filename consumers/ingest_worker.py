@@ -12,24 +12,43 @@ double-counts an event. Kafka offset commits happen too, but only as a courtesy 
 >>> progress = IngestProgress(); progress.add(batch)
 >>> progress.records, progress.invalid, progress.ingested
 (2, 2, 0)
+
+A DLQ send that fails for its record alone (too large for the broker, say) is counted and skipped, so one
+record can never stall its partition; any other failure (the broker is gone) still stops the worker:
+
+>>> from kafka.future import Future
+>>> class Refused(Future):
+...     def get(self, timeout=None): raise MessageSizeTooLargeError("over 1 MB")
+>>> DlqAck(Refused(), progress, ("sales", 0, 7)).get(timeout=1), progress.dlq_failed
+(None, 1)
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import InvalidRecordError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.structs import OffsetAndMetadata
 
 from tidecast.config import Settings
-from tidecast.consumers.committer import Committer
-from tidecast.consumers.dlq import dlq_message
+from tidecast.consumers.committer import Ack, Committer
+from tidecast.consumers.dlq import dlq_key, dlq_message
 from tidecast.stream.adapters.kafka_clients import consumer_config, producer_config
-from tidecast.stream.ingest import IngestBatch, PartitionIngestor
+from tidecast.stream.events import Bounds
+from tidecast.stream.ingest import IngestBatch, PartitionIngestor, Reject
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
+
+log = logging.getLogger(__name__)
+
+_RECORD_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError)
+"""Kafka's refusals of one record (too large, invalid): retrying it would fail forever. Every other failure
+(a time-out, a broker away) is not the record's fault and stops the worker as before."""
 
 
 @dataclass(slots=True)
@@ -41,6 +60,8 @@ class IngestProgress:
     duplicates: int = 0
     late: int = 0
     invalid: int = 0
+    dlq_failed: int = 0
+    """Rejects whose DLQ message Kafka refused for the record itself (too large, say): counted and skipped."""
     first_record_at: float | None = None
     last_commit_at: float | None = None
 
@@ -67,6 +88,41 @@ class IngestProgress:
         return self.records / max(self.busy_seconds, 1e-9)
 
 
+def record_error(exc: BaseException) -> bool:
+    """True when a DLQ send failed because of its record alone (retrying cannot help)."""
+    return isinstance(exc, _RECORD_ERRORS)
+
+
+class DlqAck:
+    """A DLQ send's acknowledgement for the committer: a record error is counted and skipped, not raised."""
+
+    __slots__ = ("future", "progress", "source")
+    _lock = threading.Lock()  # the committer thread counts while the worker thread reads
+
+    def __init__(self, future: Ack | None, progress: IngestProgress, source: tuple[str, int, int],
+                 error: BaseException | None = None) -> None:
+        self.future, self.progress, self.source = future, progress, source
+        if error is not None:
+            self._skip(error)
+
+    def get(self, timeout: float | None = None) -> object:
+        if self.future is None:
+            return None
+        try:
+            return self.future.get(timeout=timeout)
+        except Exception as exc:
+            if not record_error(exc):
+                raise
+            self._skip(exc)
+            return None
+
+    def _skip(self, exc: BaseException) -> None:
+        with self._lock:
+            self.progress.dlq_failed += 1
+        topic, partition, offset = self.source
+        log.warning("could not send the DLQ message for %s:%d@%d, skipped: %s", topic, partition, offset, exc)
+
+
 class IngestWorker:
     """Consume, validate, bucket and commit until stopped or idle (see the module docstring)."""
 
@@ -91,6 +147,7 @@ class IngestWorker:
         self.producer = KafkaProducer(**producer_config(settings, bootstrap, "tidecast-dlq"))
         self.committer = Committer(store, on_commit=self._committed)
         self._stop = False
+        self.bounds = Bounds(settings.max_qty, settings.max_price)
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch (safe from a signal handler)."""
@@ -147,14 +204,22 @@ class IngestWorker:
         self.last_record[tp] = time.monotonic()
         ingestor = self.ingestors[tp]
         batch = ingestor.apply(records)
-        acks = []
-        if batch.rejects:
-            now_ms = int(time.time() * 1000)
-            dlq = self.settings.topics.dlq
-            acks = [self.producer.send(dlq, key=r.key, value=dlq_message(r, now_ms)) for r in batch.rejects]
+        acks = [self._send_dlq(r) for r in batch.rejects] if batch.rejects else []
         ingestor.adopt(batch)  # speculative: if the commit fails the worker stops and restarts from the store
         self.committer.submit(batch, acks)
         self.progress.add(batch)
+
+    def _send_dlq(self, reject: Reject) -> DlqAck:
+        cap = self.settings.dlq_max_bytes
+        source = (reject.topic, reject.partition, reject.offset)
+        try:
+            value = dlq_message(reject, _wall_ms(), cap)
+            future = self.producer.send(self.settings.topics.dlq, key=dlq_key(reject, cap), value=value)
+        except Exception as exc:
+            if not record_error(exc):
+                raise
+            return DlqAck(None, self.progress, source, error=exc)
+        return DlqAck(future, self.progress, source)
 
     def _advance_idle(self, now: float) -> None:
         """Let partitions without records for TIDECAST_IDLE_TIMEOUT follow the others' event time."""
@@ -196,6 +261,9 @@ class IngestWorker:
                 self.settings.lateness_seconds * 1000,
                 self.settings.retention,
                 state,
+                bounds=self.bounds,
+                now_ms=_wall_ms,
+                max_future_ms=self.settings.max_future_seconds * 1000,
             )
             if state.next_offset is None:
                 self.consumer.seek_to_beginning(tp)
@@ -208,6 +276,10 @@ class IngestWorker:
             self.ingestors.pop(tp, None)
             self.committed.pop(tp, None)
             self.last_record.pop(tp, None)
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -26,6 +26,12 @@ DEFAULT_STORE = "all"
 """Store used in the series id when an event has no ``store``: series ``all:SKU``."""
 
 MAX_ID_LENGTH = 200
+MAX_QTY = 1_000_000
+"""Default bound on ``|qty|`` of one sale line (``TIDECAST_MAX_QTY``)."""
+MAX_PRICE = 10_000_000
+"""Default bound on ``price`` (``TIDECAST_MAX_PRICE``)."""
+QUOTE_LENGTH = 80
+"""Reasons quote at most this many characters of a bad value (then ``…`` and its length)."""
 TS_MIN_MS = 0
 TS_MAX_MS = 7_258_118_400_000  # 2200-01-01T00:00Z
 ACTIONS = ("view", "add_to_cart")
@@ -33,6 +39,22 @@ ACTIONS = ("view", "add_to_cart")
 
 class InvalidEvent(ValueError):
     """The message breaks the event contract; ``str(exc)`` is the reason sent to the DLQ."""
+
+
+class Bounds(NamedTuple):
+    """Numeric bounds of a sale line. With both finite, every per-bucket sum stays finite and exact enough.
+
+    >>> validate(b'{"event_id": "e1", "type": "sale", "ts": 0, "sku": "A", "qty": 5}', Bounds(max_qty=4))
+    Traceback (most recent call last):
+    ...
+    tidecast.stream.events.InvalidEvent: field 'qty' must be within -4 to 4 (TIDECAST_MAX_QTY), got 5
+    """
+
+    max_qty: float = MAX_QTY
+    max_price: float = MAX_PRICE
+
+
+DEFAULT_BOUNDS = Bounds()
 
 
 class Sale(NamedTuple):
@@ -77,7 +99,7 @@ def split_many(names: Iterable[str]) -> tuple[list[str], list[str]]:
     return [store for store, _ in pairs], [sku for _, sku in pairs]
 
 
-def validate(raw: bytes | str | None) -> Event:
+def validate(raw: bytes | str | None, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
     """Parse one message and check it against the contract (see docs/events.md)."""
     if not raw:
         raise InvalidEvent("empty message")
@@ -87,10 +109,10 @@ def validate(raw: bytes | str | None) -> Event:
         raise InvalidEvent(f"not valid JSON: {exc}") from None
     if type(doc) is not dict:
         raise InvalidEvent(f"not a JSON object but {_kind(doc)}")
-    return validate_dict(doc)
+    return validate_dict(doc, bounds)
 
 
-def validate_dict(doc: dict) -> Event:
+def validate_dict(doc: dict, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
     """Validate an already parsed event object."""
     get = doc.get
     event_id, sku, store = get("event_id"), get("sku"), get("store")
@@ -103,7 +125,7 @@ def validate_dict(doc: dict) -> Event:
         if not (type(store) is str and 0 < len(store) <= MAX_ID_LENGTH and store.isprintable()):
             store = _identifier(doc, "store")
         if ":" in store:
-            raise InvalidEvent(f"field 'store' must not contain ':', got {store!r}")
+            raise InvalidEvent(f"field 'store' must not contain ':', got {quote(store)}")
     series = series_id(store, sku)
     ts_ms = parse_ts(get("ts", _MISSING))
     kind = get("type", _MISSING)
@@ -113,11 +135,20 @@ def validate_dict(doc: dict) -> Event:
             qty = _number(doc, "qty")
         if qty == 0:
             raise InvalidEvent("field 'qty' must not be 0 (negative quantities are returns)")
+        max_qty = bounds.max_qty
+        if not -max_qty <= qty <= max_qty:
+            raise InvalidEvent(
+                f"field 'qty' must be within -{_plain(max_qty)} to {_plain(max_qty)} (TIDECAST_MAX_QTY), got {qty!r}"
+            )
         price = get("price")
         if price is not None:
             price = _number(doc, "price")
             if price < 0:
                 raise InvalidEvent(f"field 'price' must not be negative, got {price!r}")
+            if price > bounds.max_price:
+                raise InvalidEvent(
+                    f"field 'price' must be at most {_plain(bounds.max_price)} (TIDECAST_MAX_PRICE), got {price!r}"
+                )
         promo = get("promo")
         if promo is None:
             promo = False
@@ -129,11 +160,11 @@ def validate_dict(doc: dict) -> Event:
         if action not in ACTIONS:
             if action is _MISSING:
                 raise InvalidEvent("missing field 'action'")
-            raise InvalidEvent(f"field 'action' must be 'view' or 'add_to_cart', got {action!r}")
+            raise InvalidEvent(f"field 'action' must be 'view' or 'add_to_cart', got {quote(action)}")
         return Click(event_id, ts_ms, series, action)
     if kind is _MISSING:
         raise InvalidEvent("missing field 'type'")
-    raise InvalidEvent(f"field 'type' must be 'sale' or 'click', got {kind!r}")
+    raise InvalidEvent(f"field 'type' must be 'sale' or 'click', got {quote(kind)}")
 
 
 def parse_ts(value: object) -> int:
@@ -142,9 +173,9 @@ def parse_ts(value: object) -> int:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise InvalidEvent(f"field 'ts' is not ISO-8601: {value!r}") from None
+            raise InvalidEvent(f"field 'ts' is not ISO-8601: {quote(value)}") from None
         if moment.tzinfo is None:
-            raise InvalidEvent(f"field 'ts' has no UTC offset: {value!r}")
+            raise InvalidEvent(f"field 'ts' has no UTC offset: {quote(value)}")
         ms = round(moment.timestamp() * 1000)
     elif type(value) is int:
         ms = value
@@ -155,8 +186,23 @@ def parse_ts(value: object) -> int:
     else:
         raise InvalidEvent(f"field 'ts' must be an ISO-8601 string or epoch milliseconds, got {_kind(value)}")
     if not TS_MIN_MS <= ms < TS_MAX_MS:
-        raise InvalidEvent(f"field 'ts' is out of range (1970 to 2200): {value!r}")
+        raise InvalidEvent(f"field 'ts' is out of range (1970 to 2200): {quote(value)}")
     return ms
+
+
+def quote(value: object, limit: int = QUOTE_LENGTH) -> str:
+    """``repr(value)``, cut to ``limit`` characters with ``…`` and the full length when longer.
+
+    A reason quotes a short prefix of a bad value, never all of it (a 100 KB sku must not make a 100 KB reason).
+
+    >>> quote("A" * 5), quote("A" * 500, limit=8)
+    ("'AAAAA'", "'AAAAAA… (500 characters)")
+    """
+    text = repr(value[: limit + 1] if type(value) is str else value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if type(value) is str else ""
+    return text[: limit - 1] + "…" + size
 
 
 def encode(doc: dict) -> bytes:
@@ -174,7 +220,7 @@ def _identifier(doc: dict, name: str) -> str:
             raise InvalidEvent(f"missing field {name!r}")
         raise InvalidEvent(f"field {name!r} must be a string, got {_kind(value)}")
     if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
-        raise InvalidEvent(f"field {name!r} must be 1 to {MAX_ID_LENGTH} printable characters, got {value!r}")
+        raise InvalidEvent(f"field {name!r} must be 1 to {MAX_ID_LENGTH} printable characters, got {quote(value)}")
     return value
 
 
@@ -186,6 +232,11 @@ def _number(doc: dict, name: str) -> float:
     if value is _MISSING:
         raise InvalidEvent(f"missing field {name!r}")
     raise InvalidEvent(f"field {name!r} must be a finite number, got {_kind(value)}")
+
+
+def _plain(bound: float) -> str:
+    """``1000000`` for ``1e6``: bounds read the way they are configured."""
+    return str(int(bound)) if float(bound).is_integer() else repr(bound)
 
 
 def _kind(value: object) -> str:

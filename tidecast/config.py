@@ -25,11 +25,26 @@ from pathlib import Path
 from typing import Any
 
 from tidecast.models.quantiles import DEFAULT_QUANTILES, check_quantiles
+from tidecast.stream.events import MAX_PRICE, MAX_QTY
+from tidecast.stream.ingest import MAX_FUTURE_MS
 from tidecast.stream.timebuckets import parse_duration
 
 
 class ConfigError(ValueError):
     """A setting is invalid; the message names the variable."""
+
+
+# --- ingest bounds (poison-pill guards): TIDECAST_MAX_QTY, _MAX_PRICE, _MAX_FUTURE, _DLQ_MAX_BYTES ---------------
+DLQ_MAX_BYTES = 64 * 1024
+"""Default cap on the original payload a DLQ message carries: base64 grows it by a third, so a DLQ message
+stays far below Kafka's 1 MB default ``message.max.bytes``."""
+DLQ_MAX_BYTES_LIMIT = 384 * 1024
+"""The largest allowed ``TIDECAST_DLQ_MAX_BYTES``: a key and a payload both cut at it (the payload base64'd) take
+7/3 of it, 918 KB, under Kafka's 1 MB default with the reason and the envelope."""
+BOUND_LIMIT = 1e12
+"""The largest allowed ``TIDECAST_MAX_QTY`` and ``TIDECAST_MAX_PRICE``: unit sums of any batch stay exact in the
+commit script's doubles (2^53) and revenue (at most 1e24 a line) finite."""
+# --- end of ingest bounds ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +243,12 @@ class Settings:
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 2_000
     group_id: str = field(default="")
+    # --- ingest bounds (poison-pill guards) ---
+    max_qty: float = MAX_QTY
+    max_price: float = MAX_PRICE
+    max_future_seconds: int = MAX_FUTURE_MS // 1000
+    dlq_max_bytes: int = DLQ_MAX_BYTES
+    # --- end of ingest bounds ---
     # security settings (see KafkaSecurity above); secrets are redacted from the repr
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     redis_ca_file: Path | None = None
@@ -281,6 +302,19 @@ class Settings:
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB, got {redact(self.redis_url)!r}")
         _validate_security(self)
+        self._validate_ingest_bounds()
+
+    def _validate_ingest_bounds(self) -> None:
+        for name, bound in (("TIDECAST_MAX_QTY", self.max_qty), ("TIDECAST_MAX_PRICE", self.max_price)):
+            if not 0 < bound <= BOUND_LIMIT:  # also refuses NaN
+                raise ConfigError(f"{name}: expected a number above 0 and at most {BOUND_LIMIT:.0e}, got {bound}")
+        if self.max_future_seconds < 0:
+            raise ConfigError("TIDECAST_MAX_FUTURE: must not be negative")
+        if not 0 <= self.dlq_max_bytes <= DLQ_MAX_BYTES_LIMIT:
+            raise ConfigError(
+                f"TIDECAST_DLQ_MAX_BYTES: expected 0 to {DLQ_MAX_BYTES_LIMIT} bytes (a DLQ message must fit Kafka's"
+                f" 1 MB default), got {self.dlq_max_bytes}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -299,6 +333,7 @@ class Settings:
             "TIDECAST_IDLE_TIMEOUT": ("idle_timeout_seconds", parse_duration),
             "TIDECAST_HORIZON": ("horizon", _positive_int),
             "TIDECAST_QUANTILES": ("quantiles", _quantiles),
+            **_INGEST_BOUND_READERS,
         }
         for var, (attr, read) in readers.items():
             raw = env.get(var)
@@ -312,6 +347,31 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
+
+
+def _positive_number(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"expected a positive number, got {raw!r}")
+    return value
+
+
+def _byte_count(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"expected a number of bytes, got {raw!r}") from None
+
+
+_INGEST_BOUND_READERS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "TIDECAST_MAX_QTY": ("max_qty", _positive_number),
+    "TIDECAST_MAX_PRICE": ("max_price", _positive_number),
+    "TIDECAST_MAX_FUTURE": ("max_future_seconds", parse_duration),
+    "TIDECAST_DLQ_MAX_BYTES": ("dlq_max_bytes", _byte_count),
+}
 
 
 def _text(raw: str) -> str:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidecast.stream.events import Click, InvalidEvent, Sale, series_id, split_series, validate
+from tidecast.stream.events import Bounds, Click, InvalidEvent, Sale, series_id, split_series, validate
 
 SALE = {"event_id": "e1", "type": "sale", "ts": "2026-01-05T10:00:00+00:00", "sku": "A1", "store": "s1", "qty": 2,
         "price": 3.5, "promo": True}
@@ -98,3 +98,33 @@ def test_every_well_formed_sale_is_accepted(event_id: str, sku: str, store: str,
     sale = validate(orjson.dumps(doc))
     assert sale == Sale(event_id, ts, f"{store}:{sku}", qty, price, False)
     assert split_series(sale.series) == (store, sku)
+
+
+def test_quantities_and_prices_beyond_the_bounds_are_rejected_with_the_bound_named() -> None:
+    assert reason({**SALE, "qty": 1e308}) == (
+        "field 'qty' must be within -1000000 to 1000000 (TIDECAST_MAX_QTY), got 1e+308"
+    )
+    assert "TIDECAST_MAX_QTY" in reason({**SALE, "qty": 2**64 - 1})
+    assert "TIDECAST_MAX_QTY" in reason({**SALE, "qty": -1_000_001})
+    assert reason({**SALE, "price": 1e8}) == (
+        "field 'price' must be at most 10000000 (TIDECAST_MAX_PRICE), got 100000000.0"
+    )
+    edge = validate(orjson.dumps({**SALE, "qty": -1_000_000, "price": 10_000_000}))
+    assert isinstance(edge, Sale) and edge.qty == -1_000_000
+
+
+def test_the_bounds_are_configurable() -> None:
+    raw = orjson.dumps({**SALE, "qty": 50, "price": 20.0})
+    assert isinstance(validate(raw), Sale)
+    with pytest.raises(InvalidEvent, match=r"within -10 to 10 \(TIDECAST_MAX_QTY\), got 50"):
+        validate(raw, Bounds(max_qty=10))
+    with pytest.raises(InvalidEvent, match=r"at most 12.5 \(TIDECAST_MAX_PRICE\), got 20.0"):
+        validate(raw, Bounds(max_price=12.5))
+
+
+@pytest.mark.parametrize("field", ["sku", "event_id", "store", "type", "action", "ts"])
+def test_reasons_quote_only_a_short_prefix_of_a_huge_value(field: str) -> None:
+    doc = {**(CLICK if field == "action" else SALE), field: "\u00e9" + "A" * 100_000}
+    text = reason(doc)
+    assert len(text) < 200, text
+    assert "'\u00e9AAA" in text and "… (100001 characters)" in text

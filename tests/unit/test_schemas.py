@@ -50,6 +50,10 @@ def test_what_the_validator_rejects_the_schema_rejects(n: int) -> None:
 def test_dlq_messages_match_their_schema() -> None:
     message = dlq_message(Reject("tidecast.sales", 2, 99, None, b"\x00\xff", "not valid JSON"), 1_767_600_000_000)
     schema("dlq.schema.json").validate(orjson.loads(message))
+    cut = orjson.loads(dlq_message(Reject("tidecast.sales", 2, 100, None, b"{" * 70_000, "r" * 5000), 0))
+    schema("dlq.schema.json").validate(cut)  # truncated payload and reason
+    with pytest.raises(jsonschema.ValidationError):
+        schema("dlq.schema.json").validate({k: v for k, v in cut.items() if k != "payload_size"})
 
 
 def test_forecast_messages_match_their_schema() -> None:
