@@ -10,7 +10,11 @@ Key layout (``P`` = ``<topic prefix>{<partition>}:``, so one partition's keys sh
     P seen:<topic>:<bucket> set    event ids of a still-open bucket (deduplication)
 
 A batch is applied by one Lua script call (``lua/commit_batch.lua``) that first checks the stored offset,
-so a consumer that lost its partition cannot write over its successor.
+so a consumer that lost its partition cannot write over its successor. Redis does not undo a script's writes
+when a later command of it fails, so the script checks the whole batch before writing (and refuses a bad one
+with an error, writing nothing), and :meth:`RedisWindowStore.commit_args` checks it before sending: window
+values finite and within :data:`METRIC_LIMIT`, offsets and times integers within :data:`EXACT_INT`, buckets
+within :data:`BUCKET_LIMIT`.
 
 >>> RedisWindowStore.partition_prefix("tidecast.", 3)
 'tidecast.{3}:'
@@ -30,7 +34,21 @@ import redis
 
 from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
 from tidecast.stream.window_store import StoreStats
-from tidecast.stream.windows import METRICS, add_rows, empty_row
+from tidecast.stream.windows import METRICS, REVENUE, add_rows, empty_row
+
+METRIC_LIMIT = 1e15
+"""Largest magnitude of one count in a batch row (units, orders, returns, views, carts, promo orders): far from
+overflowing ``HINCRBYFLOAT`` sums, and integer sums stay exact (below 2^53) for billions of batches."""
+REVENUE_LIMIT = 1e20
+"""Largest magnitude of a row's revenue, a float sum: above what validated events can add up to in one batch
+(``TIDECAST_MAX_QTY`` x ``TIDECAST_MAX_PRICE`` is at most 1e13 a line; a limit as tight as the counts' would let
+a hundred such lines stall a partition), and far from overflowing."""
+LIMITS: tuple[float, ...] = tuple(REVENUE_LIMIT if m == REVENUE else METRIC_LIMIT for m in range(len(METRICS)))
+EXACT_INT = 2**53 - 1
+"""Largest offset, event time (ms) or count a batch may carry: the script's JSON decoder reads numbers as
+doubles."""
+BUCKET_LIMIT = 10**14
+"""Largest magnitude of a bucket index: the script writes buckets into key names with 14 digits."""
 
 _COMMIT_LUA = resources.files("tidecast.stream.adapters").joinpath("lua/commit_batch.lua").read_text()
 
@@ -74,7 +92,12 @@ class RedisWindowStore:
         return bool(self._commit(keys=[self._p(batch.partition) + "off"], args=self.commit_args(batch)))
 
     def commit_args(self, batch: IngestBatch) -> list:
-        """The argument list of ``commit_batch.lua``: prefix, topic, expected offset, the batch as JSON."""
+        """The argument list of ``commit_batch.lua``: prefix, topic, expected offset, the batch as JSON.
+
+        Raises ValueError, naming the partition and offset, for a batch the script would refuse (see the
+        module docstring), so a bad batch fails here instead of in Redis.
+        """
+        problem = _batch_problem(batch)
         payload = {
             "next": batch.next_offset,
             "max_ts": batch.max_ts_ms,
@@ -84,8 +107,18 @@ class RedisWindowStore:
             "forget": batch.forget_seen,
             "seen": list(batch.new_seen.items()),
         }
+        if problem is None:
+            try:
+                body = orjson.dumps(payload)
+            except orjson.JSONEncodeError as exc:
+                problem = f"cannot be written as JSON ({exc})"
+        if problem is not None:
+            raise ValueError(
+                f"refusing to commit the batch of {batch.topic}:{batch.partition} built on offset "
+                f"{batch.expected_offset} (next {batch.next_offset!r}): {problem}"
+            )
         expected = "" if batch.expected_offset is None else batch.expected_offset
-        return [self._p(batch.partition), batch.topic, expected, orjson.dumps(payload)]
+        return [self._p(batch.partition), batch.topic, expected, body]
 
     def partitions(self) -> list[int]:
         """Partitions that have ever committed a batch."""
@@ -229,6 +262,45 @@ def delete_keys(client: redis.Redis, prefix: str) -> int:
     if batch:
         deleted += redis_client.delete(*batch)
     return deleted
+
+
+def _batch_problem(batch: IngestBatch) -> str | None:
+    """Why ``commit_batch.lua`` would refuse ``batch``, or None; one pass over the rows."""
+    first = batch.expected_offset if batch.expected_offset is not None else 0
+    if not _is_int(batch.next_offset, first, EXACT_INT):
+        return f"'next' offset {batch.next_offset!r} is not an integer from {first} to 2^53-1"
+    if batch.max_ts_ms is not None and not _is_int(batch.max_ts_ms, -EXACT_INT, EXACT_INT):
+        return f"max event time {batch.max_ts_ms!r} is not an integer within +-(2^53-1)"
+    if batch.trim_before is not None and not _is_int(batch.trim_before, -BUCKET_LIMIT, BUCKET_LIMIT):
+        return f"trim bucket {batch.trim_before!r} is not an integer within +-1e14"
+    for name, count in zip(COUNTERS, batch.counts.values(), strict=True):
+        if not _is_int(count, 0, EXACT_INT):
+            return f"count {name}={count!r} is not an integer from 0 to 2^53-1"
+    for bucket in (*batch.forget_seen, *batch.new_seen):
+        if not _is_int(bucket, -BUCKET_LIMIT, BUCKET_LIMIT):
+            return f"seen bucket {bucket!r} is not an integer within +-1e14"
+    for (bucket, series), row in batch.delta.rows.items():
+        if not (_is_int(bucket, -BUCKET_LIMIT, BUCKET_LIMIT) and type(series) is str and len(row) == len(METRICS)):
+            return f"row {(bucket, series)!r} is not (bucket within +-1e14, series string) -> {len(METRICS)} values"
+        try:
+            for value, high in zip(row, LIMITS, strict=True):
+                if not -high <= value <= high:  # also False for NaN
+                    return _value_problem(bucket, series, row)
+        except TypeError:
+            return _value_problem(bucket, series, row)
+    return None
+
+
+def _value_problem(bucket: int, series: str, row: list[float]) -> str:
+    for metric, value, high in zip(METRICS, row, LIMITS, strict=True):
+        if type(value) not in (int, float) or not -high <= value <= high:
+            return (f"{metric} of series {series!r} in bucket {bucket} is {value!r}, not a finite number "
+                    f"within +-{high:g}")
+    raise AssertionError("no bad value")  # pragma: no cover
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
 
 
 def _number(raw: bytes | None) -> float:

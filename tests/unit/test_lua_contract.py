@@ -1,4 +1,5 @@
-"""The commit script writes counters and window metrics by position: its lists must be Python's, in order."""
+"""The commit script writes counters and window metrics by position: its lists must be Python's, in order;
+and it checks a batch against the same bounds as ``RedisWindowStore.commit_args``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from importlib import resources
 
 import orjson
 
+from tidecast.stream.adapters import redis_store
 from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.ingest import COUNTERS, PartitionIngestor, Record
 from tidecast.stream.timebuckets import Buckets
@@ -29,6 +31,20 @@ def test_the_scripts_counters_are_the_ingest_counters() -> None:
 def test_the_scripts_metrics_are_the_window_metrics() -> None:
     assert lua_list("metrics") == METRICS
     assert LUA.count(f"for m = 1, {len(METRICS)} do") == 2
+
+
+def test_the_script_checks_the_shape_python_sends() -> None:
+    assert f"#counts ~= {len(COUNTERS)}" in LUA
+    assert f"#row ~= {len(METRICS) + 2}" in LUA
+    assert f"for m = 3, {len(METRICS) + 2} do" in LUA
+
+
+def test_the_scripts_bounds_are_pythons() -> None:
+    assert "(m == 5) and REVENUE_LIMIT" in LUA and METRICS[5 - 3] == "revenue"  # row = [bucket, series, *metrics]
+    for name in ("METRIC_LIMIT", "REVENUE_LIMIT", "EXACT_INT", "BUCKET_LIMIT"):
+        match = re.search(rf"^local {name} = (\S+)$", LUA, re.MULTILINE)
+        assert match, f"no 'local {name} = ...' in commit_batch.lua"
+        assert float(match.group(1)) == getattr(redis_store, name), name
 
 
 def test_the_batch_json_carries_counts_and_rows_in_that_order() -> None:

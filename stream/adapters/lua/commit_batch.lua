@@ -6,22 +6,90 @@
 --    "forget": [bucket, ...], "seen": [[bucket, [event_id, ...]], ...]}
 -- redis.call formats Lua numbers exactly (shortest round trip), so float sums lose nothing on the way.
 -- Returns 1 when applied, 0 when fenced: the stored offset is not the one the batch was built on.
+-- Returns an error "commit_batch: invalid batch: <reason>" and writes nothing when the batch breaks the format:
+-- Redis does not undo a script's earlier writes when a later command fails, so every argument is checked in
+-- one pass before the first write.
 local p, topic = ARGV[1], ARGV[2]
 local off_key = KEYS[1]
 local current = redis.call('HGET', off_key, topic)
 if (current or '') ~= ARGV[3] then return 0 end
-local batch = cjson.decode(ARGV[4])
+local ok, batch = pcall(cjson.decode, ARGV[4])
+if not ok or type(batch) ~= 'table' then return redis.error_reply('commit_batch: the batch is not a JSON object') end
 
 local counters = {'ingested', 'duplicates', 'late', 'invalid', 'dlq'}
+local metrics = {'units', 'orders', 'revenue', 'returns', 'views', 'add_to_cart', 'promo_orders'}
+
+-- Bounds (RedisWindowStore's METRIC_LIMIT, EXACT_INT, BUCKET_LIMIT): cjson decodes every number as a double,
+-- exact for integers up to 2^53; Lua writes a number into a key name with 14 digits; a metric increment of
+-- at most 1e15 keeps HINCRBYFLOAT sums finite and integer counts exact; revenue, a float sum, may reach 1e20.
+local METRIC_LIMIT = 1e15
+local REVENUE_LIMIT = 1e20
+local EXACT_INT = 9007199254740991
+local BUCKET_LIMIT = 1e14
+local floor, null = math.floor, cjson.null
+
+local function int(x, lo, hi)  -- false for NaN, infinities, non-numbers and fractions
+  return type(x) == 'number' and x >= lo and x <= hi and x == floor(x)
+end
+local function bucket(x) return int(x, -BUCKET_LIMIT, BUCKET_LIMIT) end
+local function invalid(reason) return redis.error_reply('commit_batch: invalid batch: ' .. reason) end
+
+local expected = ARGV[3] == '' and '0' or ARGV[3]
+if not int(batch.next, tonumber(expected), EXACT_INT) then
+  return invalid("'next' must be an integer from the expected offset " .. expected .. ' to 2^53-1')
+end
+if batch.max_ts ~= null and not int(batch.max_ts, -EXACT_INT, EXACT_INT) then
+  return invalid("'max_ts' must be null or an integer within +-(2^53-1)")
+end
+if batch.trim ~= null and not bucket(batch.trim) then
+  return invalid("'trim' must be null or a bucket: an integer within +-1e14")
+end
+local counts = batch.counts
+if type(counts) ~= 'table' or #counts ~= 5 then return invalid("'counts' must be a list of 5 counts") end
+for k = 1, 5 do
+  if not int(counts[k], 0, EXACT_INT) then
+    return invalid("'counts' must be integers from 0 to 2^53-1 ('" .. counters[k] .. "' is not)")
+  end
+end
+local rows, forget, seen = batch.rows, batch.forget, batch.seen
+if type(rows) ~= 'table' then return invalid("'rows' must be a list") end
+for i, row in ipairs(rows) do
+  if type(row) ~= 'table' or #row ~= 9 then
+    return invalid('row ' .. i .. ' must be [bucket, series, 7 metric values]')
+  end
+  if not bucket(row[1]) then return invalid('row ' .. i .. ': the bucket must be an integer within +-1e14') end
+  if type(row[2]) ~= 'string' then return invalid('row ' .. i .. ': the series must be a string') end
+  for m = 3, 9 do
+    local v, limit = row[m], (m == 5) and REVENUE_LIMIT or METRIC_LIMIT  -- row[5] is revenue
+    if type(v) ~= 'number' or not (v >= -limit and v <= limit) then
+      return invalid('row ' .. i .. ' (' .. row[2] .. '): ' .. metrics[m - 2] .. ' must be a finite number within +-'
+        .. ((m == 5) and '1e20' or '1e15'))
+    end
+  end
+end
+if type(forget) ~= 'table' then return invalid("'forget' must be a list") end
+for i, b in ipairs(forget) do
+  if not bucket(b) then return invalid("'forget' " .. i .. ': a bucket must be an integer within +-1e14') end
+end
+if type(seen) ~= 'table' then return invalid("'seen' must be a list") end
+for i, group in ipairs(seen) do
+  if type(group) ~= 'table' or not bucket(group[1]) or type(group[2]) ~= 'table' then
+    return invalid("'seen' " .. i .. ' must be [bucket (an integer within +-1e14), [event id, ...]]')
+  end
+  for _, id in ipairs(group[2]) do
+    if type(id) ~= 'string' then return invalid("'seen' " .. i .. ': every event id must be a string') end
+  end
+end
+
+-- Writes: nothing below can fail on a batch that passed the checks above.
 local stats_key = p .. 'stats:' .. topic
 for k = 1, 5 do
-  local v = batch.counts[k]
+  local v = counts[k]
   if v ~= 0 then redis.call('HINCRBY', stats_key, counters[k], v) end
 end
 
-local metrics = {'units', 'orders', 'revenue', 'returns', 'views', 'add_to_cart', 'promo_orders'}
 local known = {}
-for _, row in ipairs(batch.rows) do
+for _, row in ipairs(rows) do
   local b = row[1]
   if not known[b] then
     redis.call('ZADD', p .. 'buckets', b, b)
@@ -34,10 +102,10 @@ for _, row in ipairs(batch.rows) do
   end
 end
 
-for _, b in ipairs(batch.forget) do
+for _, b in ipairs(forget) do
   redis.call('DEL', p .. 'seen:' .. topic .. ':' .. b)
 end
-for _, group in ipairs(batch.seen) do
+for _, group in ipairs(seen) do
   local key, ids = p .. 'seen:' .. topic .. ':' .. group[1], group[2]
   local k, j = #ids, 1
   while j <= k do
@@ -47,7 +115,7 @@ for _, group in ipairs(batch.seen) do
   end
 end
 
-if batch.trim ~= cjson.null then
+if batch.trim ~= null then
   local old = redis.call('ZRANGEBYSCORE', p .. 'buckets', '-inf', '(' .. batch.trim)
   for _, b in ipairs(old) do
     for m = 1, 7 do redis.call('DEL', p .. 'w:' .. b .. ':' .. metrics[m]) end
@@ -56,5 +124,5 @@ if batch.trim ~= cjson.null then
 end
 
 redis.call('HSET', off_key, topic, batch.next)
-if batch.max_ts ~= cjson.null then redis.call('HSET', p .. 'maxts', topic, batch.max_ts) end
+if batch.max_ts ~= null then redis.call('HSET', p .. 'maxts', topic, batch.max_ts) end
 return 1
