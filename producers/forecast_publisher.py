@@ -122,5 +122,11 @@ class KafkaForecastSink:
     def close(self) -> None:
         """Flush and close, waiting at most ``publish_timeout`` for what is unacknowledged (a close that was not
         checkpointed is re-published on restart)."""
-        with contextlib.suppress(KafkaError):
+        try:
             self.producer.close(timeout=self.publish_timeout)
+        except KafkaError:  # still unacknowledged: drop them (kafka-python's close gives up only after its flush)
+            sender = getattr(self.producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()  # fails the pending sends, so that the close below returns
+            with contextlib.suppress(KafkaError):
+                self.producer.close(timeout=5)
