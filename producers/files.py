@@ -37,8 +37,10 @@ OPTIONAL = frozenset({"store", "price", "revenue", "promo"})
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv",)
 _NUMERIC = frozenset({"qty", "price", "revenue"})
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
+_TRUE = frozenset({"1", "1.0", "true", "t", "yes", "y"})
+"""Flag cells read as true (case-insensitive, trimmed), as spreadsheets and pandas (``1.0``: a float column) write."""
+_FALSE = frozenset({"0", "0.0", "false", "f", "no", "n"})
+"""Flag cells read as false; any other cell stays as it is, for the validator to reject."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECONDS_BELOW = 1e11  # epoch numbers below this are seconds (before year 5138), above it milliseconds
 _MISSING = object()
@@ -278,9 +280,14 @@ def _number(raw: Any) -> Any:
 
 
 def _flag(raw: object) -> object:
+    """``promo``: a bool from :data:`_TRUE` / :data:`_FALSE` text or a JSON 0/1 (int or float); else unchanged.
+
+    >>> [_flag(v) for v in (" 1.0", "FALSE", "y", "T", 0.0, 1, "2", 0.5, "maybe")]
+    [True, False, True, True, False, True, '2', 0.5, 'maybe']
+    """
     if type(raw) is bool:
         return raw
-    if type(raw) is int and raw in (0, 1):
+    if type(raw) in (int, float) and raw in (0, 1):
         return bool(raw)
     if type(raw) is str:
         text = raw.strip().lower()

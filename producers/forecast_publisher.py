@@ -1,21 +1,30 @@
 """Publish forecasts to ``<prefix>forecasts``, one message per series, key = series id.
 
 Delivery is at-least-once: :meth:`KafkaForecastSink.publish` returns only when Kafka has acknowledged
-every message of the bucket close, and only then does the forecaster checkpoint. Duplicates after a
-crash-restart carry the same ``forecast_id``. Kafka transactions are optional (``transactional_id``) for
-real Kafka; the embedded broker does not honour ``read_committed``, so correctness never rests on them.
+every message of the bucket close, and only then does the forecaster checkpoint. It keeps every send's
+future, flushes with a deadline (``publish_timeout``, 60 s by default; ``TIDECAST_PUBLISH_TIMEOUT``) and
+raises :class:`PublishError` if any message failed or was not acknowledged in time (kafka-python's
+``flush()`` does not raise on a failed send), so the close is not checkpointed and a restart re-publishes
+it. Duplicates after a crash-restart carry the same ``forecast_id``. Kafka transactions are optional
+(``transactional_id``) for real Kafka; the embedded broker does not honour ``read_committed``, so
+correctness never rests on them.
 
 >>> partition_for(b"all:85123A", 12) == partition_for(b"all:85123A", 12) < 12  # one series, one partition
 True
+>>> print(PublishError("tidecast.forecasts", 3, 100_000, ValueError("too large")))
+3 of 100,000 forecast messages to tidecast.forecasts failed: ValueError: too large; the close is not checkpointed
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 import zlib
 from collections.abc import Sequence
 
 import numpy as np
 from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from tidecast.config import Settings
 from tidecast.stream.adapters.kafka_clients import producer_config
@@ -28,10 +37,44 @@ def partition_for(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-class KafkaForecastSink:
-    """A :class:`~tidecast.stream.ports.ForecastSink` on Kafka."""
+DEFAULT_PUBLISH_TIMEOUT = 60.0
+"""Seconds one close's messages may take to be acknowledged, sends and flush together (``TIDECAST_PUBLISH_TIMEOUT``)."""
 
-    def __init__(self, settings: Settings, bootstrap: str, transactional_id: str | None = None) -> None:
+
+class PublishError(RuntimeError):
+    """Some forecast messages of a close were not acknowledged: the close must not be checkpointed.
+
+    ``failed`` of ``total`` messages failed (or were not acknowledged before the deadline; then ``cause`` is
+    the timeout); ``cause`` is the first failure.
+    """
+
+    def __init__(
+        self, topic: str, failed: int, total: int, cause: BaseException | None, timeout: float | None = None
+    ) -> None:
+        self.topic, self.failed, self.total, self.cause = topic, failed, total, cause
+        if timeout is not None:
+            text = (f"{failed:,} of {total:,} forecast messages to {topic} not acknowledged within {timeout:g} s "
+                    "(is Kafka reachable?)")
+        else:
+            why = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+            text = f"{failed:,} of {total:,} forecast messages to {topic} failed{why}"
+        super().__init__(text + "; the close is not checkpointed")
+
+
+class KafkaForecastSink:
+    """A :class:`~tidecast.stream.ports.ForecastSink` on Kafka; :meth:`publish` raises :class:`PublishError`
+    unless every message was acknowledged within ``publish_timeout`` seconds."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        transactional_id: str | None = None,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    ) -> None:
+        if not publish_timeout > 0:
+            raise ValueError(f"the publish timeout must be a positive number of seconds, got {publish_timeout!r}")
+        self.publish_timeout = publish_timeout
         self.topic = settings.topics.forecasts
         config = producer_config(settings, bootstrap, "tidecast-forecasts")
         if transactional_id:
@@ -43,19 +86,47 @@ class KafkaForecastSink:
             self.producer.init_transactions()
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
-        if self.transactional:
-            self.producer.begin_transaction()
-        sent = 0
-        send, partitions = self.producer.send, self.partitions
-        for key, value in batch.messages(series, values, mean):
-            send(self.topic, key=key, value=value, partition=partition_for(key, partitions))
-            sent += 1
+        """Send one close and wait for every acknowledgement; raises :class:`PublishError` otherwise."""
+        deadline = time.monotonic() + self.publish_timeout
+        futures: list = []
+        keep = futures.append
+        send, topic, partitions = self.producer.send, self.topic, self.partitions
+        try:
+            if self.transactional:
+                self.producer.begin_transaction()
+            for key, value in batch.messages(series, values, mean):
+                keep(send(topic, key=key, value=value, partition=partition_for(key, partitions)))
+            self.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
+        except KafkaError as exc:  # a send refused (too large, no metadata, buffer full) or the flush timed out
+            self._abort()
+            total = max(len(futures), len(series))
+            done = sum(1 for future in futures if future.is_done and future.exception is None)
+            timeout = self.publish_timeout if isinstance(exc, KafkaTimeoutError) else None
+            raise PublishError(topic, total - done, total, exc, timeout) from exc
+        # after a flush every future is done (no blocking call here); a failed send shows only in its future
+        failed = [future for future in futures if not future.is_done or future.exception is not None]
+        if failed:
+            self._abort()
+            cause = failed[0].exception
+            raise PublishError(topic, len(failed), len(futures), cause) from cause
         if self.transactional:
             self.producer.commit_transaction()
-        else:
-            self.producer.flush()
-        return sent
+        return len(futures)
+
+    def _abort(self) -> None:
+        """Abort the open transaction, if any, so that the next close can begin one."""
+        if self.transactional:
+            with contextlib.suppress(KafkaError):
+                self.producer.abort_transaction()
 
     def close(self) -> None:
-        self.producer.flush()
-        self.producer.close()
+        """Flush and close, waiting at most ``publish_timeout`` for what is unacknowledged (a close that was not
+        checkpointed is re-published on restart)."""
+        try:
+            self.producer.close(timeout=self.publish_timeout)
+        except KafkaError:  # still unacknowledged: drop them (kafka-python's close gives up only after its flush)
+            sender = getattr(self.producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()  # fails the pending sends, so that the close below returns
+            with contextlib.suppress(KafkaError):
+                self.producer.close(timeout=5)

@@ -45,6 +45,9 @@ class BacktestConfig:
     """Keep every model's forecasts by origin (small inputs only: tests)."""
     workers: int = 0
     """Worker processes sharing the baselines with this one (0: all in this process)."""
+    max_rejected: float | None = None
+    """Stop with :class:`~tidecast.stream.backtest.rejects.TooManyRejected` when a larger share of the rows is
+    rejected (invalid or late); None: never (the command's ``--max-rejected`` defaults to 0.05)."""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.baselines if name not in BASELINE_NAMES]
@@ -52,6 +55,8 @@ class BacktestConfig:
             raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
         if self.horizon < 1 or (self.warmup is not None and self.warmup < 0):
             raise ValueError("horizon must be >= 1 and warmup >= 0")
+        if self.max_rejected is not None and not 0.0 <= self.max_rejected <= 1.0:
+            raise ValueError(f"the share of rejected rows allowed must be within 0 and 1, got {self.max_rejected}")
         if self.learner is not None and (self.learner.horizon, self.learner.quantiles) != (
             self.horizon,
             tuple(self.quantiles),

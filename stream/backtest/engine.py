@@ -57,6 +57,7 @@ from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
 from tidecast.stream.backtest.config import GC_THRESHOLDS, TOPIC, BacktestConfig
 from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
 from tidecast.stream.backtest.known_series_store import KnownSeriesStore
+from tidecast.stream.backtest.rejects import RejectTally, TooManyRejected
 from tidecast.stream.backtest.result import BacktestResult, assemble_result
 from tidecast.stream.backtest.scoring import Lineup
 from tidecast.stream.backtest.workers import BaselineWorker, split_baselines
@@ -72,10 +73,19 @@ class Backtest:
     ``store`` is the window store the ingest commits to (memory or Redis); ``learner`` defaults to a fresh
     :class:`OnlineLearner` of ``config.learner_config()``. With ``config.workers > 0`` the baselines run in
     that many worker processes; call :meth:`stop_workers` if you abandon a run before :meth:`finish`.
+
+    Every reject's reason is tallied (:attr:`rejects`). With ``config.max_rejected``, :meth:`finish` raises
+    :class:`~tidecast.stream.backtest.rejects.TooManyRejected` when a larger share of the rows was rejected;
+    given ``total_rows`` (an upper bound of the input's rows, such as its line count), :meth:`feed` raises it
+    as soon as the rejects alone exceed that share of ``total_rows``, which the end would find too.
     """
 
-    def __init__(self, config: BacktestConfig, store: WindowStore, learner: Learner | None = None) -> None:
+    def __init__(
+        self, config: BacktestConfig, store: WindowStore, learner: Learner | None = None, total_rows: int | None = None
+    ) -> None:
         self.config = config
+        self.total_rows = total_rows
+        self.rejects = RejectTally()
         self.buckets = config.buckets
         self.lineup: Lineup | None = None
         groups = split_baselines(config.baselines, config.workers)
@@ -152,16 +162,25 @@ class Backtest:
             self._ingest(chunk.records)
         if chunk.zeros:
             self._register_zeros(chunk)
+        limit = self.config.max_rejected
+        if limit is not None and self.total_rows and self.rejects.total > limit * self.total_rows:
+            raise TooManyRejected(self.rejects, self.counts["rows"], max(self.total_rows, self.counts["rows"]), limit)
         self._step()
 
     def finish(self) -> BacktestResult:
-        """Advance event time past the last bucket so that everything closes; collect the results."""
+        """Advance event time past the last bucket so that everything closes; collect the results.
+
+        Raises :class:`TooManyRejected` first when more than ``config.max_rejected`` of the rows were rejected.
+        """
+        limit, rows = self.config.max_rejected, self.counts["rows"]
+        if limit is not None and self.rejects.total > limit * rows:
+            raise TooManyRejected(self.rejects, rows, rows, limit)
         if self.last_bucket is not None:
             self._advance(self.buckets.end_ms(self.last_bucket) + self.config.lateness_seconds * 1000)
             self._step()
         outcomes = self._outcomes()
         self.stop_workers()
-        return assemble_result(
+        result = assemble_result(
             self.config,
             outcomes,
             self.forecaster.panel,
@@ -171,6 +190,8 @@ class Backtest:
             self.started,
             self.lineup.trace if self.lineup is not None else None,
         )
+        result.rejects = self.rejects
+        return result
 
     def _ingest(self, values: list[bytes]) -> None:
         """Validate, deduplicate and window the encoded events the live way; one atomic commit."""
@@ -182,6 +203,9 @@ class Backtest:
         self._commit(batch)
         for name, value in batch.counts.as_fields().items():
             self.counts[name] += value
+        add = self.rejects.add
+        for reject in batch.rejects:
+            add(reject.reason)
         if batch.delta.rows:
             self._saw(min(b for b, _ in batch.delta.rows), max(b for b, _ in batch.delta.rows))
 
@@ -279,12 +303,14 @@ def run_rows(
     config: BacktestConfig,
     new_store: Callable[[], WindowStore],
     on_sort: Callable[[OutOfOrder], None] | None = None,
+    total_rows: int | None = None,
 ) -> BacktestResult:
     """Backtest the rows ``open_rows(sorting)`` yields (a fresh iterator per call), in event-time order.
 
     The rows are streamed; if they turn out not to be in bucket order, that attempt is dropped (its store
     too: ``new_store`` makes the next one) and the rows are read again, sorted in memory. ``on_sort`` is
-    told why, before the second read (``sorting`` is then True).
+    told why, before the second read (``sorting`` is then True). ``total_rows`` (an upper bound of the rows,
+    or None) lets a run with ``config.max_rejected`` stop early (see :class:`Backtest`).
 
     >>> from tidecast.stream.window_store import MemoryWindowStore
     >>> rows = [{"event_id": str(d), "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": "A", "qty": 1}
@@ -296,8 +322,9 @@ def run_rows(
     (3, 0, 2)
     """
     try:
-        return Backtest(config, new_store()).run(chunks_in_order(open_rows(False), config.buckets))
+        backtest = Backtest(config, new_store(), total_rows=total_rows)
+        return backtest.run(chunks_in_order(open_rows(False), config.buckets))
     except OutOfOrder as exc:
         if on_sort is not None:
             on_sort(exc)
-    return Backtest(config, new_store()).run(chunks_sorted(open_rows(True), config.buckets))
+    return Backtest(config, new_store(), total_rows=total_rows).run(chunks_sorted(open_rows(True), config.buckets))

@@ -50,7 +50,8 @@ def _clean(value: Any) -> Any:
 
 
 def summary(result: BacktestResult) -> dict:
-    """The ``--json`` object: the issue's keys, then ``warmup``, ``buckets``, ``counts`` and ``timings``."""
+    """The ``--json`` object: the issue's keys, then ``warmup``, ``buckets``, ``counts``, ``rejects`` (the top
+    reasons for rejected rows with their counts) and ``timings``."""
     cfg = result.config
     doc = {
         "series": result.series,
@@ -62,6 +63,7 @@ def summary(result: BacktestResult) -> dict:
         "warmup": cfg.warmup_origins,
         "buckets": _span(result),
         "counts": result.counts,
+        "rejects": result.rejects.as_json(),
         "timings": {k: round(v, 3) for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])},
     }
     return _clean(doc)

@@ -21,11 +21,12 @@ tables and plots.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
+from tidecast.stream.backtest.rejects import RejectTally
 from tidecast.stream.backtest.scoring import Trace
 from tidecast.stream.series_panel import SeriesPanel
 
@@ -47,6 +48,8 @@ class BacktestResult:
     timeline: dict[str, list[tuple[int, float]]]
     trace: Trace | None = None
     forecasts: dict[str, dict[int, np.ndarray]] | None = None
+    rejects: RejectTally = field(default_factory=RejectTally)
+    """Why rows were rejected (invalid or late), by kind of reason."""
 
 
 def assemble_result(

@@ -24,9 +24,11 @@ from tidecast.stream.backtest.charts import one_step_band, quantile_chart
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.engine import Backtest, run_rows
 from tidecast.stream.backtest.file_chunks import chunks_in_order
+from tidecast.stream.backtest.rejects import RejectTally, TooManyRejected, reason_kind
 from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
 from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.window_store import MemoryWindowStore
+from tidecast.stream.windows import PROMO_ORDERS
 
 torch.set_num_threads(1)
 
@@ -196,6 +198,93 @@ def test_duplicates_and_invalid_rows_are_counted_not_scored() -> None:
     result = run(rows, config())
     assert result.counts["duplicates"] == 1 and result.counts["invalid"] == 1
     assert result.models["naive"] == run(ramp_and_flat(8), config()).models["naive"]
+
+
+def weekly_promo_panel(path: Path, weeks: int = 12, items: int = 6) -> tuple[Path, int]:
+    """A weekly panel as pandas writes it (units and promo are float columns: 1.0, 0.0); and its promo rows."""
+    lines, promos = ["week,item,units,promo"], 0
+    for w in range(weeks):
+        for i in range(items):
+            promo = (w + i) % 3 == 0
+            promos += promo
+            lines.append(f"2024-{1 + w // 4:02d}-{1 + 7 * (w % 4):02d},I{i},{float(1 + (w * i) % 4)},{float(promo)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path, promos
+
+
+def test_a_pandas_promo_panel_is_accepted_and_its_promo_rows_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The finding: promo 0.0/1.0 rejected every row (524,945 of 524,950) and the table scored the 5 left
+    path, promos = weekly_promo_panel(tmp_path / "weekly.csv")
+    columns = "ts=week,sku=item,qty=units,promo=promo"
+    assert main(["backtest", str(path), "--json", "--bucket", "1w", "--horizon", "2", "--warmup", "2",
+                 "--baselines", "naive", "--workers", "0", "--columns", columns]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"]["invalid"] == 0 and doc["counts"]["ingested"] == 72 and doc["series"] == 6
+    assert doc["rejects"] == []
+    store = MemoryWindowStore()
+    cfg = config(bucket_seconds=604_800)
+    Backtest(cfg, store).run(chunks_in_order(read_events(path, parse_columns(columns)), cfg.buckets))
+    counted = sum(row[PROMO_ORDERS] for b in store.buckets() for row in store.read_bucket(b).values())
+    assert counted == promos == 24
+
+
+def mostly_bad(path: Path, good: int = 20, bad: int = 80) -> Path:
+    lines = ["date,item,units"]
+    lines += [f"2024-03-{1 + n // 3:02d},A{n % 3},{1 + n % 4}" for n in range(good)]
+    lines += [f"{1 + n % 28:02d}/03/2024,B,1" for n in range(bad)]  # day-first dates: not ISO-8601
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_backtest_stops_when_most_rows_are_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = mostly_bad(tmp_path / "dates.csv")
+    code = main(["backtest", str(path), "--columns", "ts=date,sku=item,qty=units", "--horizon", "2",
+                 "--baselines", "naive", "--workers", "0"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert "80 of 100 rows rejected (80.0%), more than the 5.0% allowed; top reasons:" in err
+    assert "      80  field 'ts' is not ISO-8601 (e.g. field 'ts' is not ISO-8601: '" in err
+    assert "--columns" in err and "--tz" in err
+    assert main(["backtest", str(path), "--columns", "ts=date,sku=item,qty=units", "--horizon", "2",
+                 "--baselines", "naive", "--workers", "0", "--max-rejected", "0.9", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["rejects"] == [{"reason": "field 'ts' is not ISO-8601", "count": 80,
+                                           "example": "field 'ts' is not ISO-8601: '01/03/2024'"}]
+    assert "80 of 100 rows rejected (80.0%); top reasons:" in err
+    with pytest.raises(SystemExit):
+        main(["backtest", str(path), "--max-rejected", "5%"])
+
+
+def test_the_reject_share_stops_a_run_as_soon_as_the_end_would() -> None:
+    rows = ramp_and_flat(20)
+    bad = [{"event_id": f"x{n}", "type": "sale", "ts": rows[n]["ts"], "sku": "C", "qty": "many"} for n in range(6)]
+    rows = rows[:4] + bad + rows[4:]
+    cfg = config(max_rejected=0.1)
+    with pytest.raises(TooManyRejected) as whole:  # 6 of 46 at the end
+        run(rows, cfg)
+    assert (whole.value.tally.total, whole.value.read, whole.value.rows) == (6, 46, 46)
+    with pytest.raises(TooManyRejected) as early:  # 6 > 10% of (at most) 50 rows: no need to read on
+        run_rows(lambda sorting: rows, cfg, MemoryWindowStore, total_rows=50)
+    assert early.value.read < 20 and "in the first" in str(early.value)
+    assert run(rows, config(max_rejected=0.2)).rejects.total == 6
+    assert run(rows, config()).counts["invalid"] == 6  # no limit by default in the engine
+
+
+def test_reasons_are_grouped_by_kind_not_by_value() -> None:
+    tally = RejectTally()
+    for n in range(1000):
+        tally.add(f"field 'ts' is not ISO-8601: '{n}/03/2024'")
+        tally.add(f"not valid JSON: unexpected character: line 1 column {n} (char {n - 1})")
+    tally.add("field 'qty' must be a finite number, got a string")
+    tally.add("x" * 500)
+    assert len(tally.counts) == 4 and tally.total == 2002
+    assert [kind for kind, _, _ in tally.top(2)] == ["field 'ts' is not ISO-8601", "not valid JSON"]
+    assert reason_kind("field 'price' must not be negative, got -1.5") == "field 'price' must not be negative"
+    kind = reason_kind("field 'type' must be 'sale' or 'click', got 'refund'")
+    assert kind == "field 'type' must be 'sale' or 'click'"
+    assert len(reason_kind("x" * 500)) == 120
 
 
 def test_report_files(tmp_path: Path) -> None:

@@ -163,6 +163,63 @@ def test_bad_rows_are_yielded_for_the_validator_to_reject(tmp_path: Path) -> Non
     assert events[2]["qty"] == "two" and events[3]["price"] == "2,50" and events[0]["ts"] == "yesterday"
 
 
+@pytest.mark.parametrize(("cells", "expected"), [
+    (["0", "0.0", "false", "FALSE", " no ", "N", "f", "F"], False),
+    (["1", "1.0", "true", "TRUE", " yes", "Y", "t", "T"], True),
+])
+def test_flags_as_spreadsheets_and_pandas_write_them(tmp_path: Path, cells: list[str], expected: bool) -> None:
+    # pandas writes a float promo column as 0.0/1.0; spreadsheets write TRUE/FALSE, yes/no, y/n
+    rows = [["ts", "sku", "qty", "promo"], *(["2026-01-05", f"S{i}", "1", cell] for i, cell in enumerate(cells))]
+    events = list(read_events(write_csv(tmp_path / "flags.csv", rows)))
+    assert [e["promo"] for e in events] == [expected] * len(cells)
+    assert all(validate_dict(e).promo is expected for e in events)
+    path = write_jsonl(tmp_path / "flags.jsonl", [{"ts": "2026-01-05", "sku": "A", "qty": 1, "promo": v}
+                                                  for v in (float(expected), int(expected), expected)])
+    assert [validate_dict(e).promo for e in read_events(path)] == [expected] * 3
+
+
+@pytest.mark.parametrize("cell", ["2", "0.5", "yes please", "-1", "1.5", "ja"])
+def test_other_flags_stay_for_the_validator_to_reject(tmp_path: Path, cell: str) -> None:
+    path = write_csv(tmp_path / "flags.csv", [["ts", "sku", "qty", "promo"], ["2026-01-05", "A", "1", cell]])
+    (event,) = read_events(path)
+    assert event["promo"] == cell
+    assert reason(event) == "field 'promo' must be true or false, got a string"
+
+
+def test_produce_file_reports_the_share_and_top_reasons_of_invalid_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tidecast.cli import main
+    from tidecast.commands import produce_cmd
+    from tidecast.producers import event_sender
+
+    class FakeSender:
+        def __init__(self, *args: object) -> None:
+            self.sent = 0
+
+        def send(self, doc: dict) -> None:
+            self.sent += 1
+
+        send_raw = send
+
+        def __enter__(self) -> FakeSender:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.setattr(produce_cmd, "resolve", lambda settings: type("Endpoints", (), {"kafka": "nowhere:9"}))
+    monkeypatch.setattr(event_sender, "EventSender", FakeSender)
+    rows = [["ts", "sku", "qty", "promo"], *(["2026-01-05", f"S{i}", "1", "0.0"] for i in range(7)),
+            ["05/01/2026", "A", "1", "1"], ["06/01/2026", "A", "1", "1"], ["2026-01-05", "B", "1", "maybe"]]
+    path = write_csv(tmp_path / "mixed.csv", rows)
+    assert main(["produce", "file", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "3 of 10 rows invalid, sent to be dead-lettered by the ingest (30.0%); top reasons:" in err
+    assert "       2  field 'ts' is not ISO-8601 (e.g. field 'ts' is not ISO-8601: '05/01/2026')" in err
+    assert "       1  field 'promo' must be true or false, got a string" in err
+
+
 def test_missing_columns_formats_and_zones_are_errors(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "h.csv", [["Date", "Item", "Units"], ["2026-01-05", "A", "1"]])
     with pytest.raises(ValueError, match="no column 'Quantity'"):

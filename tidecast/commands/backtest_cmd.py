@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -61,7 +62,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the baselines with this one (default 1; 0 = one process)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--max-rejected", type=_share, default=DEFAULT_MAX_REJECTED, metavar="SHARE",
+                        help="stop (exit 2) when more than this share of the rows is rejected (invalid or late); "
+                             f"default {DEFAULT_MAX_REJECTED}, 1 to never stop")
     parser.set_defaults(handler=run)
+
+
+DEFAULT_MAX_REJECTED = 0.05
+"""``--max-rejected``: beyond 5% rejected rows, the scores describe a different data set than the file."""
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share within 0 and 1, such as 0.05; got {text!r}")
+    return value
 
 
 def parse_baselines(text: str) -> tuple[str, ...]:
@@ -85,6 +103,7 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
             bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
             seed=args.seed, trace=args.report is not None, workers=max(0, args.workers),
+            max_rejected=args.max_rejected,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -97,6 +116,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.producers.files import count_rows, parse_columns, read_events
     from tidecast.stream.backtest.engine import run_rows
     from tidecast.stream.backtest.file_chunks import ROW_BYTES
+    from tidecast.stream.backtest.rejects import TooManyRejected
     from tidecast.stream.backtest.report import summary, write_report
 
     torch.set_num_threads(max(1, args.threads))
@@ -120,11 +140,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         err.print(f"[yellow]{path.name} is not in time order ({exc}); reading it again, sorted in memory "
                   f"(about {mb:,.0f} MB)[/]")
 
-    with store_factory(args.store, settings) as new_store:
-        result = run_rows(open_rows, config, new_store, on_sort)
+    try:
+        with store_factory(args.store, settings) as new_store:
+            result = run_rows(open_rows, config, new_store, on_sort, total_rows=total)
+    except TooManyRejected as exc:
+        err.print(f"tidecast: {path.name}: {exc}; top reasons:", markup=False, highlight=False, soft_wrap=True)
+        err.print("\n".join(exc.tally.lines()), markup=False, highlight=False, soft_wrap=True)
+        err.print("check --columns (which column is which event field) and --tz (the zone of naive times); "
+                  f"--max-rejected (now {exc.limit}) sets the share allowed", markup=False, highlight=False,
+                  soft_wrap=True)
+        return 2
     if not result.counts.get("ingested") and not result.counts.get("panel_zeros"):
         err.print(f"[yellow]no valid row in {path.name} ({result.counts.get('invalid', 0):,} invalid): "
                   "check --columns and --tz[/]")
+    if result.rejects.total:
+        rows = result.counts.get("rows", 0)
+        err.print(result.rejects.describe(rows), markup=False, highlight=False, soft_wrap=True)
     if args.report is not None:
         written = write_report(result, args.report, title=f"Backtest of {path.name}")
         err.print(f"report: {', '.join(str(p) for p in written)}")

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.producers.event_sender import EventSender
     from tidecast.producers.files import count_rows, parse_columns, read_events
     from tidecast.producers.synthetic import SyntheticConfig
+    from tidecast.stream.backtest.rejects import RejectTally
 
     endpoints = resolve(settings)
     if args.kind == "synthetic":
@@ -63,15 +64,43 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.path.exists():
             raise SystemExit(f"no such file: {args.path}")
         docs = read_events(args.path, parse_columns(args.columns), args.tz)
+        rejects = RejectTally()
         with EventSender(settings, endpoints.kafka) as sender:
             for doc in progress(docs, f"sending {args.path.name}", total=count_rows(args.path), unit="rows"):
                 if isinstance(doc, bytes):
                     sender.send_raw(settings.topics.sales, None, doc)
                 else:
                     sender.send(doc)
+                reason = invalid_reason(doc)
+                if reason is not None:
+                    rejects.add(reason)
         sent = sender.sent
+        if rejects.total:
+            err.print(rejects.describe(sent, "invalid, sent to be dead-lettered by the ingest"), markup=False,
+                      highlight=False, soft_wrap=True)
+            if rejects.total > sent / 2:
+                err.print(f"most rows of {args.path.name} are invalid: check --columns and --tz", style="yellow")
     err.print(f"sent {sent:,} messages to {settings.topics.clicks} / {settings.topics.sales}")
     return 0
+
+
+def invalid_reason(doc: dict | bytes) -> str | None:
+    """Why the ingest would reject a row of :func:`~tidecast.producers.files.read_events` (None: valid).
+
+    >>> invalid_reason({"event_id": "1", "type": "sale", "ts": "2026-01-05T00:00:00+00:00", "sku": "A", "qty": 1})
+    >>> invalid_reason({"event_id": "1", "type": "sale", "ts": "05/01/2026", "sku": "A", "qty": 1})
+    "field 'ts' is not ISO-8601: '05/01/2026'"
+    """
+    from tidecast.stream.events import InvalidEvent, validate, validate_dict
+
+    try:
+        if isinstance(doc, dict):
+            validate_dict(doc)
+        else:
+            validate(doc)
+    except InvalidEvent as exc:
+        return str(exc)
+    return None
 
 
 def send_synthetic(
