@@ -26,7 +26,7 @@ import numpy as np
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from tidecast.config import Settings
+from tidecast.config import ServiceError, Settings
 from tidecast.stream.adapters.kafka_clients import producer_config
 from tidecast.stream.forecast_message import ForecastBatch
 
@@ -37,11 +37,7 @@ def partition_for(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-DEFAULT_PUBLISH_TIMEOUT = 60.0
-"""Seconds one close's messages may take to be acknowledged, sends and flush together (``TIDECAST_PUBLISH_TIMEOUT``)."""
-
-
-class PublishError(RuntimeError):
+class PublishError(ServiceError):
     """Some forecast messages of a close were not acknowledged: the close must not be checkpointed.
 
     ``failed`` of ``total`` messages failed (or were not acknowledged before the deadline; then ``cause`` is
@@ -70,8 +66,11 @@ class KafkaForecastSink:
         settings: Settings,
         bootstrap: str,
         transactional_id: str | None = None,
-        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        publish_timeout: float | None = None,
     ) -> None:
+        """``publish_timeout`` (seconds): ``TIDECAST_PUBLISH_TIMEOUT`` of ``settings`` unless given."""
+        if publish_timeout is None:
+            publish_timeout = float(settings.publish_timeout_seconds)
         if not publish_timeout > 0:
             raise ValueError(f"the publish timeout must be a positive number of seconds, got {publish_timeout!r}")
         self.publish_timeout = publish_timeout

@@ -26,7 +26,7 @@ from tidecast.commands import (
     produce_cmd,
     tail_cmd,
 )
-from tidecast.config import ConfigError, Settings
+from tidecast.config import ConfigError, ServiceError, Settings
 from tidecast.infra import InfraError
 from tidecast.infra.endpoints import NoServers
 from tidecast.stream.timebuckets import parse_duration
@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, NoServers, InfraError) as exc:
         print(f"tidecast: {exc}", file=sys.stderr)
         return 2
+    except ServiceError as exc:
+        print(f"tidecast: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

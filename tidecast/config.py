@@ -34,6 +34,11 @@ class ConfigError(ValueError):
     """A setting is invalid; the message names the variable."""
 
 
+class ServiceError(RuntimeError):
+    """A server did not do what tidecast needs (Kafka left forecasts unacknowledged, another forecaster took
+    the lease); the message says what happened and what is safe. The CLI prints it and exits 1."""
+
+
 # --- ingest bounds (poison-pill guards): TIDECAST_MAX_QTY, _MAX_PRICE, _MAX_FUTURE, _DLQ_MAX_BYTES ---------------
 DLQ_MAX_BYTES = 64 * 1024
 """Default cap on the original payload a DLQ message carries: base64 grows it by a third, so a DLQ message
@@ -238,6 +243,7 @@ class Settings:
     retention: int = 56
     partitions: int = 12
     idle_timeout_seconds: int = 30
+    publish_timeout_seconds: int = 60
     horizon: int = 14
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     session_timeout_ms: int = 6_000
@@ -293,6 +299,8 @@ class Settings:
         for name, value in (("TIDECAST_RETENTION", self.retention), ("TIDECAST_PARTITIONS", self.partitions)):
             if value < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {value}")
+        if self.publish_timeout_seconds < 1:
+            raise ConfigError(f"TIDECAST_PUBLISH_TIMEOUT: expected at least 1s, got {self.publish_timeout_seconds}s")
         if not 1 <= self.horizon <= 1000:
             raise ConfigError(f"TIDECAST_HORIZON: expected 1 to 1000 buckets, got {self.horizon}")
         try:
@@ -331,6 +339,7 @@ class Settings:
             "TIDECAST_RETENTION": ("retention", _positive_int),
             "TIDECAST_PARTITIONS": ("partitions", _positive_int),
             "TIDECAST_IDLE_TIMEOUT": ("idle_timeout_seconds", parse_duration),
+            "TIDECAST_PUBLISH_TIMEOUT": ("publish_timeout_seconds", parse_duration),
             "TIDECAST_HORIZON": ("horizon", _positive_int),
             "TIDECAST_QUANTILES": ("quantiles", _quantiles),
             **_INGEST_BOUND_READERS,

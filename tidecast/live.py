@@ -135,7 +135,7 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     from tidecast.models import checkpoint
     from tidecast.models.learner import OnlineLearner
     from tidecast.producers.forecast_publisher import KafkaForecastSink
-    from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints, LeaseHeld
+    from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints
     from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
     from tidecast.stream.forecaster import CheckpointMismatch, Forecaster
@@ -150,10 +150,7 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
             f"TIDECAST_RETENTION ({settings.retention}) must cover the model's history "
             f"({learner.min_history} buckets: lags + horizon)"
         )
-    try:
-        checkpoints.acquire(holder_is_dead=dead_on_this_host)
-    except LeaseHeld as exc:
-        raise ConfigError(str(exc)) from None
+    checkpoints.acquire(holder_is_dead=dead_on_this_host)  # LeaseHeld: the CLI prints it and exits 1
     try:
         sink = KafkaForecastSink(settings, endpoints.kafka)
     except BaseException:

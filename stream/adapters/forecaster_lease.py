@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from tidecast.config import ServiceError
 from tidecast.stream.adapters.redis_store import RedisCheckpoints
 
 DEFAULT_TTL_MS = 30_000
@@ -53,11 +54,11 @@ return 0
 """
 
 
-class LeaseHeld(RuntimeError):
+class LeaseHeld(ServiceError):
     """Another forecaster holds the lease of this checkpoint."""
 
 
-class LeaseLost(RuntimeError):
+class LeaseLost(ServiceError):
     """This forecaster's lease expired and another one took it: it must stop without writing."""
 
 

@@ -57,13 +57,14 @@ from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
 from tidecast.stream.backtest.config import GC_THRESHOLDS, TOPIC, BacktestConfig
 from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
 from tidecast.stream.backtest.known_series_store import KnownSeriesStore
-from tidecast.stream.backtest.rejects import RejectTally, TooManyRejected
+from tidecast.stream.backtest.rejects import TooManyRejected
 from tidecast.stream.backtest.result import BacktestResult, assemble_result
 from tidecast.stream.backtest.scoring import Lineup
 from tidecast.stream.backtest.workers import BaselineWorker, split_baselines
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
 from tidecast.stream.ingest import IngestBatch, PartitionIngestor, PartitionState, Record
 from tidecast.stream.ports import Learner, MemoryCheckpoints
+from tidecast.stream.rejects import RejectTally
 from tidecast.stream.window_store import WindowStore
 
 

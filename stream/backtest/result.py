@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
-from tidecast.stream.backtest.rejects import RejectTally
 from tidecast.stream.backtest.scoring import Trace
+from tidecast.stream.rejects import RejectTally
 from tidecast.stream.series_panel import SeriesPanel
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+from pipeline import TIDECAST, env_for
 
-from tidecast.config import Endpoints
+from tidecast.config import Endpoints, Settings
 from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints, LeaseHeld, LeaseLost
 
 pytestmark = pytest.mark.integration
@@ -65,3 +69,25 @@ def test_saves_and_renewals_extend_the_lease(client: redis.Redis) -> None:
     assert client.pttl(lease.lease) > 4_000
     lease.release()
     assert client.get(lease.lease) is None
+
+
+def test_the_cli_refuses_a_second_forecaster(settings: Settings) -> None:
+    first = subprocess.Popen([*TIDECAST, "forecast"], env=env_for(settings), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    try:
+        lease = LeasedCheckpoints.lease_key(settings.topic_prefix, "all")
+        client = redis.Redis.from_url(settings.redis_url)
+        deadline = time.monotonic() + 60
+        while client.get(lease) is None:  # the first forecaster has started and holds the lease
+            assert first.poll() is None, first.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the first forecaster never took the lease"
+            time.sleep(0.1)
+        second = subprocess.run([*TIDECAST, "forecast", "--until-idle", "1"], env=env_for(settings),
+                                capture_output=True, timeout=120)
+        assert second.returncode == 1, second.stderr.decode()[-2000:]
+        assert b"holds the lease" in second.stderr and b"Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+    assert first.returncode == 0
+    assert client.get(lease) is None  # a clean stop gives the lease up

@@ -24,9 +24,10 @@ from tidecast.stream.backtest.charts import one_step_band, quantile_chart
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.engine import Backtest, run_rows
 from tidecast.stream.backtest.file_chunks import chunks_in_order
-from tidecast.stream.backtest.rejects import RejectTally, TooManyRejected, reason_kind
+from tidecast.stream.backtest.rejects import TooManyRejected
 from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
 from tidecast.stream.backtest.result import BacktestResult
+from tidecast.stream.rejects import RejectTally, reason_kind
 from tidecast.stream.window_store import MemoryWindowStore
 from tidecast.stream.windows import PROMO_ORDERS
 

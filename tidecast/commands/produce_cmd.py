@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.producers.event_sender import EventSender
     from tidecast.producers.files import count_rows, parse_columns, read_events
     from tidecast.producers.synthetic import SyntheticConfig
-    from tidecast.stream.backtest.rejects import RejectTally
+    from tidecast.stream.rejects import RejectTally
 
     endpoints = resolve(settings)
     if args.kind == "synthetic":
