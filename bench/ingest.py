@@ -81,7 +81,7 @@ def main() -> None:
         sent, produce_s = produce(settings, args.events, args.series)
         console.print(f"produced {sent:,} messages in {produce_s:.1f}s ({sent / produce_s:,.0f}/s)")
         raw_rates = [raw_consume(settings, sent) for _ in range(2)]
-        store = RedisWindowStore.from_url(endpoints.redis, settings.topic_prefix)
+        store = RedisWindowStore(redis.Redis.from_url(endpoints.redis), settings.topic_prefix)
         progress = IngestWorker(settings, endpoints.kafka, store).run(until_idle=2.0)
         memory = redis.Redis.from_url(endpoints.redis).info("memory")["used_memory"]
     raw = max(raw_rates)

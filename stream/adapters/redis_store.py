@@ -63,10 +63,6 @@ class RedisWindowStore:
         self._commit = client.register_script(_COMMIT_LUA)
         self._partition_key = re.compile(re.escape(prefix) + r"\{(\d+)\}:off$")
 
-    @classmethod
-    def from_url(cls, url: str, prefix: str) -> RedisWindowStore:
-        return cls(redis.Redis.from_url(url), prefix)
-
     @staticmethod
     def partition_prefix(prefix: str, partition: int) -> str:
         return f"{prefix}{{{partition}}}:"
@@ -225,11 +221,10 @@ class RedisCheckpoints:
 
 
 @contextlib.contextmanager
-def scratch_stores(url: str, prefix: str) -> Iterator[Callable[[], RedisWindowStore]]:
-    """A factory of empty window stores on the Redis at ``url``, each under ``prefix`` plus a random tag; a
-    store's keys are deleted when the next one is made and on the way out (the backtest's ``--store redis``).
+def scratch_stores(client: redis.Redis, prefix: str) -> Iterator[Callable[[], RedisWindowStore]]:
+    """A factory of empty window stores on ``client``, each under ``prefix`` plus a random tag; a store's keys
+    are deleted when the next one is made and on the way out, with the client (the backtest's ``--store redis``).
     """
-    client = redis.Redis.from_url(url)
     prefixes: list[str] = []
 
     def new_store() -> RedisWindowStore:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tidecast.models.baselines import BASELINE_NAMES
 from tidecast.models.quantiles import DEFAULT_QUANTILES
+from tidecast.stream.events import DEFAULT_BOUNDS, Bounds
 from tidecast.stream.timebuckets import Buckets, season_for
 
 if TYPE_CHECKING:  # the learner (torch) is imported when a config asks for it, not with the constants
@@ -45,6 +46,8 @@ class BacktestConfig:
     """Keep every model's forecasts by origin (small inputs only: tests)."""
     workers: int = 0
     """Worker processes sharing the baselines with this one (0: all in this process)."""
+    bounds: Bounds = DEFAULT_BOUNDS
+    """The validator's bounds on qty and price (``TIDECAST_MAX_QTY``, ``TIDECAST_MAX_PRICE``), as live."""
     max_rejected: float | None = None
     """Stop with :class:`~tidecast.stream.backtest.rejects.TooManyRejected` when a larger share of the rows is
     rejected (invalid or late); None: never (the command's ``--max-rejected`` defaults to 0.05)."""

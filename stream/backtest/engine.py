@@ -97,7 +97,8 @@ class Backtest:
         self.retention = max(config.retention, self.learner.min_history)
         state = self._unused_partition(store)
         self.store = KnownSeriesStore(store)
-        self.ingestor = PartitionIngestor(TOPIC, 0, self.buckets, config.lateness_seconds * 1000, self.retention, state)
+        self.ingestor = PartitionIngestor(TOPIC, 0, self.buckets, config.lateness_seconds * 1000, self.retention, state,
+                                          bounds=config.bounds)
         self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel)
         self.forecaster = self._forecaster()
         self.offset = 0

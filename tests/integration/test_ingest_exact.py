@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+import redis
 from pipeline import TIDECAST, assert_windows_equal, env_for, produce, read_dlq, recount, stored_windows
 
 from tidecast.config import Settings
@@ -39,7 +40,7 @@ def ingest(settings: Settings, until_idle: float = 3.0) -> subprocess.Popen:
 
 
 def check(settings: Settings, produced: dict, exactly_once_dlq: bool) -> None:
-    store = RedisWindowStore.from_url(settings.redis_url, settings.topic_prefix)
+    store = RedisWindowStore(redis.Redis.from_url(settings.redis_url), settings.topic_prefix)
     expected = recount(produced["valid"], settings.bucket_seconds)
     buckets = range(min(b for b, _ in expected), max(b for b, _ in expected) + 1)
     assert_windows_equal(stored_windows(store, buckets), expected)
@@ -66,7 +67,7 @@ def test_windows_equal_an_independent_recount(settings: Settings, produced: dict
 
 
 def test_sigkill_five_times_mid_stream_loses_and_doubles_nothing(settings: Settings, produced: dict) -> None:
-    store = RedisWindowStore.from_url(settings.redis_url, settings.topic_prefix)
+    store = RedisWindowStore(redis.Redis.from_url(settings.redis_url), settings.topic_prefix)
     rng = random.Random(3)
     kills = 0
     while kills < 5:

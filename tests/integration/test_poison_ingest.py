@@ -12,6 +12,7 @@ import subprocess
 
 import orjson
 import pytest
+import redis
 from pipeline import TIDECAST, assert_windows_equal, env_for, read_dlq, recount, stored_windows
 
 from tidecast.config import Settings
@@ -56,7 +57,7 @@ def test_poison_records_are_dlqd_and_ingest_goes_on(settings: Settings) -> None:
                             capture_output=True, timeout=300)
     assert worker.returncode == 0, worker.stderr.decode()[-3000:]
 
-    store = RedisWindowStore.from_url(settings.redis_url, settings.topic_prefix)
+    store = RedisWindowStore(redis.Redis.from_url(settings.redis_url), settings.topic_prefix)
     valid = docs + after
     expected = recount(valid, settings.bucket_seconds)
     buckets = range(min(b for b, _ in expected), max(b for b, _ in expected) + 1)

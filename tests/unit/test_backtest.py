@@ -336,3 +336,15 @@ def test_one_step_band_and_chart_follow_the_quantiles(tmp_path: Path) -> None:
     panel = {"series": "all:A", "starts": [86_400_000 * d for d in range(4)], "actual": np.arange(4.0), **band}
     path = quantile_chart(tmp_path / "chart.png", [panel], "t", quantiles)
     assert path.stat().st_size > 0
+
+
+def test_the_backtest_applies_the_configured_bounds(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "sales.jsonl"
+    rows = ramp_and_flat(8)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv("TIDECAST_MAX_QTY", "5")  # series A sells 6, 7, 8 on its last days
+    assert main(["backtest", str(path), "--json", "--horizon", "2", "--baselines", "naive", "--workers", "0",
+                 "--max-rejected", "0.5"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"]["invalid"] == 3 and "TIDECAST_MAX_QTY" in doc["rejects"][0]["reason"]

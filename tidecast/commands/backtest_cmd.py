@@ -91,6 +91,7 @@ def parse_baselines(text: str) -> tuple[str, ...]:
 def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestConfig:
     """The engine's config from the flags, falling back on the settings (``TIDECAST_*``)."""
     from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
+    from tidecast.stream.events import Bounds
 
     baselines = DEFAULT_BASELINES if args.baselines is None else parse_baselines(args.baselines)
     try:
@@ -103,7 +104,7 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
             bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
             seed=args.seed, trace=args.report is not None, workers=max(0, args.workers),
-            max_rejected=args.max_rejected,
+            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -195,6 +196,7 @@ def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], Window
 
         yield MemoryWindowStore
         return
+    from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import scratch_stores
 
     url = settings.redis_url
@@ -203,5 +205,5 @@ def store_factory(kind: str, settings: Settings) -> Iterator[Callable[[], Window
         url = found.redis if found else None
     if url is None:
         raise ConfigError("--store redis needs TIDECAST_REDIS_URL or the embedded servers (`tidecast infra up`)")
-    with scratch_stores(url, f"{settings.topic_prefix}backtest.{os.getpid()}.") as new_store:
+    with scratch_stores(redis_client(settings, url), f"{settings.topic_prefix}backtest.{os.getpid()}.") as new_store:
         yield new_store

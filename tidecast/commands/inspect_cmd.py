@@ -51,10 +51,11 @@ def stats_report(store: WindowStore, settings: Settings) -> dict:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
     from tidecast.stream.events import split_series
 
-    store = RedisWindowStore.from_url(resolve(settings).redis, settings.topic_prefix)
+    store = RedisWindowStore(redis_client(settings, resolve(settings).redis), settings.topic_prefix)
     if args.what == "series":
         try:
             split_series(args.series)
