@@ -1,8 +1,11 @@
 """The forecast contract (``tidecast.forecast/1``): one message per series and bucket close.
 
-``forecast_id`` is a UUIDv5 of (series, origin, model version), so a consumer can drop a duplicate that a
-crash-restart re-published. ``origin`` is the start of the first forecast bucket. ``mean`` (one value per
-step) is the forecast mean, the point for sums and squared-error metrics; the median is in ``values``.
+``forecast_id`` is a UUIDv5 of (lineage, series, origin, bucket size), so a consumer can drop a duplicate that
+a crash-restart re-published, and keeps doing so when Redis lost the forecaster's checkpoint (the model
+version starts again at 0 then, the lineage does not: it names the forecaster, e.g.
+``tidecast.forecaster:all`` for the topic prefix ``tidecast.``). ``model_version`` stays in the message.
+``origin`` is the start of the first forecast bucket. ``mean`` (one value per step) is the forecast mean, the
+point for sums and squared-error metrics; the median is in ``values``.
 
 >>> import numpy as np
 >>> batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
@@ -31,14 +34,20 @@ SCHEMA = "tidecast.forecast/1"
 _NAMESPACE = uuid.UUID("6f1c2a8e-2b1d-5c6e-9a57-7d1f0b3c4e21")
 
 
-def forecast_id(series: str, origin_iso: str, model_version: int) -> str:
-    """Deterministic id, a UUIDv5: the same (series, origin, model version) always gives the same id.
+DEFAULT_LINEAGE = "tidecast.forecaster:all"
+"""The lineage of the default forecaster under the default topic prefix (see the module docstring)."""
+
+
+def forecast_id(series: str, origin_iso: str, bucket_seconds: int, lineage: str = DEFAULT_LINEAGE) -> str:
+    """Deterministic id, a UUIDv5: the same (lineage, series, origin, bucket size) always gives the same id.
 
     >>> origin = "2026-01-05T00:00:00+00:00"
-    >>> forecast_id("all:A", origin, 3) == str(uuid.uuid5(_NAMESPACE, f"all:A|{origin}|3"))
+    >>> name = f"{DEFAULT_LINEAGE}|all:A|{origin}|86400"
+    >>> forecast_id("all:A", origin, 86_400) == str(uuid.uuid5(_NAMESPACE, name))
     True
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + f"{series}|{origin_iso}|{model_version}".encode()).digest()[:16])
+    name = f"{lineage}|{series}|{origin_iso}|{bucket_seconds}"
+    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
@@ -54,6 +63,7 @@ class ForecastBatch:
     quantiles: tuple[float, ...]
     model_version: int
     issued_at_ms: int
+    lineage: str = DEFAULT_LINEAGE
 
     def messages(self, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q; ``mean``
@@ -73,7 +83,7 @@ class ForecastBatch:
         dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
         for name, row, row_mean in zip(series, rounded, means, strict=True):
             store, sku = split_series(name)
-            head = dumps({"schema": SCHEMA, "forecast_id": forecast_id(name, origin, self.model_version),
-                          "series": name, "store": store, "sku": sku})
+            fid = forecast_id(name, origin, self.bucket_seconds, self.lineage)
+            head = dumps({"schema": SCHEMA, "forecast_id": fid, "series": name, "store": store, "sku": sku})
             yield name.encode(), b"".join((head[:-1], b",", shared, b',"values":', dumps(row, option=numpy),
                                            b',"mean":', dumps(row_mean, option=numpy), b"}"))

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tidecast.stream.forecast_message import ForecastBatch
+from tidecast.stream.forecast_message import DEFAULT_LINEAGE, ForecastBatch
 from tidecast.stream.ports import CheckpointStore, ForecastSink, Learner
 from tidecast.stream.series_panel import SeriesPanel
 from tidecast.stream.timebuckets import Buckets
@@ -63,6 +63,8 @@ class ForecasterConfig:
     quantiles: tuple[float, ...]
     inputs: tuple[str, ...]
     """The ``topic:partition`` names whose watermarks gate a close (every input partition owned)."""
+    lineage: str = DEFAULT_LINEAGE
+    """Names this forecaster in its forecasts' ids, which stay stable when its checkpoint is lost."""
 
 
 @dataclass(slots=True)
@@ -190,6 +192,7 @@ class Forecaster:
             quantiles=self.config.quantiles,
             model_version=self.learner.model_version,
             issued_at_ms=int(self.clock() * 1000),
+            lineage=self.config.lineage,
         )
         published = self.sink.publish(batch, [self.panel.series[i] for i in active], values, mean)
         seconds["publish"] = _lap(started)

@@ -96,6 +96,7 @@ def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> Forecaster
         retention=settings.retention,
         quantiles=settings.quantiles,
         inputs=inputs,
+        lineage=f"{settings.topic_prefix}forecaster:all",
     )
 
 

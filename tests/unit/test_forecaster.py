@@ -149,8 +149,26 @@ def test_a_crash_between_publish_and_checkpoint_republishes_the_same_forecasts()
     np.testing.assert_array_equal(again[2], lost[2])
     np.testing.assert_array_equal(again[3], lost[3])
     origin = to_iso(lost[0].origin_ms)
-    assert {forecast_id(s, origin, again[0].model_version) for s in again[1]} == {
-        forecast_id(s, origin, lost[0].model_version) for s in lost[1]}
+    assert [forecast_id(s, origin, DAY) for s in again[1]] == [forecast_id(s, origin, DAY) for s in lost[1]]
+
+
+def test_forecast_ids_survive_a_lost_checkpoint() -> None:
+    """Redis lost the checkpoint: a fresh model (version from 0) re-closes a bucket; its forecasts keep their ids,
+    so consumers drop them as duplicates."""
+    store = filled_store()
+    before, after = MemorySink(), MemorySink()
+    forecaster(store, sink=before).step()
+    forecaster(store, sink=after).step()  # fresh checkpoints: as after FLUSHALL of the checkpoint key
+    first, second = before.published[-1], after.published[-1]
+    assert first[0].origin_ms == second[0].origin_ms
+    origin = to_iso(first[0].origin_ms)
+    ids = [fid for _, value in first[0].messages(first[1], first[2], first[3])
+           for fid in [orjson.loads(value)["forecast_id"]]]
+    assert ids == [forecast_id(s, origin, DAY) for s in first[1]]
+    again = [orjson.loads(value)["forecast_id"] for _, value in second[0].messages(second[1], second[2], second[3])]
+    assert again == ids
+    other = replace(CONFIG, lineage="shop-eu.forecaster:all")  # another forecaster's ids differ
+    assert forecast_id(first[1][0], origin, DAY, other.lineage) != ids[0]
 
 
 @pytest.mark.parametrize(("config", "learner_config", "named"), [
