@@ -20,6 +20,12 @@ partition still retains have been trimmed from the store: read, they would look 
 jumps over them (:attr:`CloseReport.skipped` says how many) and does not learn again until its panel holds
 retained buckets only, so the model never learns zeros that were trimmed windows.
 
+A run of empty buckets (no series has any activity) longer than ``max_empty_buckets`` is held instead of
+closed: a clock that jumped (a mis-dated event, an idle partition moved too far) would otherwise close
+thousands of empty buckets and teach the model zero demand. The loop stops before the next empty bucket and
+says why (:attr:`Forecaster.held`) until an operator allows more (:meth:`Forecaster.allow_empty`). The run's
+length is in the checkpoint, so a restart does not reset it.
+
 >>> import numpy as np
 >>> from tidecast.stream.ports import MemoryCheckpoints, MemorySink
 >>> from tidecast.stream.window_store import MemoryWindowStore
@@ -65,6 +71,8 @@ class ForecasterConfig:
     """The ``topic:partition`` names whose watermarks gate a close (every input partition owned)."""
     lineage: str = DEFAULT_LINEAGE
     """Names this forecaster in its forecasts' ids, which stay stable when its checkpoint is lost."""
+    max_empty_buckets: int | None = None
+    """Empty buckets closed in a row before the loop holds (None: no limit, as in the backtest)."""
 
 
 @dataclass(slots=True)
@@ -107,6 +115,9 @@ class Forecaster:
         self.panel = SeriesPanel(self.panel_length)
         self.last_closed: int | None = None
         self.learn_from: int | None = None  # after a jump over trimmed buckets: the first bucket learned again
+        self.empty_run = 0  # empty buckets closed in a row
+        self.empty_allowed = 0  # extra empty buckets an operator allowed beyond max_empty_buckets
+        self.held: str | None = None  # why the loop holds, while it does
         self._resume()
 
     def closable_through(self) -> int | None:
@@ -143,9 +154,31 @@ class Forecaster:
         reports: list[CloseReport] = []
         while (self.last_closed < through and (limit is None or len(reports) < limit)
                and not (stop is not None and stop())):
-            reports.append(self.close_bucket(self.last_closed + 1))
+            t = self.last_closed + 1
+            started = time.perf_counter()
+            rows = self.store.read_bucket(t)
+            if not rows and self._hold(t):
+                break
+            reports.append(self.close_bucket(t, rows, time.perf_counter() - started))
             reports[-1].skipped, skipped = skipped, 0
         return reports
+
+    def allow_empty(self, buckets: int) -> None:
+        """An operator's go-ahead: close up to ``buckets`` more empty buckets in a row than the limit allows."""
+        self.empty_allowed += max(0, int(buckets))
+        self.held = None
+
+    def _hold(self, t: int) -> bool:
+        """Whether empty bucket ``t`` must wait (see the module docstring); sets :attr:`held` if so."""
+        limit = self.config.max_empty_buckets
+        if limit is None or self.empty_run < limit + self.empty_allowed:
+            return False
+        self.held = (
+            f"holding before bucket {self.buckets.iso(self.buckets.start_ms(t))}: {self.empty_run} empty buckets "
+            "closed in a row (no series had any activity), the most allowed. A clock that jumped (an event dated "
+            "far ahead) closes empty buckets; check the input, then allow more (--allow-empty-buckets N)"
+        )
+        return True
 
     def _skip_trimmed(self) -> int:
         """Jump over buckets trimmed from the store (see the module docstring); how many were skipped."""
@@ -160,13 +193,19 @@ class Forecaster:
         self.learn_from = retained - 1 + self.panel_length  # the first close whose panel is all retained
         return skipped
 
-    def close_bucket(self, t: int) -> CloseReport:
-        """Run the five stages for bucket ``t`` (the next one in order)."""
+    def close_bucket(
+        self, t: int, rows: dict[str, list[float]] | None = None, read_seconds: float = 0.0
+    ) -> CloseReport:
+        """Run the five stages for bucket ``t`` (the next one in order); ``rows``: its windows, if already read."""
         seconds: dict[str, float] = {}
         started = time.perf_counter()
-        rows = self.store.read_bucket(t)
+        if rows is None:
+            rows = self.store.read_bucket(t)
         self.panel.push(t, rows)
-        seconds["read"] = _lap(started)
+        self.empty_run = 0 if rows else self.empty_run + 1
+        if rows:
+            self.empty_allowed = 0  # an allowance covers one run of empty buckets
+        seconds["read"] = _lap(started) + read_seconds
 
         history, first_seen = self.panel.history, self.panel.first_seen
         stores, skus = self.panel.stores_and_skus()
@@ -217,6 +256,7 @@ class Forecaster:
             **self.shape(),
             "last_closed": self.last_closed,
             "learn_from": self.learn_from,
+            "empty_run": self.empty_run,
             "panel": self.panel.registry(),
             "learner": self.learner.state_dict(),
         }
@@ -230,6 +270,7 @@ class Forecaster:
         self.learner.load_state_dict(state["learner"])
         self.last_closed = state["last_closed"]
         self.learn_from = state.get("learn_from")
+        self.empty_run = int(state.get("empty_run", 0))
         self.panel = SeriesPanel.from_registry(self.panel_length, state["panel"])
         if self.panel.t is not None:
             for bucket in range(self.panel.t - self.panel_length + 1, self.panel.t + 1):

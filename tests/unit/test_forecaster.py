@@ -282,3 +282,26 @@ def test_a_stop_request_ends_a_catch_up_between_two_closes() -> None:
     reports = loop.step(stop=lambda: len(spy.calls) >= 8)  # two closes of four calls each
     assert len(reports) == 2 and loop.last_closed == reports[-1].bucket
     assert len(loop.step()) >= 5  # the rest closes on the next step, in order
+
+
+def test_a_long_run_of_empty_buckets_is_held_until_an_operator_allows_more() -> None:
+    """Sales on days 0..4, then one event on day 100: buckets 5..99 are empty. The loop closes ten of them,
+    then holds, across a restart too, until allowed."""
+    config = replace(CONFIG, retention=200, max_empty_buckets=10)
+    store, buckets = MemoryWindowStore(), Buckets(DAY)
+    ingestor = PartitionIngestor(TOPIC, 0, buckets, 0, config.retention, store.load_partition(TOPIC, 0))
+    days = [*range(20_000, 20_005), 20_100]
+    batch = ingestor.apply([Record(i, orjson.dumps({"event_id": f"e{d}", "type": "sale", "ts": buckets.start_ms(d),
+                                                    "sku": "A", "qty": 1})) for i, d in enumerate(days)])
+    assert store.commit(batch)
+    saved = MemoryCheckpoints()
+    loop = forecaster(store, saved, config=config)
+    closed = [r.bucket for r in loop.step()]
+    assert closed == list(range(20_000, 20_015)) and loop.held is not None and "10 empty buckets" in loop.held
+    assert loop.step() == []  # still held
+    again = forecaster(store, saved, config=config)  # a restart does not reset the run
+    assert again.step() == [] and again.held is not None
+    again.allow_empty(5)
+    assert [r.bucket for r in again.step()] == list(range(20_015, 20_020)) and again.held is not None
+    again.allow_empty(1_000)
+    assert again.step()[-1].bucket == 20_099 and again.held is None
