@@ -20,6 +20,11 @@ partition still retains have been trimmed from the store: read, they would look 
 jumps over them (:attr:`CloseReport.skipped` says how many) and does not learn again until its panel holds
 retained buckets only, so the model never learns zeros that were trimmed windows.
 
+Catching up (after a downtime, or started on a backlog), a close whose every target bucket has closed
+already forecasts nothing anyone can use: with ``publish_closed=False`` (the live jobs) the loop learns from it
+and checkpoints it but neither forecasts nor publishes it (:attr:`CloseReport.stale`); the backtest, which
+scores every origin, keeps the default ``True``.
+
 A run of empty buckets (no series has any activity) longer than ``max_empty_buckets`` is held instead of
 closed: a clock that jumped (a mis-dated event, an idle partition moved too far) would otherwise close
 thousands of empty buckets and teach the model zero demand. The loop stops before the next empty bucket and
@@ -73,6 +78,8 @@ class ForecasterConfig:
     """Names this forecaster in its forecasts' ids, which stay stable when its checkpoint is lost."""
     max_empty_buckets: int | None = None
     """Empty buckets closed in a row before the loop holds (None: no limit, as in the backtest)."""
+    publish_closed: bool = True
+    """Publish forecasts whose every target bucket has closed already (a catch-up); False for the live jobs."""
 
 
 @dataclass(slots=True)
@@ -87,6 +94,8 @@ class CloseReport:
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: int = 0
     """Buckets jumped over just before this close: trimmed from the store during a downtime."""
+    stale: bool = False
+    """Caught up: every target bucket of this close had closed, so nothing was forecast or published."""
 
 
 class Forecaster:
@@ -159,7 +168,8 @@ class Forecaster:
             rows = self.store.read_bucket(t)
             if not rows and self._hold(t):
                 break
-            reports.append(self.close_bucket(t, rows, time.perf_counter() - started))
+            stale = not self.config.publish_closed and t + self.learner.horizon <= through
+            reports.append(self.close_bucket(t, rows, time.perf_counter() - started, stale))
             reports[-1].skipped, skipped = skipped, 0
         return reports
 
@@ -194,9 +204,10 @@ class Forecaster:
         return skipped
 
     def close_bucket(
-        self, t: int, rows: dict[str, list[float]] | None = None, read_seconds: float = 0.0
+        self, t: int, rows: dict[str, list[float]] | None = None, read_seconds: float = 0.0, stale: bool = False
     ) -> CloseReport:
-        """Run the five stages for bucket ``t`` (the next one in order); ``rows``: its windows, if already read."""
+        """Run the five stages for bucket ``t`` (the next one in order); ``rows``: its windows, if already read;
+        ``stale``: every target has closed already, so learn and checkpoint only."""
         seconds: dict[str, float] = {}
         started = time.perf_counter()
         if rows is None:
@@ -216,31 +227,34 @@ class Forecaster:
             learned = {"t": t, "skipped": True, "reason": "history spans buckets trimmed during a downtime"}
         seconds["learn"] = _lap(started)
 
-        started = time.perf_counter()
-        active = self.panel.active_since(t - self.config.retention + 1)
-        values, mean = self.learner.forecast(
-            history[active], first_seen[active], [stores[i] for i in active], [skus[i] for i in active],
-            t, self.config.bucket_seconds,
-        )
-        seconds["forecast"] = _lap(started)
+        published = 0
+        seconds["forecast"] = seconds["publish"] = 0.0
+        if not stale:
+            started = time.perf_counter()
+            active = self.panel.active_since(t - self.config.retention + 1)
+            values, mean = self.learner.forecast(
+                history[active], first_seen[active], [stores[i] for i in active], [skus[i] for i in active],
+                t, self.config.bucket_seconds,
+            )
+            seconds["forecast"] = _lap(started)
 
-        started = time.perf_counter()
-        batch = ForecastBatch(
-            bucket_seconds=self.config.bucket_seconds,
-            origin_ms=self.buckets.start_ms(t + 1),
-            quantiles=self.config.quantiles,
-            model_version=self.learner.model_version,
-            issued_at_ms=int(self.clock() * 1000),
-            lineage=self.config.lineage,
-        )
-        published = self.sink.publish(batch, [self.panel.series[i] for i in active], values, mean)
-        seconds["publish"] = _lap(started)
+            started = time.perf_counter()
+            batch = ForecastBatch(
+                bucket_seconds=self.config.bucket_seconds,
+                origin_ms=self.buckets.start_ms(t + 1),
+                quantiles=self.config.quantiles,
+                model_version=self.learner.model_version,
+                issued_at_ms=int(self.clock() * 1000),
+                lineage=self.config.lineage,
+            )
+            published = self.sink.publish(batch, [self.panel.series[i] for i in active], values, mean)
+            seconds["publish"] = _lap(started)
 
         started = time.perf_counter()
         self.last_closed = t
         self.checkpoints.save(self.dumps(self.state()))
         seconds["checkpoint"] = _lap(started)
-        return CloseReport(t, len(self.panel), published, self.learner.model_version, learned, seconds)
+        return CloseReport(t, len(self.panel), published, self.learner.model_version, learned, seconds, stale=stale)
 
     def shape(self) -> dict:
         """What a checkpoint must agree on to be resumed: bucket size, horizon and quantiles."""

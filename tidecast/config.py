@@ -244,6 +244,7 @@ class Settings:
     partitions: int = 12
     idle_timeout_seconds: int = 30
     publish_timeout_seconds: int = 60
+    max_empty_seconds: int = 28 * 86_400
     horizon: int = 14
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     session_timeout_ms: int = 6_000
@@ -266,6 +267,11 @@ class Settings:
             for f in fields(self) if f.repr for value in [getattr(self, f.name)]
         )
         return f"{type(self).__name__}({shown})"
+
+    @property
+    def max_empty_buckets(self) -> int:
+        """``TIDECAST_MAX_EMPTY`` in buckets: empty buckets the forecaster closes in a row before it holds."""
+        return max(1, self.max_empty_seconds // self.bucket_seconds)
 
     @property
     def topics(self) -> Topics:
@@ -299,6 +305,9 @@ class Settings:
         for name, value in (("TIDECAST_RETENTION", self.retention), ("TIDECAST_PARTITIONS", self.partitions)):
             if value < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {value}")
+        if self.max_empty_seconds < self.bucket_seconds:
+            raise ConfigError(f"TIDECAST_MAX_EMPTY: expected at least one bucket ({self.bucket_seconds}s), "
+                              f"got {self.max_empty_seconds}s")
         if self.publish_timeout_seconds < 1:
             raise ConfigError(f"TIDECAST_PUBLISH_TIMEOUT: expected at least 1s, got {self.publish_timeout_seconds}s")
         if not 1 <= self.horizon <= 1000:
@@ -340,6 +349,7 @@ class Settings:
             "TIDECAST_PARTITIONS": ("partitions", _positive_int),
             "TIDECAST_IDLE_TIMEOUT": ("idle_timeout_seconds", parse_duration),
             "TIDECAST_PUBLISH_TIMEOUT": ("publish_timeout_seconds", parse_duration),
+            "TIDECAST_MAX_EMPTY": ("max_empty_seconds", parse_duration),
             "TIDECAST_HORIZON": ("horizon", _positive_int),
             "TIDECAST_QUANTILES": ("quantiles", _quantiles),
             **_INGEST_BOUND_READERS,

@@ -97,6 +97,8 @@ def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> Forecaster
         quantiles=settings.quantiles,
         inputs=inputs,
         lineage=f"{settings.topic_prefix}forecaster:all",
+        max_empty_buckets=settings.max_empty_buckets,
+        publish_closed=False,  # catching up, forecasts whose every target has closed are not published
     )
 
 

@@ -305,3 +305,23 @@ def test_a_long_run_of_empty_buckets_is_held_until_an_operator_allows_more() -> 
     assert [r.bucket for r in again.step()] == list(range(20_015, 20_020)) and again.held is not None
     again.allow_empty(1_000)
     assert again.step()[-1].bucket == 20_099 and again.held is None
+
+
+def test_a_live_catch_up_publishes_only_forecasts_with_a_target_still_open() -> None:
+    """Started on a backlog, the live loop learns every bucket but publishes only the closes whose last target
+    (t + H) is still open; the backtest (publish_closed=True) publishes them all."""
+    store = filled_store()
+    live_sink, backtest_sink = MemorySink(), MemorySink()
+    live = forecaster(store, sink=live_sink, config=replace(CONFIG, publish_closed=False))
+    reports = live.step()
+    through = live.last_closed
+    stale = [r.bucket for r in reports if r.stale]
+    assert stale == [r.bucket for r in reports if r.bucket + SMALL.horizon <= through] and len(stale) >= 20
+    published = [Buckets(DAY).index(batch.origin_ms) - 1 for batch, *_ in live_sink.published]
+    assert published == list(range(through - SMALL.horizon + 1, through + 1))
+    assert [r.model_version for r in reports] == list(range(1, len(reports) + 1))  # every bucket learned once
+    forecaster(store, sink=backtest_sink).step()
+    assert len(backtest_sink.published) == len(reports)
+    for (a, *rest_a), (b, *rest_b) in zip(live_sink.published, backtest_sink.published[-SMALL.horizon:], strict=True):
+        assert (a.origin_ms, a.model_version) == (b.origin_ms, b.model_version)  # the same model either way
+        np.testing.assert_array_equal(rest_a[1], rest_b[1])
