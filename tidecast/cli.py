@@ -24,14 +24,18 @@ from tidecast.commands import (
     ingest_cmd,
     inspect_cmd,
     produce_cmd,
+    rebuild_cmd,
     tail_cmd,
 )
 from tidecast.config import ConfigError, ServiceError, Settings
 from tidecast.infra import InfraError
 from tidecast.infra.endpoints import NoServers
+from tidecast.stream.ingest import StateLost
 from tidecast.stream.timebuckets import parse_duration
 
-COMMANDS = (infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, demo_cmd, backtest_cmd)
+COMMANDS = (
+    infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, rebuild_cmd, demo_cmd, backtest_cmd,
+)
 """The command modules, in ``--help`` order; each adds its parsers (``forecast_cmd``: forecast and run)."""
 
 
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, NoServers, InfraError) as exc:
         print(f"tidecast: {exc}", file=sys.stderr)
         return 2
-    except ServiceError as exc:
+    except (ServiceError, StateLost) as exc:
         print(f"tidecast: {exc}", file=sys.stderr)
         return 1
 
