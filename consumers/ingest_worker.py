@@ -296,11 +296,10 @@ class IngestWorker:
                 self.consumer.seek(tp, state.next_offset)
 
     def _lost(self, tp: TopicPartition, exc: StateLost) -> StateLost:
-        """Count the gap in the store (once per gap) and say so; returns ``exc`` to raise."""
+        """Count the gap in the store (once per gap); returns ``exc`` to raise (the CLI prints it)."""
         record_gap = getattr(self.store, "record_gap", None)  # both stores have it; the WindowStore port does not
         if exc.gap is not None and record_gap is not None:
             record_gap(tp.partition, exc.gap, exc.records)
-        log.error("%s", exc)
         return exc
 
     def _revoked(self, revoked: list[TopicPartition]) -> None:
