@@ -6,6 +6,12 @@ the store in one atomic call by the :class:`~tidecast.consumers.committer.Commit
 worker seeks every partition to the offset stored in the store, so a crash anywhere neither loses nor
 double-counts an event. Kafka offset commits happen too, but only as a courtesy for lag tools.
 
+State the store lost (an offset gone while the partition's other state is there, Redis emptied under a
+running worker) or records Kafka deleted before they were ingested (the first record is not the one at the
+stored offset) stop the worker with :class:`~tidecast.stream.ingest.StateLost`, counted in the store's
+``gaps``; never a silent re-read or skip (``TIDECAST_ALLOW_GAPS=1`` counts and skips deleted records). At
+startup the worker warns when the input topics keep records for less than the windows span.
+
 >>> from tidecast.stream.ingest import PartitionIngestor, Record
 >>> from tidecast.stream.timebuckets import Buckets
 >>> batch = PartitionIngestor("sales", 0, Buckets(86_400), 0, 30).apply([Record(0, b"{"), Record(1, b"[]")])
@@ -38,9 +44,14 @@ from kafka.structs import OffsetAndMetadata
 from tidecast.config import Settings
 from tidecast.consumers.committer import Ack, Committer
 from tidecast.consumers.dlq import dlq_key, dlq_message
-from tidecast.stream.adapters.kafka_clients import consumer_config, producer_config
+from tidecast.stream.adapters.kafka_clients import (
+    consumer_config,
+    producer_config,
+    retention_problems,
+    topic_retentions,
+)
 from tidecast.stream.events import Bounds
-from tidecast.stream.ingest import IngestBatch, PartitionIngestor, Reject
+from tidecast.stream.ingest import IngestBatch, PartitionIngestor, Reject, StateLost
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
 
@@ -148,6 +159,9 @@ class IngestWorker:
         self.committer = Committer(store, on_commit=self._committed)
         self._stop = False
         self.bounds = Bounds(settings.max_qty, settings.max_price)
+        self.failure: StateLost | None = None
+        """Lost state found on assignment: the loop stops and :meth:`run` raises it."""
+        self.retention_warnings = check_retention(settings, bootstrap)
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch (safe from a signal handler)."""
@@ -187,6 +201,8 @@ class IngestWorker:
                     last_report = now
             self.committer.drain()
             self._commit_kafka()
+            if self.failure is not None:
+                raise self.failure
         finally:
             self.close()
         if self.on_progress:
@@ -203,7 +219,10 @@ class IngestWorker:
     def _ingest(self, tp: TopicPartition, records: list) -> None:
         self.last_record[tp] = time.monotonic()
         ingestor = self.ingestors[tp]
-        batch = ingestor.apply(records)
+        try:
+            batch = ingestor.apply(records)
+        except StateLost as exc:  # records deleted before they were ingested
+            raise self._lost(tp, exc) from None
         acks = [self._send_dlq(r) for r in batch.rejects] if batch.rejects else []
         ingestor.adopt(batch)  # speculative: if the commit fails the worker stops and restarts from the store
         self.committer.submit(batch, acks)
@@ -254,6 +273,11 @@ class IngestWorker:
         for tp in assigned:
             self.last_record[tp] = self._last_activity
             state = self.store.load_partition(tp.topic, tp.partition)
+            if state.lost is not None:  # raising here would reach run() as a KafkaError: stop the loop instead
+                self.consumer.pause(tp)
+                self.failure = self.failure or self._lost(tp, StateLost(state.lost, gap=f"{tp.topic}@lost"))
+                self._stop = True
+                continue
             self.ingestors[tp] = PartitionIngestor(
                 tp.topic,
                 tp.partition,
@@ -264,11 +288,19 @@ class IngestWorker:
                 bounds=self.bounds,
                 now_ms=_wall_ms,
                 max_future_ms=self.settings.max_future_seconds * 1000,
+                allow_gaps=self.settings.allow_gaps,
             )
             if state.next_offset is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, state.next_offset)
+
+    def _lost(self, tp: TopicPartition, exc: StateLost) -> StateLost:
+        """Count the gap in the store (once per gap); returns ``exc`` to raise (the CLI prints it)."""
+        record_gap = getattr(self.store, "record_gap", None)  # both stores have it; the WindowStore port does not
+        if exc.gap is not None and record_gap is not None:
+            record_gap(tp.partition, exc.gap, exc.records)
+        return exc
 
     def _revoked(self, revoked: list[TopicPartition]) -> None:
         self.committer.drain()
@@ -276,6 +308,26 @@ class IngestWorker:
             self.ingestors.pop(tp, None)
             self.committed.pop(tp, None)
             self.last_record.pop(tp, None)
+
+
+def check_retention(settings: Settings, bootstrap: str) -> list[str]:
+    """Warn about input topics that keep records for less than the Redis windows span (TIDECAST_RETENTION x
+    TIDECAST_BUCKET): a rebuild could not re-read them. A broker that reports no ``retention.ms`` (the embedded
+    one) is noted and not checked. Returns the warnings."""
+    topics = list(settings.topics.inputs)
+    try:
+        found = topic_retentions(bootstrap, topics, settings)
+    except Exception as exc:  # the check is advice: a broker without DescribeConfigs must not stop ingest
+        log.info("could not read the input topics' retention.ms (%s): not checked", exc)
+        return []
+    unknown = [topic for topic, ms in found.items() if ms is None]
+    if unknown:
+        log.info("the broker reports no retention.ms for %s: their retention is not checked", ", ".join(unknown))
+    warnings = retention_problems(found, settings)
+    for warning in warnings:
+        log.warning("%s: records deleted by Kafka before they were ingested stop ingest (gaps), and "
+                    "`tidecast rebuild` cannot re-read them; raise the topic's retention.ms", warning)
+    return warnings
 
 
 def _wall_ms() -> int:

@@ -53,6 +53,41 @@ UNCLASSIFIABLE = "could not be classified"
 """The DLQ reason prefix for a record whose classification raised an unexpected error (counted as ``invalid``)."""
 COUNTERS: tuple[str, ...] = ("ingested", "duplicates", "late", "invalid", "dlq")
 """The per-partition counters, in the order the store's commit script reads them (``lua/commit_batch.lua``)."""
+REPAIR = ("run `tidecast rebuild --yes` (stop every ingest worker first) to re-read the retained Kafka history "
+          "into fresh windows")
+"""What to do about lost state or a gap, the end of :class:`StateLost`'s messages."""
+
+
+class StateLost(RuntimeError):
+    """The store's state of a partition cannot be trusted (keys lost, records deleted before they were ingested):
+    ingest stops instead of re-reading or skipping silently. ``gap`` is the store's name of the gap
+    (``<topic>@<offset>``) and ``records`` how many records it skipped, when known."""
+
+    def __init__(self, message: str, gap: str | None = None, records: int = 0) -> None:
+        super().__init__(message)
+        self.gap = gap
+        self.records = records
+
+
+class OffsetGap(StateLost):
+    """The first record of a freshly assigned partition is not the one at the stored offset.
+
+    >>> str(OffsetGap("sales", 3, 100, 500)).split(": ")[0]
+    'sales:3 starts at offset 500, not at the stored offset 100'
+    """
+
+    def __init__(self, topic: str, partition: int, expected: int, first: int) -> None:
+        if first > expected:
+            why = (f"records {expected} to {first - 1} ({first - expected:,}) were deleted from Kafka (retention) "
+                   f"before they were ingested")
+            allow = "; or set TIDECAST_ALLOW_GAPS=1 to count them as a gap and go on"
+        else:
+            why = "the log restarts below the stored offset (the topic was deleted and created again?)"
+            allow = ""
+        super().__init__(f"{topic}:{partition} starts at offset {first}, not at the stored offset {expected}: {why}. "
+                         f"Ingest stopped: {REPAIR}{allow}",
+                         gap=f"{topic}@{expected}", records=max(first - expected, 0))
+        self.expected, self.first = expected, first
 
 
 class Record(NamedTuple):
@@ -115,6 +150,8 @@ class PartitionState:
     next_offset: int | None = None
     max_ts_ms: int | None = None
     seen: dict[int, set[str]] = field(default_factory=dict)
+    lost: str | None = None
+    """Why the stored state cannot be trusted (see :func:`~tidecast.stream.window_store.classify`), or None."""
 
 
 @dataclass(slots=True)
@@ -132,6 +169,9 @@ class IngestBatch:
     trim_before: int | None
     counts: Counts
     rejects: list[Reject]
+    gap: tuple[int, int] | None = None
+    """(stored offset, first record offset) when the batch skips records deleted before they were ingested
+    (only with ``allow_gaps``); the store counts it under ``<topic>@<stored offset>``."""
 
 
 class PartitionIngestor:
@@ -149,9 +189,12 @@ class PartitionIngestor:
         bounds: Bounds = DEFAULT_BOUNDS,
         now_ms: Callable[[], int] | int | None = None,
         max_future_ms: int = MAX_FUTURE_MS,
+        allow_gaps: bool = False,
     ) -> None:
         """``now_ms`` is the wall clock (epoch ms, a callable or a value); None means no future guard (offline
-        replay on a simulated clock). ``bounds`` are the validator's numeric bounds."""
+        replay on a simulated clock). ``bounds`` are the validator's numeric bounds. The first records after a
+        stored offset must start at it: otherwise :meth:`apply` raises :class:`OffsetGap`, or with ``allow_gaps``
+        (a forward gap only) marks the batch's ``gap``."""
         self.topic = topic
         self.partition = partition
         self.buckets = buckets
@@ -164,6 +207,8 @@ class PartitionIngestor:
         self.bounds = bounds
         self.now_ms = now_ms
         self.max_future_ms = max_future_ms
+        self.allow_gaps = allow_gaps
+        self.check_start = state.next_offset is not None
 
     def future_limit_ms(self) -> int:
         """The latest event time accepted now: wall clock + ``max_future_ms`` (no limit without a clock)."""
@@ -186,8 +231,20 @@ class PartitionIngestor:
         """Dedup sets of buckets before ``open_from`` are forgotten; windows older than the retention trimmed."""
         return sorted(b for b in self.seen if b < open_from), open_from - self.retention
 
+    def _gap(self, records: Sequence[RecordLike]) -> tuple[int, int] | None:
+        """The gap before the first records after a stored offset, if any (raises :class:`OffsetGap` unless it
+        is allowed)."""
+        expected = self.next_offset
+        if not (self.check_start and records and expected is not None and records[0].offset != expected):
+            return None
+        first = records[0].offset
+        if first < expected or not self.allow_gaps:
+            raise OffsetGap(self.topic, self.partition, expected, first)
+        return expected, first
+
     def apply(self, records: Sequence[RecordLike]) -> IngestBatch:
         """Classify ``records`` (consecutive, one partition) without changing this ingestor's state."""
+        gap = self._gap(records)
         bucket_of = self.buckets.index
         lateness = self.lateness_ms
         seen = self.seen
@@ -266,6 +323,7 @@ class PartitionIngestor:
             trim_before=trim_before,
             counts=counts,
             rejects=rejects,
+            gap=gap,
         )
 
     def advance(self, max_ts_ms: int, position: int) -> IngestBatch | None:
@@ -302,6 +360,8 @@ class PartitionIngestor:
 
     def adopt(self, batch: IngestBatch) -> None:
         """Take on the state of a batch the store has committed."""
+        if batch.next_offset != batch.expected_offset:  # records were read: the start is checked
+            self.check_start = False
         self.next_offset = batch.next_offset
         self.max_ts_ms = batch.max_ts_ms
         for bucket in batch.forget_seen:

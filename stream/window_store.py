@@ -15,6 +15,13 @@ was built on (a fence against a stale consumer); the Redis adapter does the same
 (True, False)
 >>> store.series_window("all:A")
 [(-96, {'units': 2, 'orders': 1, 'revenue': 3.0, 'returns': 0, 'views': 0, 'add_to_cart': 0, 'promo_orders': 0})]
+
+Lost state: the first commit of a partition's topic also writes its epoch marker, so state that lost its
+offset (or its marker) is told apart from a fresh partition when it is loaded (:func:`classify`):
+
+>>> del store.partitions[("sales", 0)]  # the offset is gone, the counters and windows are not
+>>> store.load_partition("sales", 0).lost[:53]
+'sales:0: the stored state is incomplete: the offset i'
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
+from tidecast.stream.ingest import COUNTERS, REPAIR, IngestBatch, PartitionState, StateLost
 from tidecast.stream.windows import METRICS, add_rows, empty_row
 
 
@@ -34,6 +41,46 @@ class StoreStats:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     offsets: dict[str, int] = field(default_factory=dict)
     max_ts_ms: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0
+    """Gaps detected (lost state, records deleted before they were ingested), each counted once."""
+
+
+def classify(topic: str, partition: int, *, offset: bool, own: list[str], epoch: bool, windows: bool,
+             others: bool, keys: str) -> str | None:
+    """Why one topic-partition's stored state is lost, or None (fresh or consistent).
+
+    ``offset``/``epoch``: its offset and epoch marker exist; ``own``: names of its other state that exists
+    (max event time, counters, dedup sets, epoch marker, gaps); ``windows``: the partition's windows exist
+    (all topics of a partition number share them); ``others``: another topic of the partition has an offset,
+    which accounts for the windows; ``keys``: where the partition's keys are, for the message.
+
+    >>> classify("sales", 0, offset=False, own=[], epoch=False, windows=False, others=False, keys="p{0}:*")
+    >>> classify("sales", 0, offset=False, own=[], epoch=False, windows=True, others=True, keys="p{0}:*")
+    >>> classify("sales", 0, offset=True, own=[], epoch=False, windows=True, others=False, keys="p{0}:*")[:73]
+    'sales:0: the stored state is incomplete: the epoch marker is missing whil'
+    """
+    if not offset and own:
+        what = f"the offset is missing while its {', '.join(own)} exist"
+    elif not offset and windows and not others:
+        what = "the offset is missing while the partition's windows exist"
+    elif offset and not epoch and windows:
+        what = "the epoch marker is missing while windows exist"
+    else:
+        return None
+    return (f"{topic}:{partition}: the stored state is incomplete: {what} (keys were lost: eviction under "
+            f"maxmemory, a partial restore, keys deleted by hand); reading the partition again from the beginning "
+            f"would add its events twice. Ingest stopped: {REPAIR}, or delete the partition's keys ({keys}) to "
+            f"re-read everything")
+
+
+def no_state(topic: str, partition: int, expected: int) -> StateLost:
+    """The commit of a batch built on ``expected`` found no stored offset at all: the store lost everything."""
+    return StateLost(
+        f"{topic}:{partition}: Redis holds no state for this partition although this worker committed up to "
+        f"offset {expected}: Redis lost its data (FLUSHALL, a restart without persistence, eviction). "
+        f"Ingest stopped: {REPAIR}",
+        gap=f"{topic}@{expected}",
+    )
 
 
 class WindowStore(Protocol):
@@ -60,19 +107,40 @@ class MemoryWindowStore:
         self.windows: dict[int, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(dict))
         self.partitions: dict[tuple[str, int], PartitionState] = {}
         self.counters: dict[tuple[str, int], dict[str, int]] = {}
+        self.epochs: set[tuple[str, int]] = set()
+        self.gaps: dict[int, dict[str, int]] = defaultdict(dict)
 
     def load_partition(self, topic: str, partition: int) -> PartitionState:
-        stored = self.partitions.get((topic, partition))
-        if stored is None:
-            return PartitionState()
+        key = (topic, partition)
+        stored = self.partitions.get(key) or PartitionState()
+        own = [name for name, present in (
+            ("max event time", stored.max_ts_ms is not None), ("counters", key in self.counters),
+            ("dedup sets", bool(stored.seen)), ("epoch marker", key in self.epochs),
+            ("gaps", any(g.startswith(f"{topic}@") for g in self.gaps.get(partition, {}))),
+        ) if present]
+        others = any(p == partition and t != topic and state.next_offset is not None
+                     for (t, p), state in self.partitions.items())
+        lost = classify(topic, partition, offset=stored.next_offset is not None, own=own, epoch=key in self.epochs,
+                        windows=bool(self.windows.get(partition)), others=others, keys=f"partition {partition}")
         seen = {bucket: set(ids) for bucket, ids in stored.seen.items()}
-        return PartitionState(stored.next_offset, stored.max_ts_ms, seen)
+        return PartitionState(stored.next_offset, stored.max_ts_ms, seen, lost)
+
+    def record_gap(self, partition: int, gap: str, records: int) -> None:
+        """Remember a gap (``<topic>@<offset>`` -> records skipped, 0 when unknown) in ``stats().gaps``."""
+        self.gaps[partition][gap] = records
 
     def commit(self, batch: IngestBatch) -> bool:
         key = (batch.topic, batch.partition)
         stored = self.partitions.setdefault(key, PartitionState())
         if stored.next_offset != batch.expected_offset:
+            if stored.next_offset is None and batch.expected_offset is not None:
+                self.record_gap(batch.partition, f"{batch.topic}@{batch.expected_offset}", 0)  # a restart sees it
+                raise no_state(batch.topic, batch.partition, batch.expected_offset)
             return False
+        if stored.next_offset is None:
+            self.epochs.add(key)
+        if batch.gap is not None:
+            self.gaps[batch.partition][f"{batch.topic}@{batch.gap[0]}"] = batch.gap[1] - batch.gap[0]
         windows = self.windows[batch.partition]
         for (bucket, series), row in batch.delta.rows.items():
             target = windows[bucket].get(series)
@@ -131,4 +199,5 @@ class MemoryWindowStore:
             result.offsets[f"{topic}:{partition}"] = state.next_offset or 0
             if state.max_ts_ms is not None:
                 result.max_ts_ms[f"{topic}:{partition}"] = state.max_ts_ms
+        result.gaps = sum(len(gaps) for gaps in self.gaps.values())
         return result

@@ -24,14 +24,18 @@ from tidecast.commands import (
     ingest_cmd,
     inspect_cmd,
     produce_cmd,
+    rebuild_cmd,
     tail_cmd,
 )
 from tidecast.config import ConfigError, ServiceError, Settings
 from tidecast.infra import InfraError
 from tidecast.infra.endpoints import NoServers
+from tidecast.stream.ingest import StateLost
 from tidecast.stream.timebuckets import parse_duration
 
-COMMANDS = (infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, demo_cmd, backtest_cmd)
+COMMANDS = (
+    infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, rebuild_cmd, demo_cmd, backtest_cmd,
+)
 """The command modules, in ``--help`` order; each adds its parsers (``forecast_cmd``: forecast and run)."""
 
 
@@ -91,6 +95,37 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"tidecast: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        lost = state_lost(exc)
+        if lost is None:
+            raise
+        print(f"tidecast: {lost}", file=sys.stderr)
+        return 1
+
+
+def state_lost(exc: BaseException) -> StateLost | None:
+    """The :class:`StateLost` behind ``exc``, if any: the Kafka client re-raises one that surfaces again while
+    the consumer closes (in a rebalance callback) as a ``KafkaError``, with the original as its context.
+
+    >>> state_lost(RuntimeError("closing")) is None
+    True
+    >>> try:
+    ...     try:
+    ...         raise StateLost("sales:0: Redis holds no state")
+    ...     finally:
+    ...         raise RuntimeError("User rebalance callback throws an error")
+    ... except RuntimeError as exc:
+    ...     str(state_lost(exc))
+    'sales:0: Redis holds no state'
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StateLost):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 if __name__ == "__main__":

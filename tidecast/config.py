@@ -255,6 +255,9 @@ class Settings:
     max_price: float = MAX_PRICE
     max_future_seconds: int = MAX_FUTURE_MS // 1000
     dlq_max_bytes: int = DLQ_MAX_BYTES
+    allow_gaps: bool = False
+    """TIDECAST_ALLOW_GAPS: records deleted from Kafka before they were ingested are counted and skipped over
+    (``gaps`` in ``inspect stats``) instead of stopping ingest."""
     # --- end of ingest bounds ---
     # security settings (see KafkaSecurity above); secrets are redacted from the repr
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
@@ -390,6 +393,7 @@ _INGEST_BOUND_READERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "TIDECAST_MAX_PRICE": ("max_price", _positive_number),
     "TIDECAST_MAX_FUTURE": ("max_future_seconds", parse_duration),
     "TIDECAST_DLQ_MAX_BYTES": ("dlq_max_bytes", _byte_count),
+    "TIDECAST_ALLOW_GAPS": ("allow_gaps", lambda raw: _boolean(raw)),
 }
 
 

@@ -7,6 +7,14 @@ created with their final partition count (the embedded broker cannot add partiti
 Every client gets the settings' SASL/TLS options through :func:`security_config` (``TIDECAST_KAFKA_*``,
 docs/operations.md).
 
+Topics tidecast creates keep their records for :func:`topic_retention_ms` (at least 7 days, and twice what the
+Redis windows span), so ``tidecast rebuild`` can re-read what the windows hold; at startup the ingest compares
+the input topics' ``retention.ms`` with the windows' span (:func:`retention_problems`).
+
+>>> topic_retention_ms(Settings(retention=56, bucket_seconds=86_400)) // 86_400_000  # days
+112
+>>> retention_problems({"sales": 86_400_000, "clicks": None}, Settings())
+['sales keeps records 1d, less than the Redis windows span (56 buckets of 1d)']
 >>> producer_config(Settings(), "127.0.0.1:9092", "tidecast-test")["acks"]
 'all'
 >>> sasl = Settings(kafka_security=KafkaSecurity("SASL_SSL", "SCRAM-SHA-256", "tidecast", "s3cret"))
@@ -79,27 +87,97 @@ def producer_config(settings: Settings, bootstrap: str, client_id: str) -> dict:
     }
 
 
-def create_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, timeout: float = 30.0, settings: Settings | None = None,
-) -> None:
-    """Create the missing ones of ``names``; existing topics are left as they are. ``settings`` give the SASL/TLS
-    options; without them the broker is a PLAINTEXT one (the embedded broker)."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+WEEK_MS = 7 * 86_400_000
+
+
+def topic_retention_ms(settings: Settings) -> int:
+    """``retention.ms`` of the topics tidecast creates: max(7 days, 2 x TIDECAST_RETENTION x TIDECAST_BUCKET), so
+    the input topics hold at least twice what the windows span (a rebuild re-reads them; the broker default is
+    7 days while 56 daily buckets span 8 weeks)."""
+    return max(WEEK_MS, 2 * settings.retention * settings.bucket_seconds * 1000)
+
+
+def retention_problems(retention_ms: dict[str, int | None], settings: Settings) -> list[str]:
+    """Topics of ``retention_ms`` (topic -> retention.ms, None when unknown, -1 for unlimited) that keep less
+    than the Redis windows span (``TIDECAST_RETENTION`` x ``TIDECAST_BUCKET``), one sentence each."""
+    from tidecast.stream.timebuckets import format_duration
+
+    span_ms = settings.retention * settings.bucket_seconds * 1000
+    return [
+        f"{topic} keeps records {format_duration(ms // 1000)}, less than the Redis windows span "
+        f"({settings.retention} buckets of {format_duration(settings.bucket_seconds)})"
+        for topic, ms in retention_ms.items() if ms is not None and 0 <= ms < span_ms
+    ]
+
+
+def _admin(bootstrap: str, settings: Settings | None, timeout: float):
+    from kafka.admin import KafkaAdminClient
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tidecast-admin", request_timeout_ms=10_000,
-                                     **(security_config(settings) if settings is not None else {}))
-            break
+            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tidecast-admin", request_timeout_ms=10_000,
+                                    **(security_config(settings) if settings is not None else {}))
         except Exception:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def topic_retentions(bootstrap: str, topics: Iterable[str], settings: Settings | None = None,
+                     timeout: float = 10.0) -> dict[str, int | None]:
+    """topic -> ``retention.ms`` as the broker's topic config reports it (None: not reported; the embedded broker
+    reports no topic configs)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    names = list(topics)
+    admin = _admin(bootstrap, settings, timeout)
+    try:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names],
+                                       config_filter="all")
+    finally:
+        admin.close()
+    by_topic = found.get("topic", {}) if isinstance(found, dict) else {}
+    result: dict[str, int | None] = {}
+    for name in names:
+        entry = by_topic.get(name, {}).get("retention.ms")
+        value = entry.get("value") if isinstance(entry, dict) else entry
+        try:
+            result[name] = None if value is None else int(value)
+        except (TypeError, ValueError):
+            result[name] = None
+    return result
+
+
+def earliest_offsets(bootstrap: str, topics: Iterable[str], settings: Settings | None = None) -> dict[str, int]:
+    """``topic:partition`` -> the earliest offset the broker still holds, for every partition of ``topics``."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**consumer_config(settings or Settings(), bootstrap, None))
+    try:
+        parts = [TopicPartition(topic, p) for topic in topics
+                 for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        found = consumer.beginning_offsets(parts) if parts else {}
+    finally:
+        consumer.close()
+    return {f"{tp.topic}:{tp.partition}": offset for tp, offset in sorted(found.items())}
+
+
+def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, timeout: float = 30.0, settings: Settings | None = None,
+    retention_ms: int | None = None,
+) -> None:
+    """Create the missing ones of ``names``; existing topics are left as they are. ``settings`` give the SASL/TLS
+    options; without them the broker is a PLAINTEXT one (the embedded broker). ``retention_ms`` sets the new
+    topics' ``retention.ms`` (:func:`topic_retention_ms`; None: the broker's default)."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = _admin(bootstrap, settings, timeout)
+    configs = {} if retention_ms is None else {"retention.ms": str(retention_ms)}
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(name, partitions, 1) for name in names if name not in existing]
+        wanted = [NewTopic(name, partitions, 1, topic_configs=configs) for name in names if name not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)

@@ -3,6 +3,8 @@
 Key layout (``P`` = ``<topic prefix>{<partition>}:``, so one partition's keys share a Redis Cluster slot)::
 
     P off                   hash   topic -> next offset to read
+    P epoch                 hash   topic -> Redis time (s) of the topic-partition's first commit (its epoch marker)
+    P gaps                  hash   <topic>@<stored offset> -> records skipped (0: unknown), one field per gap
     P maxts                 hash   topic -> max event time seen (epoch ms); watermark = it - lateness
     P stats:<topic>         hash   ingested, duplicates, late, invalid, dlq
     P buckets               zset   bucket indices that hold windows (for retention trimming)
@@ -15,6 +17,11 @@ when a later command of it fails, so the script checks the whole batch before wr
 with an error, writing nothing), and :meth:`RedisWindowStore.commit_args` checks it before sending: window
 values finite and within :data:`METRIC_LIMIT`, offsets and times integers within :data:`EXACT_INT`, buckets
 within :data:`BUCKET_LIMIT`.
+
+On assignment :meth:`RedisWindowStore.load_partition` classifies a topic-partition's state (fresh, consistent or
+lost: :func:`~tidecast.stream.window_store.classify`); a commit that finds no stored offset although the batch
+was built on one raises :class:`~tidecast.stream.ingest.StateLost` (Redis lost everything), not a fence.
+:func:`rebuild` deletes a prefix's partition state so ingest reads the retained Kafka history again.
 
 >>> RedisWindowStore.partition_prefix("tidecast.", 3)
 'tidecast.{3}:'
@@ -33,7 +40,7 @@ import orjson
 import redis
 
 from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
-from tidecast.stream.window_store import StoreStats
+from tidecast.stream.window_store import StoreStats, classify, no_state
 from tidecast.stream.windows import METRICS, REVENUE, add_rows, empty_row
 
 METRIC_LIMIT = 1e15
@@ -61,7 +68,7 @@ class RedisWindowStore:
         self.client: Any = client
         self.prefix = prefix
         self._commit = client.register_script(_COMMIT_LUA)
-        self._partition_key = re.compile(re.escape(prefix) + r"\{(\d+)\}:off$")
+        self._partition_key = re.compile(re.escape(prefix) + r"\{(\d+)\}:(?:off|gaps)$")
 
     @staticmethod
     def partition_prefix(prefix: str, partition: int) -> str:
@@ -72,20 +79,44 @@ class RedisWindowStore:
 
     def load_partition(self, topic: str, partition: int) -> PartitionState:
         p = self._p(partition)
-        offset, max_ts = self.client.hget(p + "off", topic), self.client.hget(p + "maxts", topic)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(p + "off")
+        pipe.hget(p + "maxts", topic)
+        pipe.hget(p + "epoch", topic)
+        pipe.exists(f"{p}stats:{topic}")
+        pipe.hkeys(p + "gaps")
+        pipe.zcard(p + "buckets")
+        offsets, max_ts, epoch, stats, gaps, windows = pipe.execute()
+        offset = offsets.get(topic.encode())
         seen: dict[int, set[str]] = {}
         seen_prefix = f"{p}seen:{topic}:"
         for key in self.client.scan_iter(match=_glob_escape(seen_prefix) + "*", count=1000):
             bucket = int(key.decode()[len(seen_prefix):])
             seen[bucket] = {member.decode() for member in self.client.smembers(key)}
+        own = [name for name, present in (
+            ("max event time", max_ts is not None), ("counters", bool(stats)), ("dedup sets", bool(seen)),
+            ("epoch marker", epoch is not None), ("gaps", any(g.startswith(f"{topic}@".encode()) for g in gaps)),
+        ) if present]
+        lost = classify(topic, partition, offset=offset is not None, own=own, epoch=epoch is not None,
+                        windows=windows > 0, others=any(t != topic.encode() for t in offsets), keys=p + "*")
         return PartitionState(
             next_offset=None if offset is None else int(offset),
             max_ts_ms=None if max_ts is None else int(max_ts),
             seen=seen,
+            lost=lost,
         )
 
     def commit(self, batch: IngestBatch) -> bool:
-        return bool(self._commit(keys=[self._p(batch.partition) + "off"], args=self.commit_args(batch)))
+        applied = self._commit(keys=[self._p(batch.partition) + "off"], args=self.commit_args(batch))
+        if applied == -1 and batch.expected_offset is not None:
+            lost = no_state(batch.topic, batch.partition, batch.expected_offset)
+            self.record_gap(batch.partition, f"{batch.topic}@{batch.expected_offset}", 0)  # a restart sees it
+            raise lost
+        return applied == 1
+
+    def record_gap(self, partition: int, gap: str, records: int) -> None:
+        """Remember a gap (``<topic>@<offset>`` -> records skipped, 0 when unknown) in ``stats().gaps``."""
+        self.client.hset(self._p(partition) + "gaps", gap, records)
 
     def commit_args(self, batch: IngestBatch) -> list:
         """The argument list of ``commit_batch.lua``: prefix, topic, expected offset, the batch as JSON.
@@ -103,6 +134,8 @@ class RedisWindowStore:
             "forget": batch.forget_seen,
             "seen": list(batch.new_seen.items()),
         }
+        if batch.gap is not None:
+            payload["gap"] = list(batch.gap)
         if problem is None:
             try:
                 body = orjson.dumps(payload)
@@ -117,12 +150,13 @@ class RedisWindowStore:
         return [self._p(batch.partition), batch.topic, expected, body]
 
     def partitions(self) -> list[int]:
-        """Partitions that have ever committed a batch."""
+        """Partitions that have ever committed a batch or recorded a gap."""
         found = set()
-        for key in self.client.scan_iter(match=_glob_escape(self.prefix) + "{*}:off", count=1000):
-            match = self._partition_key.match(key.decode())
-            if match:
-                found.add(int(match.group(1)))
+        for suffix in ("off", "gaps"):
+            for key in self.client.scan_iter(match=_glob_escape(self.prefix) + "{*}:" + suffix, count=1000):
+                match = self._partition_key.match(key.decode())
+                if match:
+                    found.add(int(match.group(1)))
         return sorted(found)
 
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
@@ -195,6 +229,7 @@ class RedisWindowStore:
                 for counter, value in self.client.hgetall(f"{p}stats:{topic}").items():
                     if counter.decode() in COUNTERS:
                         result.counters[counter.decode()] += int(value)
+            result.gaps += self.client.hlen(p + "gaps")
         return result
 
 
@@ -259,6 +294,27 @@ def delete_keys(client: redis.Redis, prefix: str) -> int:
     return deleted
 
 
+def rebuild(client: redis.Redis, prefix: str) -> int:
+    """Delete every partition key under ``prefix`` (``<prefix>{<partition>}:*``: windows, offsets, epoch markers,
+    counters, dedup sets, gaps) so ingest reads the retained Kafka history again; returns how many keys.
+
+    Other keys under the prefix (the forecaster's checkpoint and lease) and other prefixes are left alone.
+    """
+    redis_client: Any = client  # see RedisWindowStore.__init__
+    pattern = re.compile(re.escape(prefix) + r"\{\d+\}:")
+    deleted = 0
+    batch: list[bytes] = []
+    for key in redis_client.scan_iter(match=_glob_escape(prefix) + "{*}:*", count=1000):
+        if pattern.match(key.decode(errors="replace")):
+            batch.append(key)
+        if len(batch) >= 1000:
+            deleted += redis_client.delete(*batch)
+            batch = []
+    if batch:
+        deleted += redis_client.delete(*batch)
+    return deleted
+
+
 def _batch_problem(batch: IngestBatch) -> str | None:
     """Why ``commit_batch.lua`` would refuse ``batch``, or None; one pass over the rows."""
     first = batch.expected_offset if batch.expected_offset is not None else 0
@@ -268,6 +324,10 @@ def _batch_problem(batch: IngestBatch) -> str | None:
         return f"max event time {batch.max_ts_ms!r} is not an integer within +-(2^53-1)"
     if batch.trim_before is not None and not _is_int(batch.trim_before, -BUCKET_LIMIT, BUCKET_LIMIT):
         return f"trim bucket {batch.trim_before!r} is not an integer within +-1e14"
+    gap = batch.gap
+    if gap is not None and not (len(gap) == 2 and _is_int(gap[0], 0, EXACT_INT)
+                                and _is_int(gap[1], gap[0] + 1, EXACT_INT)):
+        return f"gap {batch.gap!r} is not (stored offset, first offset) with the first past the stored"
     for name, count in zip(COUNTERS, batch.counts.values(), strict=True):
         if not _is_int(count, 0, EXACT_INT):
             return f"count {name}={count!r} is not an integer from 0 to 2^53-1"

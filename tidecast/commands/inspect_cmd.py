@@ -2,7 +2,7 @@
 
 >>> from tidecast.stream.window_store import MemoryWindowStore
 >>> stats_report(MemoryWindowStore(), Settings())
-{'ingested': 0, 'dlq': 0, 'late': 0, 'duplicates': 0, 'invalid': 0, 'offsets': {}, 'watermarks': {}}
+{'ingested': 0, 'dlq': 0, 'late': 0, 'duplicates': 0, 'invalid': 0, 'gaps': 0, 'offsets': {}, 'watermarks': {}}
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def series_report(store: WindowStore, series: str, settings: Settings) -> dict:
 
 
 def stats_report(store: WindowStore, settings: Settings) -> dict:
-    """The ``inspect stats --json`` document; watermark = max event time - lateness."""
+    """The ``inspect stats --json`` document; watermark = max event time - lateness; ``gaps``: lost state or
+    records deleted before they were ingested (``tidecast rebuild``)."""
     stats = store.stats()
     lateness_ms = settings.lateness_seconds * 1000
     return {
         **{name: stats.counters[name] for name in ("ingested", "dlq", "late", "duplicates", "invalid")},
+        "gaps": stats.gaps,
         "offsets": dict(sorted(stats.offsets.items(), key=_partition_order)),
         "watermarks": {
             name: to_iso(ms - lateness_ms) for name, ms in sorted(stats.max_ts_ms.items(), key=_partition_order)
@@ -92,7 +94,7 @@ def _print_stats(report: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(", ".join(f"{k} {report[k]:,}" for k in ("ingested", "dlq", "late", "duplicates", "invalid")))
+    console.print(", ".join(f"{k} {report[k]:,}" for k in ("ingested", "dlq", "late", "duplicates", "invalid", "gaps")))
     table = Table("partition", "next offset", "watermark")
     for name, offset in report["offsets"].items():
         table.add_row(name, f"{offset:,}", report["watermarks"].get(name, "-"))

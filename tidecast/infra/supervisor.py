@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tidecast.config import Topics, redact
+from tidecast.config import Settings, Topics, redact
 from tidecast.infra.embedded import binaries
 from tidecast.infra.processes import die_with_parent, free_port, pid_alive, wait_for_port
-from tidecast.stream.adapters.kafka_clients import create_topics
+from tidecast.stream.adapters.kafka_clients import create_topics, topic_retention_ms
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,7 +65,8 @@ def start_servers(folder: Path, children: dict[str, subprocess.Popen]) -> tuple[
 def publish(args: argparse.Namespace, folder: Path, children: dict[str, subprocess.Popen], bootstrap: str,
             redis_url: str) -> dict:
     """Create the topics, then write the state file (atomically) that tells later commands where the servers are."""
-    create_topics(bootstrap, Topics(args.topic_prefix).all, args.partitions)
+    create_topics(bootstrap, Topics(args.topic_prefix).all, args.partitions,
+                  retention_ms=topic_retention_ms(Settings.from_env()))  # TIDECAST_RETENTION x TIDECAST_BUCKET
     state = {
         "ready": True,
         "kafka": bootstrap,

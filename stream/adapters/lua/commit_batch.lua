@@ -3,16 +3,23 @@
 -- ARGV[2] = topic, ARGV[3] = offset the batch was built on ('' for none), ARGV[4] = the batch as JSON:
 --   {"next": int, "max_ts": int|null, "trim": int|null, "counts": [ingested, duplicates, late, invalid, dlq],
 --    "rows": [[bucket, series, units, orders, revenue, returns, views, add_to_cart, promo_orders], ...],
---    "forget": [bucket, ...], "seen": [[bucket, [event_id, ...]], ...]}
+--    "forget": [bucket, ...], "seen": [[bucket, [event_id, ...]], ...], "gap": [stored offset, first offset] (optional)}
 -- redis.call formats Lua numbers exactly (shortest round trip), so float sums lose nothing on the way.
--- Returns 1 when applied, 0 when fenced: the stored offset is not the one the batch was built on.
+-- Returns 1 when applied, 0 when fenced: the stored offset is not the one the batch was built on; -1 when the
+-- batch was built on an offset and none is stored (Redis lost the partition's state: FLUSHALL, a restart).
+-- The first commit of a topic-partition (no stored offset) writes its epoch marker "P epoch" topic -> Redis time,
+-- so a later load tells state that lost its offset from a fresh partition. A "gap" (records deleted before they
+-- were ingested, allowed by TIDECAST_ALLOW_GAPS) is counted in "P gaps" "<topic>@<stored offset>" -> records.
 -- Returns an error "commit_batch: invalid batch: <reason>" and writes nothing when the batch breaks the format:
 -- Redis does not undo a script's earlier writes when a later command fails, so every argument is checked in
 -- one pass before the first write.
 local p, topic = ARGV[1], ARGV[2]
 local off_key = KEYS[1]
 local current = redis.call('HGET', off_key, topic)
-if (current or '') ~= ARGV[3] then return 0 end
+if (current or '') ~= ARGV[3] then
+  if not current then return -1 end
+  return 0
+end
 local ok, batch = pcall(cjson.decode, ARGV[4])
 if not ok or type(batch) ~= 'table' then return redis.error_reply('commit_batch: the batch is not a JSON object') end
 
@@ -81,6 +88,13 @@ for i, group in ipairs(seen) do
   end
 end
 
+local gap = batch.gap
+if gap ~= nil and gap ~= null then
+  if type(gap) ~= 'table' or not int(gap[1], 0, EXACT_INT) or not int(gap[2], gap[1] + 1, EXACT_INT) then
+    return invalid("'gap' must be [stored offset, first offset], integers with the first past the stored")
+  end
+end
+
 -- Writes: nothing below can fail on a batch that passed the checks above.
 local stats_key = p .. 'stats:' .. topic
 for k = 1, 5 do
@@ -123,6 +137,8 @@ if batch.trim ~= null then
   if #old > 0 then redis.call('ZREMRANGEBYSCORE', p .. 'buckets', '-inf', '(' .. batch.trim) end
 end
 
+if not current then redis.call('HSETNX', p .. 'epoch', topic, redis.call('TIME')[1]) end
+if gap ~= nil and gap ~= null then redis.call('HSET', p .. 'gaps', topic .. '@' .. gap[1], gap[2] - gap[1]) end
 redis.call('HSET', off_key, topic, batch.next)
 if batch.max_ts ~= null then redis.call('HSET', p .. 'maxts', topic, batch.max_ts) end
 return 1
