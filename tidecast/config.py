@@ -244,6 +244,7 @@ class Settings:
     partitions: int = 12
     idle_timeout_seconds: int = 30
     publish_timeout_seconds: int = 60
+    outage_timeout_seconds: int = 60
     horizon: int = 14
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     session_timeout_ms: int = 6_000
@@ -301,6 +302,8 @@ class Settings:
                 raise ConfigError(f"{name}: expected a positive integer, got {value}")
         if self.publish_timeout_seconds < 1:
             raise ConfigError(f"TIDECAST_PUBLISH_TIMEOUT: expected at least 1s, got {self.publish_timeout_seconds}s")
+        if self.outage_timeout_seconds < 1:
+            raise ConfigError(f"TIDECAST_OUTAGE_TIMEOUT: expected at least 1s, got {self.outage_timeout_seconds}s")
         if not 1 <= self.horizon <= 1000:
             raise ConfigError(f"TIDECAST_HORIZON: expected 1 to 1000 buckets, got {self.horizon}")
         try:
@@ -340,6 +343,7 @@ class Settings:
             "TIDECAST_PARTITIONS": ("partitions", _positive_int),
             "TIDECAST_IDLE_TIMEOUT": ("idle_timeout_seconds", parse_duration),
             "TIDECAST_PUBLISH_TIMEOUT": ("publish_timeout_seconds", parse_duration),
+            "TIDECAST_OUTAGE_TIMEOUT": ("outage_timeout_seconds", parse_duration),
             "TIDECAST_HORIZON": ("horizon", _positive_int),
             "TIDECAST_QUANTILES": ("quantiles", _quantiles),
             **_INGEST_BOUND_READERS,

@@ -201,7 +201,7 @@ def run_ingest(
     from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
 
-    store = RedisWindowStore(redis_client(settings, endpoints.redis), settings.topic_prefix)
+    store = RedisWindowStore(redis_client(settings, endpoints.redis, socket_timeout=True), settings.topic_prefix)
     worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
     with stop_on_signals() as stop:
         stop.call(worker.stop)

@@ -28,6 +28,19 @@ def redis_client_kwargs(settings: Settings, url: str) -> dict[str, object]:
     return kwargs
 
 
-def redis_client(settings: Settings, url: str) -> redis.Redis:
-    """A client for ``url`` (user, password, database and TLS from the URL; the CA file from ``settings``)."""
-    return redis.Redis.from_url(url, **redis_client_kwargs(settings, url))
+SOCKET_TIMEOUT = 10.0
+"""Seconds a reply may take on a client built with ``socket_timeout=True`` (the ingest worker's) before the call
+counts as failed and is retried (:mod:`tidecast.stream.adapters.retry`): far above any one command's time on a
+healthy server, short next to ``TIDECAST_OUTAGE_TIMEOUT``, so a paused server is noticed and retried."""
+
+
+def redis_client(settings: Settings, url: str, socket_timeout: bool = False) -> redis.Redis:
+    """A client for ``url`` (user, password, database and TLS from the URL; the CA file from ``settings``).
+
+    ``socket_timeout``: a reply that takes over :data:`SOCKET_TIMEOUT` seconds raises ``redis.TimeoutError``
+    (for callers that retry; without it a call waits for a paused server however long it takes).
+    """
+    kwargs = redis_client_kwargs(settings, url)
+    if socket_timeout:
+        kwargs.update(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
+    return redis.Redis.from_url(url, **kwargs)
