@@ -160,7 +160,13 @@ class IngestWorker:
         self.committed: dict[TopicPartition, int] = {}
         self.last_record: dict[TopicPartition, float] = {}
         self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group))
-        self.producer = KafkaProducer(**producer_config(settings, bootstrap, "tidecast-dlq"))
+        outage_ms = settings.outage_timeout_seconds * 1000
+        self.producer = KafkaProducer(**{
+            **producer_config(settings, bootstrap, "tidecast-dlq"),
+            # a send blocks (no metadata: the broker is away) and is retried by the producer for the outage time
+            "max_block_ms": outage_ms,
+            "delivery_timeout_ms": max(120_000, outage_ms + 30_000),
+        })
         self.committer = self._new_committer()
         self._stop = False
         self._reload = False
