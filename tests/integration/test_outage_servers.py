@@ -150,4 +150,5 @@ def test_a_worker_paused_past_the_session_timeout_rejoins(own: tuple[Path, Endpo
         os.kill(first.pid, signal.SIGCONT)
     first_err, second_err = finished(first), finished(second)
     assert "Fenced" not in first_err + second_err
+    assert "lost a partition" in first_err  # it did lose its membership, and came back
     check_exact(settings, produced)
