@@ -12,6 +12,12 @@ stored offset) stop the worker with :class:`~tidecast.stream.ingest.StateLost`, 
 ``gaps``; never a silent re-read or skip (``TIDECAST_ALLOW_GAPS=1`` counts and skips deleted records). At
 startup the worker warns when the input topics keep records for less than the windows span.
 
+Outages: Redis calls and the DLQ acknowledgements ride out an outage of up to ``TIDECAST_OUTAGE_TIMEOUT``
+(:mod:`tidecast.stream.adapters.retry`). A worker that lost its group membership (paused past the session
+timeout, say) finds its commits fenced: it drops what it had not committed, reloads its partitions from the store
+and carries on as a member again. The rebalance callbacks never raise into kafka-python: a failure there marks
+the partitions for a reload from the store before the next batch.
+
 >>> from tidecast.stream.ingest import PartitionIngestor, Record
 >>> from tidecast.stream.timebuckets import Buckets
 >>> batch = PartitionIngestor("sales", 0, Buckets(86_400), 0, 30).apply([Record(0, b"{"), Record(1, b"[]")])
@@ -31,6 +37,7 @@ record can never stall its partition; any other failure (the broker is gone) sti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -38,11 +45,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import InvalidRecordError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.errors import (
+    IllegalStateError,
+    InvalidRecordError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from tidecast.config import Settings
-from tidecast.consumers.committer import Ack, Committer
+from tidecast.consumers.committer import Ack, Committer, Fenced
 from tidecast.consumers.dlq import dlq_key, dlq_message
 from tidecast.stream.adapters.kafka_clients import (
     consumer_config,
@@ -50,6 +63,7 @@ from tidecast.stream.adapters.kafka_clients import (
     retention_problems,
     topic_retentions,
 )
+from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage, RetryingStore
 from tidecast.stream.events import Bounds
 from tidecast.stream.ingest import IngestBatch, PartitionIngestor, Reject, StateLost
 from tidecast.stream.timebuckets import Buckets
@@ -146,7 +160,9 @@ class IngestWorker:
         on_progress: Callable[[IngestProgress], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        timeout = settings.outage_timeout_seconds
+        self.store = RetryingStore(store, Outage("Redis", timeout, REDIS_ERRORS))
+        self.kafka_acks = Outage("Kafka (DLQ acknowledgements)", timeout, (KafkaTimeoutError,))
         self.buckets = Buckets(settings.bucket_seconds)
         self.on_progress = on_progress
         self.progress = IngestProgress()
@@ -155,11 +171,20 @@ class IngestWorker:
         self.committed: dict[TopicPartition, int] = {}
         self.last_record: dict[TopicPartition, float] = {}
         self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group))
-        self.producer = KafkaProducer(**producer_config(settings, bootstrap, "tidecast-dlq"))
-        self.committer = Committer(store, on_commit=self._committed)
+        outage_ms = settings.outage_timeout_seconds * 1000
+        self.producer = KafkaProducer(**{
+            **producer_config(settings, bootstrap, "tidecast-dlq"),
+            # a send blocks (no metadata: the broker is away) and is retried by the producer for the outage time
+            "max_block_ms": outage_ms,
+            "delivery_timeout_ms": max(120_000, outage_ms + 30_000),
+        })
+        self.committer = self._new_committer()
         self._stop = False
+        self._reload = False
+        """Set when a commit was fenced or a rebalance callback failed: reload every partition from the store."""
+        self._failure: BaseException | None = None
+        """An error that must stop the worker, raised by the poll loop (a callback must not raise it)."""
         self.bounds = Bounds(settings.max_qty, settings.max_price)
-        self.failure: StateLost | None = None
         """Lost state found on assignment: the loop stops and :meth:`run` raises it."""
         self.retention_warnings = check_retention(settings, bootstrap)
 
@@ -181,33 +206,76 @@ class IngestWorker:
         last_report = last_kafka_commit = last_tick = 0.0
         try:
             while not self._stop:
+                self._recover()
                 polled = self.consumer.poll(timeout_ms=200, max_records=self.max_poll_records)
+                if self._recover():
+                    continue  # the reload seeked every partition back to the store: these records come again
                 now = time.monotonic()
-                if polled:
-                    self._last_activity = now
-                    for tp, records in polled.items():
-                        self._ingest(tp, records)
-                elif until_idle is not None and now - self._last_activity >= until_idle and self.ingestors:
-                    break
-                if now - last_kafka_commit >= 1.0:
-                    self._advance_idle(now)
-                    self._commit_kafka()
-                    last_kafka_commit = now
+                try:
+                    if polled:
+                        self._last_activity = now
+                        for tp, records in polled.items():
+                            self._ingest(tp, records)
+                    elif until_idle is not None and now - self._last_activity >= until_idle and self.ingestors:
+                        self.committer.drain()  # idle only once all is committed: a fenced batch comes again
+                        break
+                    if now - last_kafka_commit >= 1.0:
+                        self._advance_idle(now)
+                        self._commit_kafka()
+                        last_kafka_commit = now
+                except (Fenced, IllegalStateError) as exc:  # a partition went to another member
+                    self._commit_failed(exc)
+                    continue
                 if tick is not None and now - last_tick >= tick_every:
                     tick()
                     last_tick = now
                 if self.on_progress and now - last_report >= 0.5:
                     self.on_progress(self.progress)
                     last_report = now
-            self.committer.drain()
-            self._commit_kafka()
-            if self.failure is not None:
-                raise self.failure
+            self._recover()
+            try:
+                self.committer.drain()
+            except Fenced as exc:  # its partition is another member's now, which goes on from the store
+                log.warning("stopping: %s; the member that owns it now carries on", exc)
+                self.committer = self._new_committer()
+            else:
+                self._commit_kafka()
+            if self._failure is not None:  # recorded while draining (a callback's reload found lost state)
+                raise self._failure
         finally:
             self.close()
         if self.on_progress:
             self.on_progress(self.progress)
         return self.progress
+
+    def _new_committer(self) -> Committer:
+        return Committer(self.store, on_commit=self._committed, acks=self.kafka_acks)
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        """A commit failed. Fenced (the partition is another member's): drop every speculative state and reload
+        from the store; anything else stops the worker (raised by the poll loop). Never raises."""
+        old, self.committer = self.committer, self._new_committer()
+        with contextlib.suppress(BaseException):  # the failure is ``exc``, handled below
+            old.close()  # batches after the failure are dropped, not committed
+        if isinstance(exc, (Fenced, IllegalStateError)):
+            log.warning("lost a partition (%s): reloading the assigned partitions from the store", exc)
+            self._reload = True
+        elif self._failure is None:
+            self._failure = exc
+
+    def _recover(self) -> bool:
+        """Raise a failure a callback recorded; reload the partitions if asked to. True if they were reloaded."""
+        if self._failure is not None:
+            raise self._failure
+        if not self._reload:
+            return False
+        self._reload = False
+        held = list(self.consumer.assignment())
+        self.ingestors.clear()
+        self.committed.clear()
+        self.last_record.clear()
+        self._assigned(held)
+        return True
 
     def close(self) -> None:
         try:
@@ -275,7 +343,7 @@ class IngestWorker:
             state = self.store.load_partition(tp.topic, tp.partition)
             if state.lost is not None:  # raising here would reach run() as a KafkaError: stop the loop instead
                 self.consumer.pause(tp)
-                self.failure = self.failure or self._lost(tp, StateLost(state.lost, gap=f"{tp.topic}@lost"))
+                self._failure = self._failure or self._lost(tp, StateLost(state.lost, gap=f"{tp.topic}@lost"))
                 self._stop = True
                 continue
             self.ingestors[tp] = PartitionIngestor(
@@ -302,8 +370,15 @@ class IngestWorker:
             record_gap(tp.partition, exc.gap, exc.records)
         return exc
 
-    def _revoked(self, revoked: list[TopicPartition]) -> None:
-        self.committer.drain()
+    def _revoked(self, revoked: list[TopicPartition], lost: bool = False) -> None:
+        """Commit what was submitted (unless the partitions are ``lost``: another member has them already), then
+        forget them. Never raises: a failed commit marks the worker for a reload (see :meth:`_commit_failed`)."""
+        try:
+            if lost:
+                raise Fenced(f"{len(revoked)} partition(s) lost with the group membership")
+            self.committer.drain()
+        except BaseException as exc:
+            self._commit_failed(exc)
         for tp in revoked:
             self.ingestors.pop(tp, None)
             self.committed.pop(tp, None)
@@ -338,8 +413,17 @@ class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, worker: IngestWorker) -> None:
         self.worker = worker
 
+    """Never raises into kafka-python ("User rebalance callback throws an error" would end the worker)."""
+
     def on_partitions_revoked(self, revoked):
         self.worker._revoked(list(revoked))
 
+    def on_partitions_lost(self, lost):
+        self.worker._revoked(list(lost), lost=True)
+
     def on_partitions_assigned(self, assigned):
-        self.worker._assigned(list(assigned))
+        try:
+            self.worker._assigned(list(assigned))
+        except BaseException as exc:
+            log.warning("could not load the assigned partitions (%s): retrying before the next batch", exc)
+            self.worker._reload = True

@@ -245,6 +245,7 @@ class Settings:
     idle_timeout_seconds: int = 30
     publish_timeout_seconds: int = 60
     max_empty_seconds: int = 28 * 86_400
+    outage_timeout_seconds: int = 60
     horizon: int = 14
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     session_timeout_ms: int = 6_000
@@ -313,6 +314,8 @@ class Settings:
                               f"got {self.max_empty_seconds}s")
         if self.publish_timeout_seconds < 1:
             raise ConfigError(f"TIDECAST_PUBLISH_TIMEOUT: expected at least 1s, got {self.publish_timeout_seconds}s")
+        if self.outage_timeout_seconds < 1:
+            raise ConfigError(f"TIDECAST_OUTAGE_TIMEOUT: expected at least 1s, got {self.outage_timeout_seconds}s")
         if not 1 <= self.horizon <= 1000:
             raise ConfigError(f"TIDECAST_HORIZON: expected 1 to 1000 buckets, got {self.horizon}")
         try:
@@ -353,6 +356,7 @@ class Settings:
             "TIDECAST_IDLE_TIMEOUT": ("idle_timeout_seconds", parse_duration),
             "TIDECAST_PUBLISH_TIMEOUT": ("publish_timeout_seconds", parse_duration),
             "TIDECAST_MAX_EMPTY": ("max_empty_seconds", parse_duration),
+            "TIDECAST_OUTAGE_TIMEOUT": ("outage_timeout_seconds", parse_duration),
             "TIDECAST_HORIZON": ("horizon", _positive_int),
             "TIDECAST_QUANTILES": ("quantiles", _quantiles),
             **_INGEST_BOUND_READERS,

@@ -204,7 +204,7 @@ def run_ingest(
     from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
 
-    store = RedisWindowStore(redis_client(settings, endpoints.redis), settings.topic_prefix)
+    store = RedisWindowStore(redis_client(settings, endpoints.redis, caller_retries=True), settings.topic_prefix)
     worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
     with stop_on_signals() as stop:
         stop.call(worker.stop)
@@ -251,8 +251,12 @@ def run_ingest_and_forecast(
     (``()``: they are left alone).
     """
     from tidecast.consumers.ingest_worker import IngestWorker
+    from tidecast.stream.adapters.redis_clients import redis_client
+    from tidecast.stream.adapters.redis_store import RedisWindowStore
 
     settings, endpoints = live.settings, live.endpoints
+    # the worker's own client: it retries its calls itself (see redis_client), the forecaster's does not
+    store = RedisWindowStore(redis_client(settings, endpoints.redis, caller_retries=True), settings.topic_prefix)
 
     with stop_on_signals(signals) as stop:
 
@@ -262,7 +266,7 @@ def run_ingest_and_forecast(
                 on_close(report)
 
         while True:
-            worker = IngestWorker(settings, endpoints.kafka, live.store, on_progress=on_progress)
+            worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
             stop.call(worker.stop)
             worker.run(until_idle=until_idle, tick=tick)
             if stop.requested or not again():

@@ -1,5 +1,5 @@
 """Adapters of the stream core to real servers: the Redis window and checkpoint stores, the Redis client builder,
-Kafka client settings.
+Kafka client settings, retrying through outages (``retry``).
 
 Folder ``stream/adapters/``. These modules may import redis and kafka-python and the core
 (``tidecast.stream``), never the front (``tidecast.cli``, ``commands``, ``live``, ``infra``) nor the backtest.

@@ -52,7 +52,7 @@ def worker(store: MemoryWindowStore, settings: Settings | None = None) -> Ingest
     w.store, w.buckets, w.bounds = store, Buckets(w.settings.bucket_seconds), Bounds(1e6, 1e7)
     w.progress, w.ingestors, w.committed, w.last_record = IngestProgress(), {}, {}, {}
     w.consumer, w.committer = Consumer(), Committer(store)  # type: ignore[assignment]
-    w.on_progress, w._stop, w.failure = None, False, None
+    w.on_progress, w._stop, w._failure = None, False, None
     return w
 
 
@@ -69,7 +69,7 @@ def test_lost_state_pauses_the_partition_and_stops_with_the_stores_message() -> 
     w._assigned([TP])
     assert w._stop and TP not in w.ingestors and w.consumer.paused == [TP]  # type: ignore[attr-defined]
     assert TP not in w.consumer.seeks  # type: ignore[attr-defined]  # no re-read from the beginning
-    assert w.failure is not None and "the offset is missing" in str(w.failure)
+    assert w._failure is not None and "the offset is missing" in str(w._failure)
     assert store.stats().gaps == 1
     w.committer.close()
 

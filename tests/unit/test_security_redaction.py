@@ -141,7 +141,7 @@ def test_the_live_jobs_build_redis_clients_through_the_builder(monkeypatch: pyte
 
     built: list[str] = []
 
-    def builder(settings: Settings, url: str) -> object:
+    def builder(settings: Settings, url: str, **options: object) -> object:
         built.append(url)
         raise RuntimeError("stop here")
 
