@@ -24,6 +24,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -211,19 +212,42 @@ def run_ingest(
         return worker.run(until_idle=until_idle)
 
 
+def say_held(message: str) -> None:
+    """The default: one loud line on stderr when the forecaster starts to hold (see ``Forecaster.held``)."""
+    print(f"tidecast: HOLDING: {message}", file=sys.stderr, flush=True)
+
+
+class _Holds:
+    """Tells ``on_hold`` once each time the forecaster starts to hold."""
+
+    def __init__(self, live: LiveForecaster, on_hold: Callable[[str], None]) -> None:
+        self.live, self.on_hold = live, on_hold
+        self.told: str | None = None
+
+    def check(self) -> None:
+        held = self.live.forecaster.held
+        if held is not None and held != self.told:
+            self.on_hold(held)
+        self.told = held
+
+
 def run_forecast(
     live: LiveForecaster,
     until_idle: float | None,
     on_close: Callable[[CloseReport], None],
     poll_seconds: float = 0.2,
+    on_hold: Callable[[str], None] = say_held,
 ) -> None:
     """Close buckets one at a time as the watermarks pass, until SIGINT/SIGTERM or, with ``until_idle``, once no
-    bucket closed and no watermark moved for that long."""
+    bucket closed and no watermark moved for that long. ``on_hold`` hears when a run of empty buckets holds
+    the loop."""
     last_change, last_marks = time.monotonic(), None
+    holds = _Holds(live, on_hold)
     with stop_on_signals() as stop:
         while not stop.requested:
             live.lease.renew()
             reports = live.forecaster.step(limit=1)
+            holds.check()
             for report in reports:
                 on_close(report)
             marks = live.store.max_event_times()
@@ -243,6 +267,7 @@ def run_ingest_and_forecast(
     on_close: Callable[[CloseReport], None] = lambda report: None,
     again: Callable[[], bool] = lambda: False,
     signals: Iterable[signal.Signals] = STOP_SIGNALS,
+    on_hold: Callable[[str], None] = say_held,
 ) -> None:
     """Ingest, closing every closable bucket between polls; at the end close what the last records allow.
 
@@ -258,12 +283,14 @@ def run_ingest_and_forecast(
     # the worker's own client: it retries its calls itself (see redis_client), the forecaster's does not
     store = RedisWindowStore(redis_client(settings, endpoints.redis, caller_retries=True), settings.topic_prefix)
 
+    holds = _Holds(live, on_hold)
     with stop_on_signals(signals) as stop:
 
         def tick() -> None:  # between polls: keep the lease, close what can close (a stop ends a catch-up)
             live.lease.renew()
             for report in live.forecaster.step(stop=lambda: stop.requested):
                 on_close(report)
+            holds.check()
 
         while True:
             worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)

@@ -151,3 +151,24 @@ def test_servers_of_the_previous_version_are_found_and_stopped(tmp_path) -> None
     finally:
         old.kill()
         old.wait()
+
+
+def test_a_hold_is_told_once_each_time_it_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    class Loop:
+        held: str | None = None
+
+    holder = type("LiveForecaster", (), {"forecaster": Loop()})()
+    told: list[str] = []
+    holds = live._Holds(holder, told.append)  # type: ignore[arg-type]
+    for held in (None, "10 empty buckets", "10 empty buckets", None, "10 empty buckets"):
+        holder.forecaster.held = held
+        holds.check()
+    assert told == ["10 empty buckets", "10 empty buckets"]
+    live.say_held("10 empty buckets")
+    assert "HOLDING: 10 empty buckets" in capsys.readouterr().err
+
+
+def test_forecast_and_run_take_an_allowance_of_empty_buckets() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["forecast", "--allow-empty-buckets", "30"]).allow_empty_buckets == 30
+    assert parser.parse_args(["run"]).allow_empty_buckets == 0

@@ -24,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     both.add_argument("--until-idle", type=float, metavar="SECONDS",
                       help="exit after closing every closable bucket once no record arrived for this long")
     both.set_defaults(handler=run_both)
+    for parser in (forecast, both):
+        parser.add_argument("--allow-empty-buckets", type=int, default=0, metavar="N",
+                            help="close up to N more empty buckets in a row than TIDECAST_MAX_EMPTY allows "
+                                 "(after the forecaster held and you checked the input)")
 
 
 def run_forecast(args: argparse.Namespace, settings: Settings) -> int:
@@ -33,6 +37,7 @@ def run_forecast(args: argparse.Namespace, settings: Settings) -> int:
 
     buckets = Buckets(settings.bucket_seconds)
     with live.build(settings, resolve(settings)) as forecaster:
+        forecaster.forecaster.allow_empty(args.allow_empty_buckets)
         live.run_forecast(forecaster, args.until_idle,
                           on_close=lambda report: err.print(describe_close(report, buckets)))
     return 0
@@ -66,5 +71,6 @@ def run_both(args: argparse.Namespace, settings: Settings) -> int:
             state["close"] = describe_close(report, buckets)
             show()
 
+        forecaster.forecaster.allow_empty(args.allow_empty_buckets)
         live.run_ingest_and_forecast(forecaster, args.until_idle, on_progress=on_progress, on_close=on_close)
     return 0
