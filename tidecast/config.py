@@ -361,14 +361,7 @@ class Settings:
             "TIDECAST_QUANTILES": ("quantiles", _quantiles),
             **_INGEST_BOUND_READERS,
         }
-        for var, (attr, read) in readers.items():
-            raw = env.get(var)
-            if raw is None or raw == "":
-                continue
-            try:
-                values[attr] = read(raw)
-            except ValueError as exc:
-                raise ConfigError(f"{var}: {exc}") from None
+        values.update(_read(env, readers))
         values.update(_security_from_env(env))
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()

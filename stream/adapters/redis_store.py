@@ -281,17 +281,7 @@ def delete_keys(client: redis.Redis, prefix: str) -> int:
 
     The backtest's ``--store redis`` runs under a key prefix of its own and deletes it afterwards.
     """
-    redis_client: Any = client  # see RedisWindowStore.__init__
-    deleted = 0
-    batch: list[bytes] = []
-    for key in redis_client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += redis_client.delete(*batch)
-            batch = []
-    if batch:
-        deleted += redis_client.delete(*batch)
-    return deleted
+    return _delete_matching(client, _glob_escape(prefix) + "*")
 
 
 def rebuild(client: redis.Redis, prefix: str) -> int:
@@ -300,12 +290,17 @@ def rebuild(client: redis.Redis, prefix: str) -> int:
 
     Other keys under the prefix (the forecaster's checkpoint and lease) and other prefixes are left alone.
     """
-    redis_client: Any = client  # see RedisWindowStore.__init__
     pattern = re.compile(re.escape(prefix) + r"\{\d+\}:")
+    return _delete_matching(client, _glob_escape(prefix) + "{*}:*", lambda key: bool(pattern.match(key)))
+
+
+def _delete_matching(client: redis.Redis, glob: str, keep: Callable[[str], bool] = lambda key: True) -> int:
+    """Delete the keys that match ``glob`` (and ``keep``), a thousand at a time; returns how many."""
+    redis_client: Any = client  # see RedisWindowStore.__init__
     deleted = 0
     batch: list[bytes] = []
-    for key in redis_client.scan_iter(match=_glob_escape(prefix) + "{*}:*", count=1000):
-        if pattern.match(key.decode(errors="replace")):
+    for key in redis_client.scan_iter(match=glob, count=1000):
+        if keep(key.decode(errors="replace")):
             batch.append(key)
         if len(batch) >= 1000:
             deleted += redis_client.delete(*batch)

@@ -6,13 +6,10 @@ The memory half runs with the unit tests; the Redis half (marked ``integration``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
-import redis
 
-from tidecast.config import Endpoints, Settings
+from tidecast.config import Settings
 from tidecast.stream.adapters.redis_store import RedisWindowStore, delete_keys
 from tidecast.stream.ingest import OffsetGap, PartitionIngestor, Record, StateLost
 from tidecast.stream.timebuckets import Buckets
@@ -20,19 +17,6 @@ from tidecast.stream.window_store import MemoryWindowStore, WindowStore
 
 DAILY = Buckets(86_400)
 T0 = DAILY.start_ms(20_000)
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest) -> Iterator[WindowStore]:
-    if request.param == "memory":
-        yield MemoryWindowStore()
-        return
-    servers: Endpoints = request.getfixturevalue("servers")
-    client = redis.Redis.from_url(servers.redis)
-    prefix = f"lost{request.node.name.replace('[', '-').replace(']', '')}."
-    delete_keys(client, prefix)
-    yield RedisWindowStore(client, prefix)
-    delete_keys(client, prefix)
 
 
 def sale(offset: int, ts: int = T0, sku: str = "A") -> Record:

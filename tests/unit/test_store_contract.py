@@ -5,35 +5,17 @@ servers of the test session (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
-import redis
 
-from tidecast.config import Endpoints
-from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.ingest import PartitionIngestor, Record
 from tidecast.stream.timebuckets import Buckets
-from tidecast.stream.window_store import MemoryWindowStore, WindowStore
+from tidecast.stream.window_store import WindowStore
 
 DAILY = Buckets(86_400)
 D0 = 20_000  # some day
 T0 = DAILY.start_ms(D0)
 DAY = 86_400_000
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest) -> Iterator[WindowStore]:
-    if request.param == "memory":
-        yield MemoryWindowStore()
-        return
-    servers: Endpoints = request.getfixturevalue("servers")
-    client = redis.Redis.from_url(servers.redis)
-    prefix = f"contract{request.node.name.replace('[', '-').replace(']', '')}."
-    for key in client.scan_iter(match=prefix + "*"):
-        client.delete(key)
-    yield RedisWindowStore(client, prefix)
 
 
 def sale(event_id: str, ts: int, sku: str = "A", qty: float = 1, price: float | None = 2.5) -> Record:
