@@ -1,0 +1,8 @@
+"""The chaos test shares the integration tests' helpers (``pipeline``: the independent recount, ``env_for``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))

@@ -1,0 +1,31 @@
+"""The chaos run at CI size (tests/chaos/harness.py :data:`~harness.CI`): about 50k events with clicks and
+sales, 2,000 hostile messages, 5 SIGKILLed ingest workers, 2 SIGKILLed forecasters, Redis and the broker each
+paused 12 s, and one FLUSHALL followed by ``tidecast rebuild``, on servers of its own. ``bench/chaos.py`` runs
+the full plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness import CI, run
+
+pytestmark = pytest.mark.integration
+
+
+def test_chaos_loses_doubles_and_crashes_nothing(tmp_path: Path) -> None:
+    report = run(CI, tmp_path)
+    assert report.events > 40_000 and report.hostile_sent == CI.fuzz
+    assert report.kills == {"ingest": CI.ingest_kills, "forecaster": CI.forecaster_kills}
+    assert len(report.faults) == 3
+    assert report.crashes == []
+    assert report.ingested == report.events
+    assert not any(report.lost.values()) and not any(report.doubled.values()), (report.lost, report.doubled)
+    assert report.windows_differing == 0
+    assert report.hostile_missing_from_dlq == 0 and report.dlq_without_reason == 0
+    assert report.dlq_largest_bytes < 512 * 1024
+    assert report.origins == CI.days - 1 and report.forecasts_missing == 0
+    assert report.ids_per_forecast_max == 1
+    assert report.stopped_on_lost_state >= 1
+    assert report.sigterm_nonzero == [] and report.sigterm_exit_s < 10
+    assert report.ok
