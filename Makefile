@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit test-integration lint demo bench clean
+.PHONY: help install test test-unit test-integration lint demo bench chaos clean
 
 help:  ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ bench: $(STAMP)  ## Run the benchmarks in bench/ (prints reports; about 15 minut
 	$(BIN)/python bench/forecast_cycle.py
 	$(BIN)/python bench/adaptation.py
 	$(BIN)/python bench/backtest.py
+
+chaos: $(STAMP)  ## The chaos bench: ~586k events through killed processes and failing servers (bench/chaos.py)
+	$(BIN)/python bench/chaos.py
 
 clean:  ## Remove the venv and local state
 	rm -rf $(VENV) .tidecast build *.egg-info

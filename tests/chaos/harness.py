@@ -376,8 +376,11 @@ class Chaos:
         first = doc_bucket(days[0].valid[0], self.buckets)
         try:
             for d, day in enumerate(days):
-                self._produce(producer, day)
                 faults = schedule.get(d, [])
+                if "flushall" in faults:  # Redis emptied just before the day's events arrive
+                    self._flushall(producer, days, d)
+                else:
+                    self._produce(producer, day)
                 if "broker" in faults:
                     self._quiet.set()
                     self.pause("kafka", "tansu", plan.broker_outage_s)
@@ -393,8 +396,6 @@ class Chaos:
                 if d > 0:
                     self._until(lambda o=origin: forecasts.seen(o), f"the forecasts from {origin}",
                                 on_first=self.crew.kill_forecaster if "forecaster-at-publish" in faults else None)
-                if "flushall" in faults:
-                    self._flushall(producer, days, d)
                 self.say(f"  day {d + 1}/{plan.days}: {len(day.valid):,} events sent"
                          + (f", {', '.join(faults)}" if faults else "")
                          + f"; kills so far {self.report.kills}")
@@ -441,13 +442,15 @@ class Chaos:
             self.hostile.add((meta.topic, meta.partition, meta.offset))
 
     def _flushall(self, producer: KafkaProducer, days: list[Day], d: int) -> None:
-        """Empty Redis; the workers must stop on the lost state; then rebuild and start them again."""
+        """Empty Redis and produce day ``d``: the workers must stop on the lost state; then rebuild, start them
+        again and wait until they have re-read the history through day ``d``."""
         self._quiet.set()
         with self.crew.lock:
             self.crew.hold_ingest = self.crew.expect_lost = True
         self.say("  FLUSHALL")
         self.redis.flushall()
         self.report.faults.append("Redis emptied (FLUSHALL)")
+        self._produce(producer, days[d])  # the workers find the lost state at their next commit
         self._until(lambda: not self.crew.ingest, "the ingest workers to stop on the lost state", timeout=120)
         rebuild = subprocess.run([*TIDECAST, "rebuild", "--yes"], env=self.env, capture_output=True, timeout=120)
         if rebuild.returncode != 0:
