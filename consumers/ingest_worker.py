@@ -170,7 +170,7 @@ class IngestWorker:
         self.ingestors: dict[TopicPartition, PartitionIngestor] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.last_record: dict[TopicPartition, float] = {}
-        self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group))
+        self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group, reset="earliest"))
         outage_ms = settings.outage_timeout_seconds * 1000
         self.producer = KafkaProducer(**{
             **producer_config(settings, bootstrap, "tidecast-dlq"),
