@@ -47,7 +47,7 @@ def produce(settings: Settings, events: int, series: int) -> tuple[int, float]:
 
 def raw_consume(settings: Settings, total: int) -> float:
     """Records per second of a bare KafkaConsumer reading both input topics (same fetch settings)."""
-    consumer = KafkaConsumer(**consumer_config(settings, settings.kafka_bootstrap, None))
+    consumer = KafkaConsumer(**consumer_config(settings, settings.kafka_bootstrap, None, reset="earliest"))
     parts = [TopicPartition(t, p) for t in settings.topics.inputs for p in range(settings.partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)

@@ -35,7 +35,7 @@ def waiting(last: float, now: float, until_idle: float | None) -> bool:
 def follow(settings: Settings, bootstrap: str, from_beginning: bool, until_idle: float | None) -> Iterator[dict]:
     """Yield forecast documents (decoded JSON) from every partition of the forecast topic; from the oldest
     with ``from_beginning``, else only new ones; stop after ``until_idle`` seconds without a record."""
-    consumer = KafkaConsumer(**consumer_config(settings, bootstrap, None))
+    consumer = KafkaConsumer(**consumer_config(settings, bootstrap, None, reset="earliest"))
     topic = settings.topics.forecasts
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(parts)

@@ -7,10 +7,13 @@ worker seeks every partition to the offset stored in the store, so a crash anywh
 double-counts an event. Kafka offset commits happen too, but only as a courtesy for lag tools.
 
 State the store lost (an offset gone while the partition's other state is there, Redis emptied under a
-running worker) or records Kafka deleted before they were ingested (the first record is not the one at the
-stored offset) stop the worker with :class:`~tidecast.stream.ingest.StateLost`, counted in the store's
-``gaps``; never a silent re-read or skip (``TIDECAST_ALLOW_GAPS=1`` counts and skips deleted records). At
-startup the worker warns when the input topics keep records for less than the windows span.
+running worker) or records Kafka deleted before they were ingested stop the worker with
+:class:`~tidecast.stream.ingest.StateLost`, counted in the store's ``gaps``; never a silent re-read or skip
+(``TIDECAST_ALLOW_GAPS=1`` counts and skips deleted records). Deleted records show as kafka-python's
+``OffsetOutOfRangeError`` (the consumer's reset policy is "none", so Kafka never moves it on by itself), at
+startup (the stored offset is below the log start) or mid-run (retention overtook the worker), or as a first
+record past the stored offset. At startup the worker warns when the input topics keep records for less than the
+windows span.
 
 Outages: Redis calls and the DLQ acknowledgements ride out an outage of up to ``TIDECAST_OUTAGE_TIMEOUT``
 (:mod:`tidecast.stream.adapters.retry`). A worker that lost its group membership (paused past the session
@@ -50,6 +53,8 @@ from kafka.errors import (
     InvalidRecordError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
     RecordListTooLargeError,
 )
 from kafka.structs import OffsetAndMetadata
@@ -65,7 +70,7 @@ from tidecast.stream.adapters.kafka_clients import (
 )
 from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage, RetryingStore
 from tidecast.stream.events import Bounds
-from tidecast.stream.ingest import IngestBatch, PartitionIngestor, Reject, StateLost
+from tidecast.stream.ingest import IngestBatch, PartitionIngestor, RecordsDeleted, Reject, StateLost
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
 
@@ -170,7 +175,9 @@ class IngestWorker:
         self.ingestors: dict[TopicPartition, PartitionIngestor] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.last_record: dict[TopicPartition, float] = {}
-        self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group))
+        # reset "none": every partition is seeked explicitly (the stored offset, or the beginning when nothing is
+        # stored), so an out-of-range position means Kafka deleted records this worker had not read (_out_of_range)
+        self.consumer = KafkaConsumer(**consumer_config(settings, bootstrap, settings.consumer_group, reset="none"))
         outage_ms = settings.outage_timeout_seconds * 1000
         self.producer = KafkaProducer(**{
             **producer_config(settings, bootstrap, "tidecast-dlq"),
@@ -207,7 +214,15 @@ class IngestWorker:
         try:
             while not self._stop:
                 self._recover()
-                polled = self.consumer.poll(timeout_ms=200, max_records=self.max_poll_records)
+                try:
+                    polled = self.consumer.poll(timeout_ms=200, max_records=self.max_poll_records)
+                except OffsetOutOfRangeError as exc:  # records deleted before they were read (retention)
+                    self._out_of_range(exc)
+                    continue
+                except NoOffsetForPartitionError:  # a partition left unseeked: lost state, or a reload is due
+                    if self._failure is None and not self._reload:
+                        raise
+                    continue  # _recover() raises the failure or reloads (seeks) the partitions
                 if self._recover():
                     continue  # the reload seeked every partition back to the store: these records come again
                 now = time.monotonic()
@@ -362,6 +377,35 @@ class IngestWorker:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, state.next_offset)
+
+    def _out_of_range(self, exc: OffsetOutOfRangeError) -> None:
+        """Kafka no longer holds the fetch position of some partitions (kafka-python raises this from ``poll``
+        with ``{partition: offset}`` as its argument, the reset policy being "none"): retention deleted records
+        before this worker read them. Without ``allow_gaps`` the gap is counted in the store and
+        :class:`~tidecast.stream.ingest.RecordsDeleted` raised; with it the partition goes on from the log
+        start and its next batch carries the gap (counted with it in one commit). Partitions this worker does
+        not hold (a reload is due) are left to the reload's seek."""
+        reached = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+        ours = {tp: offset for tp, offset in reached.items() if tp in self.ingestors}
+        if not ours:
+            if self._reload or self._failure is not None:
+                return  # _recover() seeks them again (or stops)
+            raise exc  # not a partition this worker reads, and no reload to explain it: not retention
+        starts = self.consumer.beginning_offsets(list(ours))
+        for tp, offset in ours.items():
+            ingestor, start = self.ingestors[tp], starts[tp]
+            if ingestor.next_offset is None:  # nothing read yet: begin where the log begins now, as at startup
+                log.info("%s:%d: the log start moved to %d before anything was read", tp.topic, tp.partition, start)
+                self.consumer.seek_to_beginning(tp)
+                continue
+            deleted = RecordsDeleted(tp.topic, tp.partition, offset, start)
+            if not self.settings.allow_gaps or start <= offset:
+                raise self._lost(tp, deleted)
+            log.warning("%s:%d: Kafka deleted records %d to %d (%d) before they were ingested; TIDECAST_ALLOW_GAPS "
+                        "is set: going on from the log start, the gap is counted in the store's gaps",
+                        tp.topic, tp.partition, offset, start - 1, start - offset)
+            ingestor.expect_gap()  # the next batch starts past next_offset: it records the gap when committed
+            self.consumer.seek(tp, start)
 
     def _lost(self, tp: TopicPartition, exc: StateLost) -> StateLost:
         """Count the gap in the store (once per gap); returns ``exc`` to raise (the CLI prints it)."""

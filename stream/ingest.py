@@ -90,6 +90,31 @@ class OffsetGap(StateLost):
         self.expected, self.first = expected, first
 
 
+class RecordsDeleted(StateLost):
+    """Kafka no longer holds the offset ingest reached in a partition (the consumer's fetch was out of range):
+    retention, or a deletion, removed records before they were ingested; or the offset is past the log's end.
+
+    >>> str(RecordsDeleted("sales", 3, 100, 500)).split(": ingest")[0]
+    'sales:3: Kafka deleted records 100 to 499 (400) before they were ingested'
+    >>> RecordsDeleted("sales", 3, 100, 500).gap, RecordsDeleted("sales", 3, 100, 500).records
+    ('sales@100', 400)
+    """
+
+    def __init__(self, topic: str, partition: int, reached: int, log_start: int) -> None:
+        if log_start > reached:
+            why = (f"Kafka deleted records {reached} to {log_start - 1} ({log_start - reached:,}) before they were "
+                   f"ingested: ingest reached offset {reached}, the log now starts at {log_start} (retention.ms or "
+                   f"retention.bytes too short for a stopped or slow worker, or records deleted by hand)")
+            allow = "; or set TIDECAST_ALLOW_GAPS=1 to count them as a gap and go on from the log start"
+        else:
+            why = (f"Kafka holds no offset {reached} although the log starts at {log_start}: the offset is past the "
+                   f"log's end (the topic was deleted and created again?)")
+            allow = ""
+        super().__init__(f"{topic}:{partition}: {why}. Ingest stopped: {REPAIR}{allow}",
+                         gap=f"{topic}@{reached}", records=max(log_start - reached, 0))
+        self.reached, self.log_start = reached, log_start
+
+
 class Record(NamedTuple):
     """The part of a Kafka record the ingest needs; kafka-python's ConsumerRecord fits this shape."""
 
@@ -193,8 +218,9 @@ class PartitionIngestor:
     ) -> None:
         """``now_ms`` is the wall clock (epoch ms, a callable or a value); None means no future guard (offline
         replay on a simulated clock). ``bounds`` are the validator's numeric bounds. The first records after a
-        stored offset must start at it: otherwise :meth:`apply` raises :class:`OffsetGap`, or with ``allow_gaps``
-        (a forward gap only) marks the batch's ``gap``."""
+        stored offset (and after :meth:`expect_gap`) must start at it: otherwise :meth:`apply` raises
+        :class:`OffsetGap`, or with ``allow_gaps`` (a forward gap only) marks the batch's ``gap``. Later batches
+        are not checked: transactional control records and compaction leave legitimate holes in the offsets."""
         self.topic = topic
         self.partition = partition
         self.buckets = buckets
@@ -357,6 +383,12 @@ class PartitionIngestor:
             counts=Counts(),
             rejects=[],
         )
+
+    def expect_gap(self) -> None:
+        """Check the start of the next records again: Kafka deleted records past :attr:`next_offset` and the
+        consumer was moved to the log start, so the next batch carries the gap (counted with it in one commit)
+        or, without ``allow_gaps``, raises :class:`OffsetGap`. Nothing to check before anything was read."""
+        self.check_start = self.next_offset is not None
 
     def adopt(self, batch: IngestBatch) -> None:
         """Take on the state of a batch the store has committed."""

@@ -56,14 +56,20 @@ def security_config(settings: Settings) -> dict[str, object]:
     return config
 
 
-def consumer_config(settings: Settings, bootstrap: str, group: str | None) -> dict:
-    """Keyword arguments for ``KafkaConsumer``: manual offsets (Redis holds the truth), earliest reset."""
+def consumer_config(settings: Settings, bootstrap: str, group: str | None, *, reset: str) -> dict:
+    """Keyword arguments for ``KafkaConsumer``: manual offsets (Redis holds the truth).
+
+    ``reset`` is kafka-python's ``auto_offset_reset``, stated by every caller: ``"earliest"`` for the readers
+    (forecast tail, bench), ``"none"`` for the ingest worker, which seeks every partition itself and must hear
+    about a position Kafka no longer holds (``OffsetOutOfRangeError``) instead of being moved silently past
+    records retention deleted.
+    """
     config = {
         "bootstrap_servers": bootstrap,
         "group_id": group,
         "client_id": f"tidecast-{group or 'reader'}",
         "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
+        "auto_offset_reset": reset,
         **FETCH,
         **security_config(settings),
     }
@@ -153,7 +159,7 @@ def earliest_offsets(bootstrap: str, topics: Iterable[str], settings: Settings |
     """``topic:partition`` -> the earliest offset the broker still holds, for every partition of ``topics``."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**consumer_config(settings or Settings(), bootstrap, None))
+    consumer = KafkaConsumer(**consumer_config(settings or Settings(), bootstrap, None, reset="earliest"))
     try:
         parts = [TopicPartition(topic, p) for topic in topics
                  for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -99,8 +99,8 @@ def test_bad_security_settings_name_the_variable(env: dict[str, str], message: s
 
 def test_every_built_config_carries_the_security_settings() -> None:
     s = sasl_settings()
-    consumer = consumer_config(s, "127.0.0.1:9092", s.consumer_group)
-    reader = consumer_config(s, "127.0.0.1:9092", None)
+    consumer = consumer_config(s, "127.0.0.1:9092", s.consumer_group, reset="none")
+    reader = consumer_config(s, "127.0.0.1:9092", None, reset="earliest")
     producer = producer_config(s, "127.0.0.1:9092", "tidecast-test")
     for config, client in ((consumer, KafkaConsumer), (reader, KafkaConsumer), (producer, KafkaProducer)):
         assert SASL_KWARGS.items() <= config.items()
@@ -122,7 +122,7 @@ def test_kafka_python_accepts_the_configs_without_a_network(pem: dict[str, str])
             assert producer.config["sasl_mechanism"] == security.sasl_mechanism
         finally:
             producer.close(timeout=0)
-        consumer = KafkaConsumer(**consumer_config(s, closed, None), api_version=(2, 5))
+        consumer = KafkaConsumer(**consumer_config(s, closed, None, reset="earliest"), api_version=(2, 5))
         try:
             assert consumer.config["ssl_cafile"] == (pem["ca"] if security.ssl_cafile else None)
         finally:
