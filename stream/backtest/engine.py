@@ -160,6 +160,8 @@ class Backtest:
     def feed(self, chunk: Chunk) -> None:
         """Ingest one bucket's rows, register its panel zeros, close what the watermark allows."""
         self.counts["rows"] += len(chunk.records) + len(chunk.zeros)
+        if chunk.closed:
+            self.counts["closed"] += chunk.closed
         if chunk.records:
             self._ingest(chunk.records)
         if chunk.zeros:

@@ -23,7 +23,7 @@ from tidecast.producers.files import parse_columns, read_events
 from tidecast.stream.backtest.charts import one_step_band, quantile_chart
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.engine import Backtest, run_rows
-from tidecast.stream.backtest.file_chunks import chunks_in_order
+from tidecast.stream.backtest.file_chunks import chunks_in_order, chunks_sorted
 from tidecast.stream.backtest.rejects import TooManyRejected
 from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
 from tidecast.stream.backtest.result import BacktestResult
@@ -348,3 +348,39 @@ def test_the_backtest_applies_the_configured_bounds(monkeypatch: pytest.MonkeyPa
                  "--max-rejected", "0.5"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["counts"]["invalid"] == 3 and "TIDECAST_MAX_QTY" in doc["rejects"][0]["reason"]
+
+
+def store_panel(path: Path, days: int = 12) -> Path:
+    """A Rossmann-like panel: three stores, no product column, closed on day 7 (zero sales), a holiday on day 3."""
+    lines = ["date,store,sales,open,state_holiday"]
+    for day in range(1, days + 1):
+        for store in (1, 2, 3):
+            closed = day % 7 == 0
+            lines.append(f"2015-07-{day:02d},{store},{0 if closed else 10 * store + day},{0 if closed else 1},"
+                         f"{'a' if day == 3 else '0'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_store_panel_counts_its_closed_days_and_carries_open_and_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = store_panel(tmp_path / "stores.csv")
+    columns = "ts=date,store=store,qty=sales,open=open,event=state_holiday"
+    assert main(["backtest", str(path), "--json", "--horizon", "2", "--warmup", "1", "--baselines", "naive",
+                 "--workers", "0", "--columns", columns]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    counts = doc["counts"]
+    assert doc["series"] == 3 and counts["rows"] == 36
+    assert counts["closed"] == 3 and counts["panel_zeros"] == 3  # the closed day: observed zeros, not dropped
+    assert counts["ingested"] == 33 and counts.get("invalid", 0) == 0
+    chunks = list(chunks_in_order(read_events(path, parse_columns(columns)), config().buckets))
+    assert [c.closed for c in chunks] == [3 if i == 6 else 0 for i in range(12)]
+    assert chunks[6].zeros == ["1:all", "2:all", "3:all"]
+    holiday = json.loads(chunks[2].records[0])
+    assert (holiday["open"], holiday["event"], holiday["sku"]) == (True, "a", "all")
+    assert "event" not in json.loads(chunks[3].records[0])
+    shuffled = tmp_path / "shuffled.csv"
+    head, *rows = path.read_text().splitlines()
+    shuffled.write_text("\n".join([head, *rows[::-1]]) + "\n")
+    assert sum(c.closed for c in chunks_sorted(read_events(shuffled, parse_columns(columns)), config().buckets)) == 3

@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--columns", help="FIELD=COLUMN,... as for `produce file`, e.g. "
                                           "ts=InvoiceDate,sku=StockCode,qty=Quantity,price=UnitPrice")
     parser.add_argument("--tz", default="UTC", help="time zone of naive timestamps (default UTC)")
+    parser.add_argument("--date-format", metavar="FMT",
+                        help="strptime format of times that are not ISO-8601, e.g. %%m/%%d/%%Y (default: detect "
+                             "the day/month order of dates such as 11/1/2000 from the whole column)")
     parser.add_argument("--bucket", dest="backtest_bucket", metavar="SIZE",
                         help="bucket size, e.g. 1h, 1d, 1w (default TIDECAST_BUCKET, 1d)")
     parser.add_argument("--horizon", type=int, help="buckets forecast at each origin (default TIDECAST_HORIZON, 14)")
@@ -126,15 +129,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"no such file: {path}")
     config = backtest_config(args, settings)
     columns = parse_columns(args.columns)
+    date_format = resolve_date_format(path, columns, args.date_format)
     try:  # fail now on an unknown format, time zone or column
-        next(iter(read_events(path, columns, args.tz)), None)
+        next(iter(read_events(path, columns, args.tz, date_format)), None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     total = count_rows(path)
 
     def open_rows(sorting: bool) -> Iterator[dict | bytes]:
         label = f"{'sorting' if sorting else 'backtest'} {path.name}"
-        return progress(read_events(path, columns, args.tz), label, total=total, unit="rows")
+        return progress(read_events(path, columns, args.tz, date_format), label, total=total, unit="rows")
 
     def on_sort(exc: OutOfOrder) -> None:
         mb = (total or 0) * ROW_BYTES / 1e6
@@ -165,6 +169,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         show(result, path.name)
     return 0
+
+
+def resolve_date_format(path: Path, columns: dict[str, str], given: str | None) -> str | None:
+    """``--date-format``, or the format of the file's numeric dates (one pass, said on stderr); errors as
+    :class:`ConfigError`. Shared by ``produce file``."""
+    from tidecast.console import err
+    from tidecast.producers.files import detect_date_format
+
+    if given is not None:
+        return given
+    try:
+        found = detect_date_format(path, columns)
+    except ValueError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
+    if found is not None:
+        err.print(f"{path.name}: times read as {found} (day/month order from the whole column; "
+                  "--date-format to say otherwise)", markup=False, highlight=False)
+    return found
 
 
 def show(result: BacktestResult, name: str) -> None:
