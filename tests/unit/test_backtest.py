@@ -3,6 +3,7 @@ unsorted input, worker processes and the report files."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import math
@@ -11,6 +12,7 @@ import random
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -384,3 +386,73 @@ def test_a_store_panel_counts_its_closed_days_and_carries_open_and_event(
     head, *rows = path.read_text().splitlines()
     shuffled.write_text("\n".join([head, *rows[::-1]]) + "\n")
     assert sum(c.closed for c in chunks_sorted(read_events(shuffled, parse_columns(columns)), config().buckets)) == 3
+
+
+def read_forecasts(path: Path) -> list[dict]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def recomputed(rows: list[dict], model: str) -> dict[str, float]:
+    """MAE (median), bias (mean) and 80% coverage per series, then averaged over series, as docs/metrics.md."""
+    by_series: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["model"] == model:
+            by_series.setdefault(row["series"], []).append(row)
+    def mean_of(f) -> float:
+        return float(np.mean([np.mean([f(r) for r in points]) for points in by_series.values()]))
+    return {
+        "mae": mean_of(lambda r: abs(float(r["q0.5"]) - float(r["actual"]))),
+        "bias": mean_of(lambda r: float(r["mean"]) - float(r["actual"])),
+        "coverage80": mean_of(lambda r: float(float(r["q0.1"]) <= float(r["actual"]) <= float(r["q0.9"]))),
+    }
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_every_scored_forecast_goes_to_the_forecasts_file(tmp_path: Path, workers: int) -> None:
+    path = tmp_path / "out" / "forecasts.csv.gz"
+    rows = ramp_and_flat(14) + [sale(d, 'C,"x"', 1 + d % 3) for d in range(6, 15)]  # a late series, CSV-quoted
+    result = run(rows, config(baselines=("naive", "tsb"), warmup=2, workers=workers, forecasts=path))
+    written = read_forecasts(path)
+    assert list(written[0]) == ["model", "series", "origin", "step", "target", "mean", "q0.1", "q0.5", "q0.9",
+                                "actual"]
+    assert not list(path.parent.glob(".*part*"))  # the worker's part was appended and removed
+    for name, metrics in result.models.items():
+        mine = [r for r in written if r["model"] == name]
+        assert len(mine) == metrics["scored"] > 0
+        assert {r["series"] for r in mine} == {"all:A", "all:B", 'all:C,"x"'}
+        again = recomputed(written, name)
+        for key in ("mae", "bias", "coverage80"):
+            assert again[key] == pytest.approx(metrics[key], rel=1e-5, abs=1e-5), (name, key)
+    origins = sorted({r["origin"] for r in written})
+    assert origins[0] == "2024-03-04T00:00:00+00:00"  # day 1 + 1 + 2 warm-up origins
+    for r in written[:50]:
+        origin, target = datetime.fromisoformat(r["origin"]), datetime.fromisoformat(r["target"])
+        assert (target - origin).days == int(r["step"]) - 1 and 1 <= int(r["step"]) <= H
+
+
+def test_forecasts_file_from_the_command_matches_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "sales.jsonl"
+    rows = [sale(d, sku, 1 + (d * len(sku)) % 4, 2.5, n) for d in range(1, 25) for sku in ("A", "BB")
+            for n in range(2)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "f.csv"
+    assert main(["backtest", str(path), "--json", "--horizon", "3", "--baselines", "naive", "--warmup", "4",
+                 "--forecasts", str(out)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    written = read_forecasts(out)  # .csv: plain text
+    assert {r["model"] for r in written} == {"tidecast", "naive"}
+    assert len({r["origin"] for r in written}) == doc["origins"]
+    for name in ("tidecast", "naive"):
+        assert recomputed(written, name)["mae"] == pytest.approx(doc["models"][name]["mae"], rel=1e-5)
+    assert main(["backtest", str(path), "--forecasts", str(tmp_path / "f.txt")]) == 2
+    assert "the name must end in .csv.gz, .csv or .parquet" in capsys.readouterr().err
+
+
+def test_parquet_forecasts_need_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidecast.stream.backtest.forecast_file import forecast_format
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    with pytest.raises(ValueError, match=r"needs pyarrow; install it .* or name the file .csv.gz"):
+        forecast_format(tmp_path / "f.parquet")

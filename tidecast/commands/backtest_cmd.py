@@ -59,6 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "'none' for tidecast alone (default: all but lightgbm)")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write report.md, metrics.json and plots here")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--forecasts", type=Path, metavar="FILE",
+                        help="write every scored forecast of every model here, one row per (model, series, origin, "
+                             "step): .csv.gz, .csv, or .parquet (needs pyarrow)")
     parser.add_argument("--store", choices=("memory", "redis"), default="memory",
                         help="window store: in memory (default) or Redis (TIDECAST_REDIS_URL or `infra up`)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model (default 0)")
@@ -94,9 +97,16 @@ def parse_baselines(text: str) -> tuple[str, ...]:
 def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestConfig:
     """The engine's config from the flags, falling back on the settings (``TIDECAST_*``)."""
     from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
+    from tidecast.stream.backtest.forecast_file import forecast_format
     from tidecast.stream.events import Bounds
 
     baselines = DEFAULT_BASELINES if args.baselines is None else parse_baselines(args.baselines)
+    forecasts = args.forecasts
+    if forecasts is not None:
+        try:
+            forecast_format(forecasts)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
         bucket = parse_duration(args.backtest_bucket) if args.backtest_bucket else settings.bucket_seconds
     except ValueError as exc:
@@ -107,7 +117,7 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
             bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
             seed=args.seed, trace=args.report is not None, workers=max(0, args.workers),
-            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price),
+            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price), forecasts=forecasts,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -161,6 +171,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if result.rejects.total:
         rows = result.counts.get("rows", 0)
         err.print(result.rejects.describe(rows), markup=False, highlight=False, soft_wrap=True)
+    if config.forecasts is not None:
+        err.print(f"forecasts: {config.forecasts}")
     if args.report is not None:
         written = write_report(result, args.report, title=f"Backtest of {path.name}")
         err.print(f"report: {', '.join(str(p) for p in written)}")
