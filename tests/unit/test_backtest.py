@@ -456,3 +456,19 @@ def test_parquet_forecasts_need_pyarrow(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
     with pytest.raises(ValueError, match=r"needs pyarrow; install it .* or name the file .csv.gz"):
         forecast_format(tmp_path / "f.parquet")
+
+
+def test_parquet_forecasts_hold_the_same_rows(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")  # an optional extra: tidecast[parquet]
+    rows = ramp_and_flat(12)
+    cfg = config(baselines=("naive", "tsb"), warmup=2, workers=1)
+    result = run(rows, replace(cfg, forecasts=tmp_path / "f.parquet"))
+    run(rows, replace(cfg, forecasts=tmp_path / "f.csv"))
+    table = pq.read_table(tmp_path / "f.parquet").to_pylist()
+    written = read_forecasts(tmp_path / "f.csv")
+    assert len(table) == len(written) == sum(m["scored"] for m in result.models.values())
+    assert not list(tmp_path.glob(".*"))
+    key = ("model", "series", "origin", "step")
+    as_text = {tuple(str(r[k]) for k in key): float(r["q0.5"]) for r in written}
+    for r in table:
+        assert as_text[tuple(str(r[k]) for k in key)] == pytest.approx(r["q0.5"], rel=1e-5, abs=1e-9)
