@@ -158,6 +158,7 @@ class Backtest:
                     self.feed(chunk)
         finally:
             self.stop_workers()
+            self._drop_parts()
 
     def stop_workers(self) -> None:
         """Stop any baseline worker process still running."""
@@ -300,6 +301,16 @@ class Backtest:
         self.rows.close()
         merge_parts(path, [part_path(path, n) for n in range(1, len(self.baseline_workers) + 1)])
         self.timings["forecasts_file"] += time.perf_counter() - started
+
+    def _drop_parts(self) -> None:
+        """After a run that did not finish: close this process's rows, delete the workers' parts (if any)."""
+        path = self.config.forecasts
+        if path is None:
+            return
+        if self.rows is not None:
+            self.rows.close()
+        for n in range(1, len(self.baseline_workers) + 1):
+            part_path(path, n).unlink(missing_ok=True)
 
     def _outcomes(self) -> list[dict]:
         """Every lineup's outcome, this process's first (none if no bucket ever closed)."""

@@ -472,3 +472,11 @@ def test_parquet_forecasts_hold_the_same_rows(tmp_path: Path) -> None:
     as_text = {tuple(str(r[k]) for k in key): float(r["q0.5"]) for r in written}
     for r in table:
         assert as_text[tuple(str(r[k]) for k in key)] == pytest.approx(r["q0.5"], rel=1e-5, abs=1e-9)
+
+
+def test_a_stopped_run_leaves_no_forecast_parts(tmp_path: Path) -> None:
+    path = mostly_bad(tmp_path / "dates.csv")
+    out = tmp_path / "out" / "f.csv.gz"
+    assert main(["backtest", str(path), "--columns", "ts=date,sku=item,qty=units", "--horizon", "2",
+                 "--baselines", "naive", "--workers", "1", "--forecasts", str(out)]) == 2
+    assert not list(tmp_path.rglob(".part*"))
