@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -30,9 +30,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-FIELDS = ("event_id", "type", "ts", "sku", "store", "qty", "price", "revenue", "promo", "action")
-"""Event fields a column can map to (``revenue`` only serves to derive ``price``)."""
-OPTIONAL = frozenset({"store", "price", "revenue", "promo"})
+from tidecast.producers import dates
+
+FIELDS = ("event_id", "type", "ts", "sku", "store", "qty", "price", "revenue", "promo", "action", "open", "event")
+"""Event fields a column can map to (``revenue`` only serves to derive ``price``; ``open`` and ``event`` are
+carried in the record as extra fields, which the validator ignores)."""
+OPTIONAL = frozenset({"store", "price", "revenue", "promo", "open", "event"})
 """Fields for which an empty cell (or JSON null) means absent; an empty required field stays ``""``."""
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv",)
@@ -41,6 +44,10 @@ _TRUE = frozenset({"1", "1.0", "true", "t", "yes", "y"})
 """Flag cells read as true (case-insensitive, trimmed), as spreadsheets and pandas (``1.0``: a float column) write."""
 _FALSE = frozenset({"0", "0.0", "false", "f", "no", "n"})
 """Flag cells read as false; any other cell stays as it is, for the validator to reject."""
+_NO_EVENT = frozenset({"", "0", "0.0"})
+"""``event`` cells that mean no calendar event (Rossmann's state_holiday writes ``0`` for none)."""
+DEFAULT_SKU = "all"
+"""The sku of every row when ``--columns`` maps no ``sku``: one series per store (``STORE:all``)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECONDS_BELOW = 1e11  # epoch numbers below this are seconds (before year 5138), above it milliseconds
 _MISSING = object()
@@ -70,7 +77,9 @@ def parse_columns(spec: str | None) -> dict[str, str]:
     return mapping
 
 
-def read_events(path: Path, columns: dict[str, str] | None = None, tz: str = "UTC") -> Iterator[dict | bytes]:
+def read_events(
+    path: Path, columns: dict[str, str] | None = None, tz: str = "UTC", date_format: str | None = None
+) -> Iterator[dict | bytes]:
     """Stream the rows of ``path`` (``.csv``, ``.jsonl``, ``.json`` or ``.ndjson``, maybe ``.gz``) as events.
 
     ``columns`` maps event fields to the file's columns (see :func:`parse_columns`); ``None`` maps every
@@ -79,8 +88,12 @@ def read_events(path: Path, columns: dict[str, str] | None = None, tz: str = "UT
     value, the id is ``"{file name}:{row}"`` (rows count from 1, the CSV header excluded); without a
     ``type``, the row is a sale. Naive times are local times in ``tz`` (an ambiguous one takes the earlier,
     summer-time reading); JSON numbers and numeric strings are epoch seconds, or milliseconds from 1e11.
-    ``price`` is ``revenue / qty`` when only revenue is given. An unknown format or time zone fails at
-    once; a missing CSV column on the first ``next()``.
+    ``price`` is ``revenue / qty`` when only revenue is given. Without a ``sku`` in ``columns`` (a panel of
+    stores), every row's sku is :data:`DEFAULT_SKU`. ``open`` is a flag like ``promo``; ``event`` a name, absent
+    for ``0`` or an empty cell. ``date_format`` (strptime) reads the times that are not ISO-8601; without it,
+    numeric dates such as ``11/1/2000`` get the day/month order of the whole column
+    (:func:`detect_date_format`, one extra pass over the file when the first time is such a date). An unknown
+    format or time zone fails at once; a missing CSV column or dates of no one order on the first ``next()``.
     """
     path = Path(path)
     kind = _kind(path)
@@ -89,15 +102,55 @@ def read_events(path: Path, columns: dict[str, str] | None = None, tz: str = "UT
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {tz!r}") from None
     mapping = parse_columns(None) if columns is None else dict(columns)
-    return _stream(path, kind, mapping, zone)
+    return _stream(path, kind, mapping, zone, date_format)
 
 
-def _stream(path: Path, kind: str, mapping: dict[str, str], zone: tzinfo) -> Iterator[dict | bytes]:
+def _stream(
+    path: Path, kind: str, mapping: dict[str, str], zone: tzinfo, date_format: str | None
+) -> Iterator[dict | bytes]:
+    if date_format is None:
+        date_format = detect_date_format(path, mapping)
     with _open(path) as handle:
         rows = _csv_rows(handle, path, mapping) if kind == "csv" else _json_rows(handle, path, mapping)
-        convert = _Converter(zone, path.name)
+        convert = _Converter(zone, path.name, None if date_format is None else dates.parser(date_format),
+                             constant_sku="sku" not in mapping)
         for row, values in rows:
             yield convert(row, values)
+
+
+def detect_date_format(path: Path, columns: dict[str, str] | None = None) -> str | None:
+    """The strptime format of the file's numeric dates (``11/1/2000``: day/month order from the whole column),
+    or None when its first time is ISO-8601, a number, or there is none.
+
+    Reads the rows until the first readable time; only when that is a numeric date, all of them. Raises
+    :class:`~tidecast.producers.dates.AmbiguousDates` (a ``ValueError``) when no value tells day from month.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    mapping = parse_columns(None) if columns is None else dict(columns)
+    if "ts" not in mapping:
+        return None
+    only_ts = {"ts": mapping["ts"]}
+    order = dates.DateOrder(mapping["ts"])
+    with _open(path) as handle:
+        rows = _csv_rows(handle, path, only_ts) if kind == "csv" else _json_rows(handle, path, only_ts)
+        for _, values in rows:
+            raw = None if isinstance(values, _BadLine) else values.get("ts")
+            if order.seen == 0 and type(raw) in (int, float):
+                return None  # epoch numbers
+            if type(raw) is not str or order.add(raw):
+                continue
+            if order.seen == 0 and _is_time(raw.strip()):
+                return None  # ISO-8601 or an epoch number: no format needed
+    return order.format()
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return type(_number(text)) is not str
+    return True
 
 
 def count_rows(path: Path) -> int | None:
@@ -184,8 +237,14 @@ class _BadLine(NamedTuple):
 class _Converter:
     """Turns one row's raw values into an event dict, keeping what it cannot convert."""
 
-    def __init__(self, zone: tzinfo, name: str) -> None:
-        self.zone, self.name = zone, name
+    def __init__(
+        self,
+        zone: tzinfo,
+        name: str,
+        parse_date: Callable[[str], datetime | None] | None = None,
+        constant_sku: bool = False,
+    ) -> None:
+        self.zone, self.name, self.parse_date, self.constant_sku = zone, name, parse_date, constant_sku
         self.cache: dict[object, object] = {}
 
     def __call__(self, row: int, values: dict | _BadLine) -> dict | bytes:
@@ -199,8 +258,12 @@ class _Converter:
                 raw = self.ts(raw)
             elif field in _NUMERIC:
                 raw = _number(raw)
-            elif field == "promo":
+            elif field in ("promo", "open"):
                 raw = _flag(raw)
+            elif field == "event":
+                raw = _event_name(raw)
+                if raw is None:
+                    continue
             elif field in ("type", "action") and type(raw) is str:
                 raw = raw.strip().lower()
             elif type(raw) is int:  # a numeric id or sku in JSON
@@ -213,6 +276,8 @@ class _Converter:
                 event["price"] = revenue  # unparsable: let the validator reject the row
             elif type(qty) in (int, float) and qty != 0 and type(revenue) in (int, float):
                 event["price"] = _number(round(revenue / qty, 6))
+        if self.constant_sku:
+            event["sku"] = DEFAULT_SKU
         event_id = event.pop("event_id", _MISSING)
         kind = event.pop("type", "sale")
         return {"event_id": f"{self.name}:{row}" if event_id is _MISSING else event_id, "type": kind, **event}
@@ -224,15 +289,17 @@ class _Converter:
         if hit is _MISSING:
             if len(self.cache) > 4096:
                 self.cache.clear()
-            hit = self.cache[raw] = _timestamp(raw, self.zone)
+            hit = self.cache[raw] = _timestamp(raw, self.zone, self.parse_date)
         return hit
 
 
-def _timestamp(raw: Any, zone: tzinfo) -> object:
-    """ISO-8601 with offset, or ``raw`` unchanged when it is no time."""
+def _timestamp(raw: Any, zone: tzinfo, parse_date: Callable[[str], datetime | None] | None = None) -> object:
+    """ISO-8601 with offset, or ``raw`` unchanged when it is no time; ``parse_date`` (a date format) first."""
     if type(raw) is str:
+        moment = None if parse_date is None else parse_date(raw)
         try:
-            moment = datetime.fromisoformat(raw.strip())
+            if moment is None:
+                moment = datetime.fromisoformat(raw.strip())
         except ValueError:
             number = _number(raw)
             return raw if type(number) is str else _epoch(number, raw)
@@ -279,8 +346,20 @@ def _number(raw: Any) -> Any:
     return _number(value)
 
 
+def _event_name(raw: object) -> str | None:
+    """``event``: the name of a calendar event, None for none (``0``, an empty cell).
+
+    >>> [_event_name(v) for v in ("a", " 0 ", 0, "0.0", "Christmas", 2)]
+    ['a', None, None, None, 'Christmas', '2']
+    """
+    if raw is None or raw is False:
+        return None
+    text = str(_number(raw)) if type(raw) in (int, float) else str(raw).strip()
+    return None if text in _NO_EVENT else text
+
+
 def _flag(raw: object) -> object:
-    """``promo``: a bool from :data:`_TRUE` / :data:`_FALSE` text or a JSON 0/1 (int or float); else unchanged.
+    """``promo``, ``open``: a bool from :data:`_TRUE` / :data:`_FALSE` text or a JSON 0/1 (int or float); else as is.
 
     >>> [_flag(v) for v in (" 1.0", "FALSE", "y", "T", 0.0, 1, "2", 0.5, "maybe")]
     [True, False, True, True, False, True, '2', 0.5, 'maybe']

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tidecast.models.baselines import BASELINE_NAMES
@@ -48,6 +49,9 @@ class BacktestConfig:
     """Worker processes sharing the baselines with this one (0: all in this process)."""
     bounds: Bounds = DEFAULT_BOUNDS
     """The validator's bounds on qty and price (``TIDECAST_MAX_QTY``, ``TIDECAST_MAX_PRICE``), as live."""
+    forecasts: Path | None = None
+    """Write every scored forecast of every model to this file (``.csv.gz``, ``.csv`` or ``.parquet``; see
+    :mod:`tidecast.stream.backtest.forecast_file`)."""
     max_rejected: float | None = None
     """Stop with :class:`~tidecast.stream.backtest.rejects.TooManyRejected` when a larger share of the rows is
     rejected (invalid or late); None: never (the command's ``--max-rejected`` defaults to 0.05)."""

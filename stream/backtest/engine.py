@@ -56,6 +56,8 @@ from tidecast.models.learner import OnlineLearner
 from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
 from tidecast.stream.backtest.config import GC_THRESHOLDS, TOPIC, BacktestConfig
 from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
+from tidecast.stream.backtest.forecast_file import ForecastRows, merge_parts, part_path
+from tidecast.stream.backtest.forecast_recorder import record
 from tidecast.stream.backtest.known_series_store import KnownSeriesStore
 from tidecast.stream.backtest.rejects import TooManyRejected
 from tidecast.stream.backtest.result import BacktestResult, assemble_result
@@ -92,7 +94,12 @@ class Backtest:
         groups = split_baselines(config.baselines, config.workers)
         self.local_baselines: tuple[str, ...] = tuple(groups[0])
         # started before the learner is built or any input read: see BaselineWorker
-        self.baseline_workers = [BaselineWorker(config, group) for group in groups[1:] if group]
+        self.baseline_workers = [
+            BaselineWorker(config, group, number) for number, group in enumerate([g for g in groups[1:] if g], 1)
+        ]
+        self.rows: ForecastRows | None = None
+        """This process's rows of ``config.forecasts`` (opened at the first close)."""
+        self._series_sent = 0
         self.learner = learner if learner is not None else OnlineLearner(config.learner_config())
         self.retention = max(config.retention, self.learner.min_history)
         state = self._unused_partition(store)
@@ -151,6 +158,7 @@ class Backtest:
                     self.feed(chunk)
         finally:
             self.stop_workers()
+            self._drop_parts()
 
     def stop_workers(self) -> None:
         """Stop any baseline worker process still running."""
@@ -160,6 +168,8 @@ class Backtest:
     def feed(self, chunk: Chunk) -> None:
         """Ingest one bucket's rows, register its panel zeros, close what the watermark allows."""
         self.counts["rows"] += len(chunk.records) + len(chunk.zeros)
+        if chunk.closed:
+            self.counts["closed"] += chunk.closed
         if chunk.records:
             self._ingest(chunk.records)
         if chunk.zeros:
@@ -182,6 +192,7 @@ class Backtest:
             self._step()
         outcomes = self._outcomes()
         self.stop_workers()
+        self._close_forecasts()
         result = assemble_result(
             self.config,
             outcomes,
@@ -263,13 +274,43 @@ class Backtest:
         """Hand one close to every lineup (the first close starts them); the workers score while this one does."""
         if self.lineup is None:
             self.lineup = Lineup(self.config, closed.t, self.local_baselines)
+            if self.config.forecasts is not None:
+                self.rows = ForecastRows(self.config.forecasts, self.config.quantiles, self.buckets)
+                record(self.lineup, self.rows)
             for worker in self.baseline_workers:
                 worker.start(closed.t)
+        series = self.forecaster.panel.series
+        new_series = series[self._series_sent :] if self.config.forecasts is not None else []
+        self._series_sent += len(new_series)
+        if self.rows is not None:
+            self.rows.names.extend(new_series)
         for worker in self.baseline_workers:
-            worker.close_bucket(closed.t, closed.units, closed.revenue)
+            worker.close_bucket(closed.t, closed.units, closed.revenue, new_series)
         self.lineup.close_bucket(
             closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean)
         )
+
+    def _close_forecasts(self) -> None:
+        """Close ``config.forecasts`` (a header only if nothing was scored) and append the workers' parts."""
+        path = self.config.forecasts
+        if path is None:
+            return
+        started = time.perf_counter()
+        if self.rows is None:
+            self.rows = ForecastRows(path, self.config.quantiles, self.buckets)
+        self.rows.close()
+        merge_parts(path, [part_path(path, n) for n in range(1, len(self.baseline_workers) + 1)])
+        self.timings["forecasts_file"] += time.perf_counter() - started
+
+    def _drop_parts(self) -> None:
+        """After a run that did not finish: close this process's rows, delete the workers' parts (if any)."""
+        path = self.config.forecasts
+        if path is None:
+            return
+        if self.rows is not None:
+            self.rows.close()
+        for n in range(1, len(self.baseline_workers) + 1):
+            part_path(path, n).unlink(missing_ok=True)
 
     def _outcomes(self) -> list[dict]:
         """Every lineup's outcome, this process's first (none if no bucket ever closed)."""

@@ -7,6 +7,8 @@ included). Both are read with :func:`tidecast.producers.files.read_events`; this
 * keeps rows of a sale with ``qty == 0`` out of the event path: the live validator refuses them (a zero
   sale is no event), but in a panel they are *observed zeros*, so they become registrations of their
   series in their bucket instead, neither events nor DLQ entries;
+* counts the rows flagged closed (``open`` false, such as a drugstore's Sunday): they stay what they are (an
+  event, or an observed zero when nothing sold), and :attr:`Chunk.closed` says how many there were;
 * groups the rows by event-time bucket (UTC), in order. :func:`chunks_in_order` streams a file that is
   already in bucket order and raises :class:`OutOfOrder` at the first row of an earlier bucket;
   :func:`chunks_sorted` reads the whole file into memory (about 250 bytes per row) and sorts it (stable).
@@ -52,6 +54,8 @@ class Chunk(NamedTuple):
     records: list[bytes]
     zeros: list[str]
     zero_ts: int | None = None
+    closed: int = 0
+    """Rows flagged ``open: false`` (counted, and kept as events or zeros like any other row)."""
 
 
 class _Reader:
@@ -59,6 +63,8 @@ class _Reader:
 
     def __init__(self) -> None:
         self.cache: dict[object, int | None] = {}
+        self.closed = 0
+        """Rows read so far that were flagged ``open: false``."""
 
     def ts(self, raw: object) -> int | None:
         hit = self.cache.get(raw, -1) if type(raw) in (str, int) else -1
@@ -77,6 +83,8 @@ class _Reader:
     def __call__(self, doc: dict | bytes) -> tuple[int | None, bytes | str]:
         if type(doc) is not dict:
             return None, bytes(doc)  # an unparsable line: the validator gives the reason
+        if doc.get("open") is False:
+            self.closed += 1
         raw = doc.get("ts")
         ts = self.cache.get(raw, -1) if type(raw) is str else -1
         if ts == -1:
@@ -117,6 +125,7 @@ def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[
     zeros: list[str] = []
     zero_ts: int | None = None
     pending: list[bytes] = []  # unreadable rows before the first readable one
+    closed = 0  # read.closed when the current chunk began
     for row, doc in enumerate(docs, start=1):
         ts, item = read(doc)
         if ts is not None:
@@ -127,7 +136,9 @@ def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[
                 else:
                     if bucket < current:
                         raise OutOfOrder(f"row {row} is in bucket {bucket}, after a row of bucket {current}")
-                    yield Chunk(current, records, zeros, zero_ts)
+                    now_closed = read.closed - (doc.get("open") is False if type(doc) is dict else 0)
+                    yield Chunk(current, records, zeros, zero_ts, now_closed - closed)
+                    closed = now_closed
                     current, records, zeros, zero_ts = bucket, [], [], None
         if isinstance(item, str):  # a panel zero, whose time was readable (see _Reader)
             zeros.append(item)
@@ -138,9 +149,9 @@ def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[
         else:
             records.append(item)
     if current is not None:
-        yield Chunk(current, records, zeros, zero_ts)
+        yield Chunk(current, records, zeros, zero_ts, read.closed - closed)
     elif pending:
-        yield Chunk(0, pending, [])
+        yield Chunk(0, pending, [], None, read.closed)
 
 
 def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Chunk]:
@@ -154,9 +165,12 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
     keys: list[int] = []
     stamps: list[int | None] = []
     items: list[bytes | str] = []
+    closed = bytearray()  # 1 for a row flagged open: false
     last: int | None = None
     for doc in docs:
+        before = read.closed
         ts, item = read(doc)
+        closed.append(read.closed - before)
         if ts is not None:
             last = index(ts)
         keys.append(last if last is not None else -(1 << 62))
@@ -175,11 +189,13 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
         records: list[bytes] = []
         zeros: list[str] = []
         zero_ts: int | None = None
+        shut = 0
         for i in order[lo:hi].tolist():
+            shut += closed[i]
             item, items[i] = items[i], b""  # release as we go
             if type(item) is str:
                 zeros.append(item)
                 zero_ts = stamps[i] if zero_ts is None else max(zero_ts, stamps[i])
             else:
                 records.append(item)
-        yield Chunk(int(sorted_keys[lo]), records, zeros, zero_ts)
+        yield Chunk(int(sorted_keys[lo]), records, zeros, zero_ts, shut)

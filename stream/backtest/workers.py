@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
+from tidecast.stream.backtest.forecast_file import ForecastRows, part_path
+from tidecast.stream.backtest.forecast_recorder import record
 from tidecast.stream.backtest.scoring import Lineup
 
 
@@ -29,14 +31,14 @@ class BaselineWorker:
     The forecaster and the baselines then use two cores; the scores are computed by the same code either way.
     """
 
-    def __init__(self, config: BacktestConfig, baselines: Sequence[str]) -> None:
+    def __init__(self, config: BacktestConfig, baselines: Sequence[str], number: int = 1) -> None:
         # fork (where there is one) starts at once and needs no importable __main__; Backtest starts the
         # workers before it builds the learner or reads any input. The child never touches torch or rich.
         ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
             target=_serve,
-            args=(child, config, tuple(baselines), self.conn),
+            args=(child, config, tuple(baselines), self.conn, number),
             daemon=True,
             name="tidecast-backtest-baselines",
         )
@@ -48,9 +50,11 @@ class BaselineWorker:
         """Build the worker's :class:`Lineup` at the first closed bucket."""
         self._send(("start", first_bucket))
 
-    def close_bucket(self, t: int, units: np.ndarray, revenue: np.ndarray) -> None:
-        """Bucket ``t`` closed with ``units`` and ``revenue`` [S]: the worker's :meth:`Lineup.close_bucket`."""
-        self._send(("close_bucket", t, units, revenue))
+    def close_bucket(self, t: int, units: np.ndarray, revenue: np.ndarray, new_series: Sequence[str] = ()) -> None:
+        """Bucket ``t`` closed with ``units`` and ``revenue`` [S]: the worker's :meth:`Lineup.close_bucket`.
+
+        ``new_series``: the ids of the series added since the last close (for ``config.forecasts``)."""
+        self._send(("close_bucket", t, units, revenue, list(new_series)))
 
     def outcome(self) -> dict:
         """The worker's :meth:`Lineup.outcome` (None if it never started); the process ends."""
@@ -83,19 +87,33 @@ class BaselineWorker:
             raise RuntimeError("the baseline worker process died") from None
 
 
-def _serve(conn: Connection, config: BacktestConfig, baselines: tuple[str, ...], parent_end: Connection) -> None:
-    """The worker's loop: start, bucket closes, then end (answers the outcome, or the error's traceback) or quit."""
+def _serve(
+    conn: Connection, config: BacktestConfig, baselines: tuple[str, ...], parent_end: Connection, number: int
+) -> None:
+    """The worker's loop: start, bucket closes, then end (answers the outcome, or the error's traceback) or quit.
+
+    With ``config.forecasts`` the scored points go to the worker's own part file (``part_path(..., number)``).
+    """
     parent_end.close()  # our copy of the parent's end: without it, a dead parent would never read as EOF
     lineup: Lineup | None = None
+    rows: ForecastRows | None = None
     try:
         while True:
             message = conn.recv()
             if message[0] == "start":
                 lineup = Lineup(config, message[1], baselines, with_tidecast=False)
+                if config.forecasts is not None:
+                    rows = ForecastRows(part_path(config.forecasts, number), config.quantiles, config.buckets,
+                                        header=False)
+                    record(lineup, rows)
             elif message[0] == "close_bucket":
                 assert lineup is not None, "a bucket closed before the start message"
-                lineup.close_bucket(*message[1:])
+                if rows is not None:
+                    rows.names.extend(message[4])
+                lineup.close_bucket(*message[1:4])
             elif message[0] == "end":
+                if rows is not None:
+                    rows.close()
                 conn.send(("ok", lineup.outcome() if lineup is not None else None))
                 return
             else:
@@ -105,6 +123,8 @@ def _serve(conn: Connection, config: BacktestConfig, baselines: tuple[str, ...],
     except Exception:
         conn.send(("error", traceback.format_exc()))
     finally:
+        if rows is not None:
+            rows.close()
         conn.close()
 
 

@@ -3,6 +3,7 @@ unsorted input, worker processes and the report files."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import math
@@ -11,6 +12,7 @@ import random
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from tidecast.producers.files import parse_columns, read_events
 from tidecast.stream.backtest.charts import one_step_band, quantile_chart
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.engine import Backtest, run_rows
-from tidecast.stream.backtest.file_chunks import chunks_in_order
+from tidecast.stream.backtest.file_chunks import chunks_in_order, chunks_sorted
 from tidecast.stream.backtest.rejects import TooManyRejected
 from tidecast.stream.backtest.report import REPORT_METRICS, summary, write_report
 from tidecast.stream.backtest.result import BacktestResult
@@ -348,3 +350,133 @@ def test_the_backtest_applies_the_configured_bounds(monkeypatch: pytest.MonkeyPa
                  "--max-rejected", "0.5"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["counts"]["invalid"] == 3 and "TIDECAST_MAX_QTY" in doc["rejects"][0]["reason"]
+
+
+def store_panel(path: Path, days: int = 12) -> Path:
+    """A Rossmann-like panel: three stores, no product column, closed on day 7 (zero sales), a holiday on day 3."""
+    lines = ["date,store,sales,open,state_holiday"]
+    for day in range(1, days + 1):
+        for store in (1, 2, 3):
+            closed = day % 7 == 0
+            lines.append(f"2015-07-{day:02d},{store},{0 if closed else 10 * store + day},{0 if closed else 1},"
+                         f"{'a' if day == 3 else '0'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_store_panel_counts_its_closed_days_and_carries_open_and_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = store_panel(tmp_path / "stores.csv")
+    columns = "ts=date,store=store,qty=sales,open=open,event=state_holiday"
+    assert main(["backtest", str(path), "--json", "--horizon", "2", "--warmup", "1", "--baselines", "naive",
+                 "--workers", "0", "--columns", columns]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    counts = doc["counts"]
+    assert doc["series"] == 3 and counts["rows"] == 36
+    assert counts["closed"] == 3 and counts["panel_zeros"] == 3  # the closed day: observed zeros, not dropped
+    assert counts["ingested"] == 33 and counts.get("invalid", 0) == 0
+    chunks = list(chunks_in_order(read_events(path, parse_columns(columns)), config().buckets))
+    assert [c.closed for c in chunks] == [3 if i == 6 else 0 for i in range(12)]
+    assert chunks[6].zeros == ["1:all", "2:all", "3:all"]
+    holiday = json.loads(chunks[2].records[0])
+    assert (holiday["open"], holiday["event"], holiday["sku"]) == (True, "a", "all")
+    assert "event" not in json.loads(chunks[3].records[0])
+    shuffled = tmp_path / "shuffled.csv"
+    head, *rows = path.read_text().splitlines()
+    shuffled.write_text("\n".join([head, *rows[::-1]]) + "\n")
+    assert sum(c.closed for c in chunks_sorted(read_events(shuffled, parse_columns(columns)), config().buckets)) == 3
+
+
+def read_forecasts(path: Path) -> list[dict]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def recomputed(rows: list[dict], model: str) -> dict[str, float]:
+    """MAE (median), bias (mean) and 80% coverage per series, then averaged over series, as docs/metrics.md."""
+    by_series: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["model"] == model:
+            by_series.setdefault(row["series"], []).append(row)
+    def mean_of(f) -> float:
+        return float(np.mean([np.mean([f(r) for r in points]) for points in by_series.values()]))
+    return {
+        "mae": mean_of(lambda r: abs(float(r["q0.5"]) - float(r["actual"]))),
+        "bias": mean_of(lambda r: float(r["mean"]) - float(r["actual"])),
+        "coverage80": mean_of(lambda r: float(float(r["q0.1"]) <= float(r["actual"]) <= float(r["q0.9"]))),
+    }
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_every_scored_forecast_goes_to_the_forecasts_file(tmp_path: Path, workers: int) -> None:
+    path = tmp_path / "out" / "forecasts.csv.gz"
+    rows = ramp_and_flat(14) + [sale(d, 'C,"x"', 1 + d % 3) for d in range(6, 15)]  # a late series, CSV-quoted
+    result = run(rows, config(baselines=("naive", "tsb"), warmup=2, workers=workers, forecasts=path))
+    written = read_forecasts(path)
+    assert list(written[0]) == ["model", "series", "origin", "step", "target", "mean", "q0.1", "q0.5", "q0.9",
+                                "actual"]
+    assert not list(path.parent.glob(".*part*"))  # the worker's part was appended and removed
+    for name, metrics in result.models.items():
+        mine = [r for r in written if r["model"] == name]
+        assert len(mine) == metrics["scored"] > 0
+        assert {r["series"] for r in mine} == {"all:A", "all:B", 'all:C,"x"'}
+        again = recomputed(written, name)
+        for key in ("mae", "bias", "coverage80"):
+            assert again[key] == pytest.approx(metrics[key], rel=1e-5, abs=1e-5), (name, key)
+    origins = sorted({r["origin"] for r in written})
+    assert origins[0] == "2024-03-04T00:00:00+00:00"  # day 1 + 1 + 2 warm-up origins
+    for r in written[:50]:
+        origin, target = datetime.fromisoformat(r["origin"]), datetime.fromisoformat(r["target"])
+        assert (target - origin).days == int(r["step"]) - 1 and 1 <= int(r["step"]) <= H
+
+
+def test_forecasts_file_from_the_command_matches_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "sales.jsonl"
+    rows = [sale(d, sku, 1 + (d * len(sku)) % 4, 2.5, n) for d in range(1, 25) for sku in ("A", "BB")
+            for n in range(2)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "f.csv"
+    assert main(["backtest", str(path), "--json", "--horizon", "3", "--baselines", "naive", "--warmup", "4",
+                 "--forecasts", str(out)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    written = read_forecasts(out)  # .csv: plain text
+    assert {r["model"] for r in written} == {"tidecast", "naive"}
+    assert len({r["origin"] for r in written}) == doc["origins"]
+    for name in ("tidecast", "naive"):
+        assert recomputed(written, name)["mae"] == pytest.approx(doc["models"][name]["mae"], rel=1e-5)
+    assert main(["backtest", str(path), "--forecasts", str(tmp_path / "f.txt")]) == 2
+    assert "the name must end in .csv.gz, .csv or .parquet" in capsys.readouterr().err
+
+
+def test_parquet_forecasts_need_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidecast.stream.backtest.forecast_file import forecast_format
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    with pytest.raises(ValueError, match=r"needs pyarrow; install it .* or name the file .csv.gz"):
+        forecast_format(tmp_path / "f.parquet")
+
+
+def test_parquet_forecasts_hold_the_same_rows(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")  # an optional extra: tidecast[parquet]
+    rows = ramp_and_flat(12)
+    cfg = config(baselines=("naive", "tsb"), warmup=2, workers=1)
+    result = run(rows, replace(cfg, forecasts=tmp_path / "f.parquet"))
+    run(rows, replace(cfg, forecasts=tmp_path / "f.csv"))
+    table = pq.read_table(tmp_path / "f.parquet").to_pylist()
+    written = read_forecasts(tmp_path / "f.csv")
+    assert len(table) == len(written) == sum(m["scored"] for m in result.models.values())
+    assert not list(tmp_path.glob(".*"))
+    key = ("model", "series", "origin", "step")
+    as_text = {tuple(str(r[k]) for k in key): float(r["q0.5"]) for r in written}
+    for r in table:
+        assert as_text[tuple(str(r[k]) for k in key)] == pytest.approx(r["q0.5"], rel=1e-5, abs=1e-9)
+
+
+def test_a_stopped_run_leaves_no_forecast_parts(tmp_path: Path) -> None:
+    path = mostly_bad(tmp_path / "dates.csv")
+    out = tmp_path / "out" / "f.csv.gz"
+    assert main(["backtest", str(path), "--columns", "ts=date,sku=item,qty=units", "--horizon", "2",
+                 "--baselines", "naive", "--workers", "1", "--forecasts", str(out)]) == 2
+    assert not list(tmp_path.rglob(".part*"))

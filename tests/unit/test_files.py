@@ -14,7 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tidecast.producers.files import FIELDS, count_rows, parse_columns, read_events
+from tidecast.producers.dates import AmbiguousDates
+from tidecast.producers.files import DEFAULT_SKU, FIELDS, count_rows, detect_date_format, parse_columns, read_events
 from tidecast.stream.events import InvalidEvent, Sale, validate, validate_dict
 
 RETAIL = Path(__file__).resolve().parents[3] / "shared/data/online-retail/online_retail.csv.gz"
@@ -313,3 +314,115 @@ def test_online_retail_head() -> None:
     assert any(s.qty < 0 for s in sales)  # cancellations come through as returns
     assert all(e["ts"].endswith("+00:00") and e["ts"] >= "2010-12-01" for e in events)
     assert all(type(e["qty"]) is int for e in events)
+
+
+# -- files the way people write them (issue 10) ----------------------------------------------------------------
+
+
+def test_a_byte_order_mark_does_not_touch_the_first_column(tmp_path: Path) -> None:
+    text = '\ufeff"TRANSACTION_DT","PRODUCT_ID","AMOUNT"\n"2000-11-01","4710","2"\n'
+    plain = tmp_path / "bom.csv"
+    plain.write_text(text, encoding="utf-8")
+    packed = tmp_path / "bom.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode("utf-8")))
+    columns = parse_columns("ts=TRANSACTION_DT,sku=PRODUCT_ID,qty=AMOUNT")
+    for path in (plain, packed):
+        (event,) = read_events(path, columns)
+        assert (event["ts"], event["sku"], event["qty"]) == ("2000-11-01T00:00:00+00:00", "4710", 2)
+
+
+def dated(path: Path, days: list[str]) -> Path:
+    return write_csv(path, [["day", "item", "units"], *([d, "A", "1"] for d in days)])
+
+
+def test_month_first_dates_are_detected_from_the_whole_column(tmp_path: Path) -> None:
+    # the first rows read either way: only a later 11/30 says the month comes first
+    path = dated(tmp_path / "us.csv", ["11/1/2000", "11/2/2000", "11/30/2000", "2/1/2001"])
+    columns = parse_columns("ts=day,sku=item,qty=units")
+    assert detect_date_format(path, columns) == "%m/%d/%Y"
+    events = list(read_events(path, columns, tz="Asia/Taipei"))
+    assert [e["ts"] for e in events] == ["2000-11-01T00:00:00+08:00", "2000-11-02T00:00:00+08:00",
+                                         "2000-11-30T00:00:00+08:00", "2001-02-01T00:00:00+08:00"]
+    assert all(isinstance(validate_dict(e), Sale) for e in events)
+
+
+def test_day_first_dates_and_times_are_detected(tmp_path: Path) -> None:
+    path = dated(tmp_path / "eu.csv", ["01.02.2011 08:30", "02.02.2011", "28.02.2011 17:05:09"])
+    columns = parse_columns("ts=day,sku=item,qty=units")
+    assert detect_date_format(path, columns) == "%d.%m.%Y"
+    assert [e["ts"] for e in read_events(path, columns, tz="Europe/Berlin")] == [
+        "2011-02-01T08:30:00+01:00", "2011-02-02T00:00:00+01:00", "2011-02-28T17:05:09+01:00"]
+
+
+def test_ambiguous_dates_ask_for_a_date_format(tmp_path: Path) -> None:
+    path = dated(tmp_path / "amb.csv", ["01/02/2020", "03/04/2020", "12/11/2020"])
+    columns = parse_columns("ts=day,sku=item,qty=units")
+    with pytest.raises(AmbiguousDates, match=r"cannot tell day from month in column 'day'.*--date-format %m/%d/%Y"):
+        detect_date_format(path, columns)
+    with pytest.raises(AmbiguousDates):
+        next(read_events(path, columns))
+    # with --date-format both orders read, each its own way
+    assert next(read_events(path, columns, date_format="%d/%m/%Y"))["ts"] == "2020-02-01T00:00:00+00:00"
+    assert next(read_events(path, columns, date_format="%m/%d/%Y"))["ts"] == "2020-01-02T00:00:00+00:00"
+    both = dated(tmp_path / "both.csv", ["13/01/2020", "01/13/2020"])
+    with pytest.raises(ValueError, match="no one day/month order fits"):
+        detect_date_format(both, columns)
+
+
+def test_iso_and_epoch_files_need_no_detection_and_a_bad_date_is_still_rejected(tmp_path: Path) -> None:
+    columns = parse_columns("ts=day,sku=item,qty=units")
+    assert detect_date_format(dated(tmp_path / "iso.csv", ["2020-01-02", "05/01/2020"]), columns) is None
+    assert detect_date_format(dated(tmp_path / "epoch.csv", ["1700000000", "1700086400"]), columns) is None
+    events = list(read_events(dated(tmp_path / "fmt.csv", ["11/1/2000", "yesterday"]), columns,
+                              date_format="%m/%d/%Y"))
+    assert events[0]["ts"] == "2000-11-01T00:00:00+00:00"
+    assert reason(events[1]) == "field 'ts' is not ISO-8601: 'yesterday'"
+    with pytest.raises(ValueError, match="put the year first in some rows"):
+        detect_date_format(dated(tmp_path / "mix.csv", ["2020/01/02", "05/01/2020"]), columns)
+
+
+def test_a_panel_without_a_product_column_has_one_series_per_store(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "stores.csv", [
+        ["date", "store", "sales"], ["2013-01-01", "1", "0"], ["2013-01-01", "2", "5263"]])
+    events = list(read_events(path, parse_columns("ts=date,store=store,qty=sales")))
+    assert [(e["store"], e["sku"], e["qty"]) for e in events] == [("1", DEFAULT_SKU, 0), ("2", DEFAULT_SKU, 5263)]
+    assert validate_dict(events[1]).series == "2:all"
+    only_time = list(read_events(path, parse_columns("ts=date,qty=sales")))
+    assert validate_dict(only_time[1]).series == "all:all"  # neither store nor sku: one series, the total
+
+
+def test_revenue_gives_the_unit_price(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "lines.csv", [
+        ["TRANSACTION_DT", "PRODUCT_ID", "AMOUNT", "SALES_PRICE", "UNIT"],
+        ["11/1/2000", "A", "2", "30", ""],     # a line of 2 for 30: 15 each
+        ["11/1/2000", "A", "3", "10", ""],
+        ["11/1/2000", "A", "-1", "-15", ""],   # a return: its price is still positive
+        ["11/1/2000", "A", "0", "15", ""],     # no units: no price (the validator rejects the zero sale)
+        ["11/1/2000", "A", "2", "30", "14"],   # a price column wins over revenue
+    ])
+    columns = parse_columns("ts=TRANSACTION_DT,sku=PRODUCT_ID,qty=AMOUNT,revenue=SALES_PRICE")
+    events = list(read_events(path, columns, date_format="%m/%d/%Y"))
+    assert [e.get("price") for e in events] == [15, 3.333333, 15, None, 15]
+    assert all("revenue" not in e for e in events)
+    with_price = list(read_events(path, {**columns, "price": "UNIT"}, date_format="%m/%d/%Y"))
+    assert [e.get("price") for e in with_price] == [15, 3.333333, 15, None, 14]
+
+
+def test_open_and_event_columns_are_carried_in_the_record(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "rossmann.csv", [
+        ["date", "store", "sales", "open", "state_holiday"],
+        ["2013-01-01", "1", "0", "0", "a"],
+        ["2013-01-02", "1", "5530", "1", "0"],
+        ["2013-01-03", "1", "4327", "1.0", ""],
+        ["2013-01-04", "1", "0", "no", "c"],
+        ["2013-01-05", "1", "10", "maybe", "0.0"],
+    ])
+    events = list(read_events(path, parse_columns("ts=date,store=store,qty=sales,open=open,event=state_holiday")))
+    assert [e.get("open") for e in events] == [False, True, True, False, "maybe"]
+    assert [e.get("event") for e in events] == ["a", None, None, "c", None]
+    assert validate_dict(events[1]).qty == 5530  # extra fields: carried, ignored by the validator
+    jsonl = write_jsonl(tmp_path / "r.jsonl", [
+        {"ts": "2013-01-02", "store": "1", "sku": "x", "qty": 1, "open": 1, "event": 0},
+        {"ts": "2013-01-03", "store": "1", "sku": "x", "qty": 1, "open": False, "event": "b"}])
+    docs = list(read_events(jsonl))
+    assert [(d.get("open"), d.get("event")) for d in docs] == [(True, None), (False, "b")]

@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--columns", help="FIELD=COLUMN,... as for `produce file`, e.g. "
                                           "ts=InvoiceDate,sku=StockCode,qty=Quantity,price=UnitPrice")
     parser.add_argument("--tz", default="UTC", help="time zone of naive timestamps (default UTC)")
+    parser.add_argument("--date-format", metavar="FMT",
+                        help="strptime format of times that are not ISO-8601, e.g. %%m/%%d/%%Y (default: detect "
+                             "the day/month order of dates such as 11/1/2000 from the whole column)")
     parser.add_argument("--bucket", dest="backtest_bucket", metavar="SIZE",
                         help="bucket size, e.g. 1h, 1d, 1w (default TIDECAST_BUCKET, 1d)")
     parser.add_argument("--horizon", type=int, help="buckets forecast at each origin (default TIDECAST_HORIZON, 14)")
@@ -56,6 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "'none' for tidecast alone (default: all but lightgbm)")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write report.md, metrics.json and plots here")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--forecasts", type=Path, metavar="FILE",
+                        help="write every scored forecast of every model here, one row per (model, series, origin, "
+                             "step): .csv.gz, .csv, or .parquet (needs pyarrow)")
     parser.add_argument("--store", choices=("memory", "redis"), default="memory",
                         help="window store: in memory (default) or Redis (TIDECAST_REDIS_URL or `infra up`)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model (default 0)")
@@ -91,9 +97,16 @@ def parse_baselines(text: str) -> tuple[str, ...]:
 def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestConfig:
     """The engine's config from the flags, falling back on the settings (``TIDECAST_*``)."""
     from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
+    from tidecast.stream.backtest.forecast_file import forecast_format
     from tidecast.stream.events import Bounds
 
     baselines = DEFAULT_BASELINES if args.baselines is None else parse_baselines(args.baselines)
+    forecasts = args.forecasts
+    if forecasts is not None:
+        try:
+            forecast_format(forecasts)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
         bucket = parse_duration(args.backtest_bucket) if args.backtest_bucket else settings.bucket_seconds
     except ValueError as exc:
@@ -104,7 +117,7 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
             bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
             seed=args.seed, trace=args.report is not None, workers=max(0, args.workers),
-            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price),
+            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price), forecasts=forecasts,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -126,15 +139,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"no such file: {path}")
     config = backtest_config(args, settings)
     columns = parse_columns(args.columns)
+    date_format = resolve_date_format(path, columns, args.date_format)
     try:  # fail now on an unknown format, time zone or column
-        next(iter(read_events(path, columns, args.tz)), None)
+        next(iter(read_events(path, columns, args.tz, date_format)), None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     total = count_rows(path)
 
     def open_rows(sorting: bool) -> Iterator[dict | bytes]:
         label = f"{'sorting' if sorting else 'backtest'} {path.name}"
-        return progress(read_events(path, columns, args.tz), label, total=total, unit="rows")
+        return progress(read_events(path, columns, args.tz, date_format), label, total=total, unit="rows")
 
     def on_sort(exc: OutOfOrder) -> None:
         mb = (total or 0) * ROW_BYTES / 1e6
@@ -157,6 +171,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if result.rejects.total:
         rows = result.counts.get("rows", 0)
         err.print(result.rejects.describe(rows), markup=False, highlight=False, soft_wrap=True)
+    if config.forecasts is not None:
+        err.print(f"forecasts: {config.forecasts}")
     if args.report is not None:
         written = write_report(result, args.report, title=f"Backtest of {path.name}")
         err.print(f"report: {', '.join(str(p) for p in written)}")
@@ -165,6 +181,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         show(result, path.name)
     return 0
+
+
+def resolve_date_format(path: Path, columns: dict[str, str], given: str | None) -> str | None:
+    """``--date-format``, or the format of the file's numeric dates (one pass, said on stderr); errors as
+    :class:`ConfigError`. Shared by ``produce file``."""
+    from tidecast.console import err
+    from tidecast.producers.files import detect_date_format
+
+    if given is not None:
+        return given
+    try:
+        found = detect_date_format(path, columns)
+    except ValueError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
+    if found is not None:
+        err.print(f"{path.name}: times read as {found} (day/month order from the whole column; "
+                  "--date-format to say otherwise)", markup=False, highlight=False)
+    return found
 
 
 def show(result: BacktestResult, name: str) -> None:

@@ -40,13 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     file.add_argument("path", type=Path)
     file.add_argument(
         "--columns",
-        help="FIELD=COLUMN,... mapping, fields ts,sku,store,qty,price,revenue,promo,event_id,type,action",
+        help="FIELD=COLUMN,... mapping, fields ts,sku,store,qty,price,revenue,promo,open,event,event_id,type,action",
     )
     file.add_argument("--tz", default="UTC", help="time zone of naive timestamps (default UTC)")
+    file.add_argument("--date-format", metavar="FMT",
+                      help="strptime format of times that are not ISO-8601, e.g. %%m/%%d/%%Y (default: detect "
+                           "the day/month order of dates such as 11/1/2000 from the whole column)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from tidecast.commands.backtest_cmd import resolve_date_format
     from tidecast.console import err
     from tidecast.producers.event_sender import EventSender
     from tidecast.producers.files import count_rows, parse_columns, read_events
@@ -63,7 +67,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         if not args.path.exists():
             raise SystemExit(f"no such file: {args.path}")
-        docs = read_events(args.path, parse_columns(args.columns), args.tz)
+        columns = parse_columns(args.columns)
+        date_format = resolve_date_format(args.path, columns, args.date_format)
+        docs = read_events(args.path, columns, args.tz, date_format)
         rejects = RejectTally()
         with EventSender(settings, endpoints.kafka) as sender:
             for doc in progress(docs, f"sending {args.path.name}", total=count_rows(args.path), unit="rows"):
