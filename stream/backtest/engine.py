@@ -43,7 +43,7 @@ baselines use two cores; the same :class:`~tidecast.stream.backtest.scoring.Line
 >>> config = BacktestConfig(horizon=2, warmup=4, baselines=("naive",), learner=small)
 >>> result = Backtest(config, MemoryWindowStore()).run(chunks_in_order(rows, config.buckets))
 >>> result.series, result.origins, sorted(result.models), result.models["naive"]["scored"]
-(2, 23, ['naive', 'tidecast'], 90)
+(2, 22, ['naive', 'tidecast'], 88)
 """
 
 from __future__ import annotations
