@@ -19,7 +19,10 @@ not exist at all (Redis lost it: the forecaster carries on from memory and write
 comparison is by digest: the forecaster keeps the SHA-1 of the last blob it loaded or saved (hashed in
 Python, once per save, a few ms for a checkpoint of megabytes; nothing new is stored in Redis), and the script
 hashes the stored blob with ``redis.sha1hex`` only in the rare lapsed case. A held lease of another owner, or
-a checkpoint that changed, is :class:`LeaseLost` as before. One warning is logged per re-take.
+a checkpoint that changed, is :class:`LeaseLost` as before. One warning is logged per re-take: the script
+leaves a notice under ``{<checkpoint key>}:lease-retaken:<owner>`` that the owner's next calls return until
+it has reported it (the reply of the call that took the lease again may be lost with its connection: a call
+sent to a paused server runs when it resumes, while the client has given up on it and retries).
 
 With an :class:`~tidecast.stream.adapters.retry.Outage` every call rides out a Redis outage. A retry after a
 lost connection is safe: save and renew are idempotent for the owner (the same blob, the same time to live;
@@ -52,31 +55,37 @@ T = TypeVar("T")
 DEFAULT_TTL_MS = 30_000
 """How long a lease outlives its last renewal: a forecaster renews it between closes and at every close."""
 
-RENEWED, RETAKEN, RETAKEN_CHECKPOINT_GONE = 1, 2, 3
-"""Replies of the keep script besides 0 (another owner holds the lease, or the checkpoint changed)."""
+RETAKEN, RETAKEN_CHECKPOINT_GONE = "2", "3"
+"""The codes of a re-take notice: the lease had lapsed; it had, and the checkpoint was gone (data lost)."""
 
-# KEYS[1] lease, KEYS[2] checkpoint; ARGV[1] owner, ARGV[2] ttl ms, ARGV[3] SHA-1 (hex) of the checkpoint this
-# owner last loaded or saved ('' for none), ARGV[4] the checkpoint blob to write (save only; absent for a renew)
+# KEYS[1] lease, KEYS[2] checkpoint, KEYS[3] this owner's re-take notice; ARGV[1] owner, ARGV[2] ttl ms,
+# ARGV[3] SHA-1 (hex) of the checkpoint this owner last loaded or saved ('' for none), ARGV[4] this call's id
+# (the same for its retries), ARGV[5] the notice last reported to the owner ('' for none), ARGV[6] the blob
+# to write (save only). Replies {0, ''} (lost) or {1, notice}: the notice ('<code>:<call id>') stays until the
+# owner has reported it, since the reply of the call that re-took the lease may be lost with its connection.
 _KEEP = """
 local holder = redis.call('GET', KEYS[1])
-local reply = 1
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
-  if holder then return 0 end
+  if holder then return {0, ''} end
   local stored = redis.call('GET', KEYS[2])
+  local code = '2'
   if stored then
-    if ARGV[3] == '' or redis.sha1hex(stored) ~= ARGV[3] then return 0 end
-    reply = 2
-  elseif ARGV[3] == '' then
-    reply = 2
-  else
-    reply = 3
+    if ARGV[3] == '' or redis.sha1hex(stored) ~= ARGV[3] then return {0, ''} end
+  elseif ARGV[3] ~= '' then
+    code = '3'
   end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SET', KEYS[3], code .. ':' .. ARGV[4], 'PX', 10 * tonumber(ARGV[2]))
 end
-if ARGV[4] then redis.call('SET', KEYS[2], ARGV[4]) end
-return reply
+if ARGV[6] then redis.call('SET', KEYS[2], ARGV[6]) end
+local notice = redis.call('GET', KEYS[3])
+if notice and notice == ARGV[5] then
+  redis.call('DEL', KEYS[3])
+  notice = false
+end
+return {1, notice or ''}
 """
 _TAKE_OVER = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -84,6 +93,7 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 _RELEASE = """
+redis.call('DEL', KEYS[3])
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -121,8 +131,10 @@ class LeasedCheckpoints:
         self.ttl_ms = int(ttl_ms)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.outage = outage
+        self.notice_key = f"{self.lease}-retaken:{self.owner}"
         self.digest = ""
         """SHA-1 (hex) of the checkpoint this forecaster last loaded or saved; '' while it knows none."""
+        self._notice = ""  # the last re-take notice reported (see _KEEP)
         self._keep = client.register_script(_KEEP)
         self._release = client.register_script(_RELEASE)
         self._take_over = client.register_script(_TAKE_OVER)
@@ -159,12 +171,11 @@ class LeasedCheckpoints:
     def renew(self) -> None:
         """Extend the lease, taking it again if it lapsed (see the module docstring); :class:`LeaseLost` if
         another forecaster holds it, or wrote the checkpoint since this one last did."""
-        self._kept(self._call(lambda: self._keep(keys=[self.lease, self.key],
-                                                 args=[self.owner, self.ttl_ms, self.digest])))
+        self._keep_call()
 
     def release(self) -> None:
         """Give the lease up (only if this forecaster still holds it)."""
-        self._call(lambda: self._release(keys=[self.lease, self.key], args=[self.owner]))
+        self._call(lambda: self._release(keys=[self.lease, self.key, self.notice_key], args=[self.owner]))
 
     def load(self) -> bytes | None:
         blob = self._call(lambda: self.client.get(self.key))
@@ -174,22 +185,31 @@ class LeasedCheckpoints:
     def save(self, blob: bytes) -> None:
         """Write the checkpoint and extend the lease, in one step, only while this forecaster holds it (or may
         take it again, as :meth:`renew`)."""
-        self._kept(self._call(lambda: self._keep(keys=[self.lease, self.key],
-                                                 args=[self.owner, self.ttl_ms, self.digest, blob])), saved=True)
+        self._keep_call(blob)
         self.digest = _digest(blob)
 
-    def _kept(self, reply: int, saved: bool = False) -> None:
-        if reply == RETAKEN:
+    def _keep_call(self, blob: bytes | None = None) -> None:
+        """Run the keep script (renew, or save ``blob``); retries send the same call id."""
+        args: list[str | int | bytes] = [self.owner, self.ttl_ms, self.digest, uuid.uuid4().hex[:12], self._notice]
+        if blob is not None:
+            args.append(blob)
+        kept, notice = self._call(lambda: self._keep(keys=[self.lease, self.key, self.notice_key], args=args))
+        if not kept:
+            raise LeaseLost(f"the lease {self.lease} of checkpoint {self.key} expired and another forecaster may "
+                            "hold it or wrote the checkpoint: this one stops without writing")
+        notice = notice.decode() if isinstance(notice, bytes) else str(notice)
+        if notice and notice != self._notice:
+            self._notice = notice
+            self._warn(notice.partition(":")[0], saved=blob is not None)
+
+    def _warn(self, code: str, saved: bool) -> None:
+        if code == RETAKEN_CHECKPOINT_GONE:
+            log.warning("the checkpoint is gone from Redis (data lost?): the forecaster carries on from memory and "
+                        "%s (%s)", "wrote it again" if saved else "writes it again at the next close", self.key)
+        else:
             log.warning("the lease %s of checkpoint %s had lapsed (a pause longer than its %g s?); nobody wrote "
                         "the checkpoint since: this forecaster took it again and carries on", self.lease, self.key,
                         self.ttl_ms / 1000)
-        elif reply == RETAKEN_CHECKPOINT_GONE:
-            log.warning("the checkpoint is gone from Redis (data lost?): the forecaster carries on from memory and "
-                        "%s (%s)", "wrote it again" if saved else "writes it again at the next close", self.key)
-        elif reply != RENEWED:
-            raise LeaseLost(f"the lease {self.lease} of checkpoint {self.key} expired and another forecaster may "
-                            "hold it or wrote the checkpoint: this one stops without writing")
-
 
 def _digest(blob: bytes) -> str:
     """The SHA-1 (hex) the keep script compares with ``redis.sha1hex`` of the stored checkpoint (a change

@@ -12,14 +12,7 @@ import orjson
 import pytest
 import redis
 
-from tidecast.stream.adapters.forecaster_lease import (
-    RENEWED,
-    RETAKEN,
-    RETAKEN_CHECKPOINT_GONE,
-    LeasedCheckpoints,
-    LeaseLost,
-    _digest,
-)
+from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints, LeaseLost, _digest
 from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage, OutageError
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
 from tidecast.stream.ingest import PartitionIngestor, Record
@@ -29,6 +22,13 @@ from tidecast.stream.window_store import MemoryWindowStore
 
 DAY = 86_400
 DROPPED = redis.ConnectionError("Connection closed by server.")
+KEPT, LOST = [1, b""], [0, b""]
+"""Replies of the keep script: the lease held (no re-take notice), and lost."""
+
+
+def retaken(code: str, call: str) -> list:
+    """A reply that carries a re-take notice (code 2: the lease had lapsed; 3: the checkpoint was gone too)."""
+    return [1, f"{code}:{call}".encode()]
 
 
 class ScriptedRedis:
@@ -62,19 +62,20 @@ def lease(client: ScriptedRedis, timeout: float = 60) -> LeasedCheckpoints:
 
 
 def test_a_save_retried_after_a_lost_connection_sends_the_same_call_again() -> None:
-    client = ScriptedRedis(DROPPED, RENEWED)
+    client = ScriptedRedis(DROPPED, KEPT)
     checkpoints = lease(client)
     checkpoints.save(b"state 1")
     first, again = client.calls
-    assert first == again == ("keep", [checkpoints.owner, 30_000, "", b"state 1"])  # idempotent for the owner
+    assert first == again  # the same call id too: idempotent for the owner
+    assert first[1][:3] + first[1][4:] == [checkpoints.owner, 30_000, "", "", b"state 1"]
     assert checkpoints.digest == _digest(b"state 1")
-    client.replies = [DROPPED, RENEWED]
+    client.replies = [DROPPED, KEPT]
     checkpoints.renew()
-    assert client.calls[-1] == ("keep", [checkpoints.owner, 30_000, _digest(b"state 1")])
+    assert client.calls[-1][1][2] == _digest(b"state 1") and len(client.calls[-1][1]) == 5
 
 
 def test_the_digest_compared_is_that_of_the_blob_last_loaded_or_saved() -> None:
-    client = ScriptedRedis(b"resumed", RENEWED)
+    client = ScriptedRedis(b"resumed", KEPT)
     checkpoints = lease(client)
     assert checkpoints.load() == b"resumed"
     checkpoints.renew()
@@ -89,24 +90,32 @@ def test_an_acquire_whose_set_landed_unseen_finds_its_own_id() -> None:
     assert [what for what, _ in client.calls] == ["set", "set", "get"]
 
 
+def lease_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.endswith("forecaster_lease")]
+
+
 def test_a_lapsed_lease_taken_again_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
-    client = ScriptedRedis(RETAKEN, RENEWED, RETAKEN_CHECKPOINT_GONE, RENEWED, RETAKEN_CHECKPOINT_GONE)
+    # the notice of a re-take comes back until reported: with the re-taking call's reply (lost or not) and after
+    client = ScriptedRedis(DROPPED, retaken("2", "a"), retaken("2", "a"), KEPT, retaken("3", "b"), KEPT,
+                           retaken("3", "c"))
     checkpoints = lease(client)
     with caplog.at_level(logging.WARNING):
         checkpoints.renew()
         checkpoints.renew()
-        assert len(caplog.records) == 1 and "had lapsed" in caplog.records[0].getMessage()
+        assert client.calls[-1][1][4] == "2:a"  # reported: the script deletes it
+        checkpoints.renew()
+        assert [r.getMessage() for r in caplog.records if "lapsed" in r.getMessage()] == [lease_lines(caplog)[0]]
         checkpoints.renew()
         checkpoints.renew()
         checkpoints.save(b"state")
-    lines = [r.getMessage() for r in caplog.records[1:]]
+    lines = lease_lines(caplog)[1:]
     assert lines[0].startswith("the checkpoint is gone from Redis (data lost?): the forecaster carries on from "
                                "memory and writes it again at the next close")
     assert "and wrote it again" in lines[1] and len(lines) == 2
 
 
 def test_another_holder_or_a_changed_checkpoint_is_lease_lost() -> None:
-    checkpoints = lease(ScriptedRedis(0, 0))
+    checkpoints = lease(ScriptedRedis(LOST, LOST))
     with pytest.raises(LeaseLost, match="another forecaster may hold it or wrote the checkpoint"):
         checkpoints.renew()
     with pytest.raises(LeaseLost):
