@@ -17,7 +17,7 @@ renew or save, in the same Lua call, if and only if the lease key is absent and 
 what this forecaster last read or wrote (then nobody else wrote since and its memory is the truth), or does
 not exist at all (Redis lost it: the forecaster carries on from memory and writes it at its next close). The
 comparison is by digest: the forecaster keeps the SHA-1 of the last blob it loaded or saved (hashed in
-Python, once per save, a few ms for a checkpoint of megabytes; nothing new is stored in Redis), and the script
+Python, once per save, a few ms for a checkpoint of megabytes; no digest is stored in Redis), and the script
 hashes the stored blob with ``redis.sha1hex`` only in the rare lapsed case. A held lease of another owner, or
 a checkpoint that changed, is :class:`LeaseLost` as before. One warning is logged per re-take: the script
 leaves a notice under ``{<checkpoint key>}:lease-retaken:<owner>`` that the owner's next calls return until
