@@ -488,10 +488,36 @@ class Chaos:
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"chaos: waited {timeout:g} s for {what}; logs in {self.logs}")
+                self._diagnose()
+                raise TimeoutError(f"chaos: waited {timeout:g} s for {what}; logs (and diagnosis.txt) in {self.logs}")
             time.sleep(0.01)
         if on_first is not None:
             on_first()
+
+    def _diagnose(self) -> None:
+        """What a stalled run looks like: the consumer group's members and assignments, the stored offsets, and
+        (with ``CHAOS_PY_SPY`` naming a py-spy binary) every live process's stacks; to logs/diagnosis.txt."""
+        from kafka import KafkaAdminClient
+
+        lines = [f"processes: {[(p.kind, p.popen.pid, p.popen.poll()) for p in self.crew.ingest]} "
+                 f"forecaster {self.crew.forecaster and self.crew.forecaster.popen.pid}"]
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+            lines.append(repr(admin.describe_consumer_groups([self.settings.consumer_group])))
+            admin.close()
+        except Exception as exc:  # the diagnosis must not hide the timeout
+            lines.append(f"group: {exc!r}")
+        try:
+            lines.append(f"stored offsets: {self.store.stats().offsets}")
+        except Exception as exc:
+            lines.append(f"store: {exc!r}")
+        spy = os.environ.get("CHAOS_PY_SPY")
+        procs = [*self.crew.ingest, *([self.crew.forecaster] if self.crew.forecaster else [])]
+        for proc in procs if spy else []:
+            if proc.popen.pid > 0 and proc.popen.poll() is None:
+                dump = subprocess.run([spy, "dump", "--pid", str(proc.popen.pid)], capture_output=True, text=True)
+                lines.append(f"--- {proc.log.name}\n{dump.stdout}{dump.stderr}")
+        (self.logs / "diagnosis.txt").write_text("\n".join(lines))
 
     # -- the checks -------------------------------------------------------------------------------------------
     def _check(self, forecasts: Forecasts, first: int) -> None:
