@@ -66,5 +66,5 @@ def test_calibration_is_checkpointed_and_old_states_are_refused_by_name() -> Non
     np.testing.assert_array_equal(restored.calibrator.offsets, learner.calibrator.offsets)
     np.testing.assert_array_equal(restored.forecast(hist, seen, stores, skus, 26, 86_400).quantiles,
                                   learner.forecast(hist, seen, stores, skus, 26, 86_400).quantiles)
-    with pytest.raises(ValueError, match="tidecast.learner/2 state, written by an older tidecast"):
+    with pytest.raises(ValueError, match=r"tidecast\.learner/2 state, written by an older tidecast"):
         OnlineLearner(SMALL).load_state_dict({**state, "format": "tidecast.learner/2"})
