@@ -53,14 +53,20 @@ def _read(path: str) -> dict[str, np.ndarray]:
     series = pc.dictionary_encode(table["series"]).combine_chunks()
     target = pc.dictionary_encode(table["target"]).combine_chunks()
     weekday = np.array([date.fromisoformat(s[:10]).weekday() for s in target.dictionary.to_pylist()])
-    return {
+    # complete origins only (every step observed), as the backtest scores: older files hold the last ones too
+    horizon = int(pc.max(table["step"]).as_py())
+    last = date.fromisoformat(str(pc.max(table["target"]).as_py())[:10]).toordinal() - (horizon - 1)
+    origins = pc.dictionary_encode(table["origin"]).combine_chunks()
+    ok_origin = np.array([date.fromisoformat(s[:10]).toordinal() <= last for s in origins.dictionary.to_pylist()])
+    keep = ok_origin[origins.indices.to_numpy()]
+    return {k: v if k == "names" else v[keep] for k, v in {
         "model": table["model"].to_numpy(zero_copy_only=False).astype(str),
         "ser": series.indices.to_numpy().astype(np.int64),
         "names": np.array(series.dictionary.to_pylist()),
         "weekday": weekday[target.indices.to_numpy()],
         "mean": table["mean"].to_numpy(), "lo": table[qcols[0]].to_numpy(),
         "hi": table[qcols[-1]].to_numpy(), "y": table["actual"].to_numpy(),
-    }
+    }.items()}
 
 
 def _calibrated_coverage(y: np.ndarray, ser: np.ndarray, weekday: np.ndarray, n_series: int) -> float:
