@@ -2,7 +2,7 @@
 
 Prints, per model: the bias of the mean (forecast - actual, units per bucket) on the slowest series and on
 the rest, the 80% band's coverage (per-series mean, as the backtest scores it) and its misses below p10 and
-above p90. "Slowest series": the ``--slowest`` N series (default 1,503, a third of Online Retail's 4,069
+above p90. "Slowest series": the ``--slowest`` N series (default 1,503, 37% of Online Retail's 4,069
 scored series) with the lowest mean actual units per scored point, ties broken by series id. Bias is the
 mean over their points ("pooled") and the mean of per-series means ("per series").
 
