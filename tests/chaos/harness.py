@@ -42,7 +42,7 @@ from pipeline import TIDECAST, env_for, recount
 
 from tidecast import infra
 from tidecast.config import Endpoints, Settings
-from tidecast.infra.processes import pid_runs
+from tidecast.infra.processes import die_with_parent, pid_runs
 from tidecast.producers.event_sender import route
 from tidecast.producers.faults import with_faults
 from tidecast.producers.fuzz import hostile
@@ -129,7 +129,8 @@ class Proc:
         self.kind = kind
         self.log = logs / f"{kind}-{n}.log"
         with self.log.open("wb") as err:
-            self.popen = subprocess.Popen([*TIDECAST, *argv], env=env, stdout=subprocess.DEVNULL, stderr=err)
+            self.popen = subprocess.Popen([*TIDECAST, *argv], env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                          preexec_fn=die_with_parent)  # SIGKILLed if the run's thread dies
         self.killed = False
         self.started = time.monotonic()
 
@@ -154,6 +155,7 @@ class Crew:
         self.ingest: list[Proc] = []
         self.forecaster: Proc | None = None
         self.hold_ingest = False  # after FLUSHALL: no restarts until the rebuild
+        self.stopping = False  # the end: no restarts at all
         self.expect_lost = False
 
     def start(self) -> None:
@@ -170,6 +172,8 @@ class Crew:
     def tend(self) -> None:
         """Class every process that ended and start its successor (ingest: unless held)."""
         with self.lock:
+            if self.stopping:
+                return
             kept = []
             for proc in self.ingest:
                 if proc.popen.poll() is None:
@@ -212,6 +216,7 @@ class Crew:
     def terminate(self) -> None:
         """SIGTERM to every process at once; records the slowest exit and any non-zero one."""
         with self.lock:
+            self.stopping = True
             procs = [p for p in [*self.ingest, self.forecaster] if p is not None and p.popen.poll() is None]
             started = time.monotonic()
             for proc in procs:
@@ -403,9 +408,9 @@ class Chaos:
             last = self.buckets.iso(self.buckets.start_ms(first + plan.days - 1))
             self._until(lambda: forecasts.seen(last), f"the last forecasts ({last})", timeout=180)
         finally:
+            self.crew.terminate()  # before the tending thread ends: the processes it started die with it
             self._done.set()
             killer.join(timeout=10)
-            self.crew.terminate()
             producer.close(timeout=10)
             time.sleep(1.0)  # the last forecasts reach the reader
             forecasts.stop()

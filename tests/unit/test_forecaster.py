@@ -190,6 +190,16 @@ def test_a_checkpoint_of_another_format_is_refused() -> None:
         forecaster(filled_store(days=3), saved)
 
 
+def test_a_learner_state_of_another_format_is_refused_like_a_checkpoint() -> None:
+    store, saved = filled_store(days=10), MemoryCheckpoints()
+    forecaster(store, saved).step()
+    state = checkpoint.loads(saved.load())
+    state["learner"]["format"] = "tidecast.learner/2"  # written before the learner's inputs changed
+    saved.save(checkpoint.dumps(state))
+    with pytest.raises(CheckpointMismatch, match="learner/2"):  # the CLI: exit 2 naming the key, no traceback
+        forecaster(store, saved)
+
+
 # The forecasts of the last close of filled_store() with SMALL, seed 0, pinned when the code was reorganised
 # (issue 8: behaviour unchanged). Quantiles are counts (integers); means are compared to 1e-4 relative.
 # Re-pinned for issue 10: the dormancy inputs widen the input layer (other initial weights, so other means)
