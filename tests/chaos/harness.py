@@ -425,8 +425,8 @@ class Chaos:
         plan, rng = self.plan, self.rng
         days = list(range(2, plan.days - 1))
         schedule: dict[int, list[str]] = defaultdict(list)
-        for k in range(plan.forecaster_kills):
-            schedule[rng.choice(days)].append("forecaster-at-publish" if k % 2 else "forecaster-now")
+        for k, day in enumerate(rng.sample(days, plan.forecaster_kills)):  # one a day: each happens
+            schedule[day].append("forecaster-at-publish" if k % 2 else "forecaster-now")
         for name, wanted in (("redis", plan.redis_outage_s > 0), ("broker", plan.broker_outage_s > 0),
                              ("flushall", plan.flushall)):
             if wanted:
