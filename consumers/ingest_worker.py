@@ -207,7 +207,7 @@ class IngestWorker:
         ``tick`` runs on this thread between polls, at most every ``tick_every`` seconds (``tidecast run``
         closes buckets there, so forecasting never falls far behind ingest).
         """
-        topics = list(self.settings.topics.inputs)
+        topics = list(self.settings.topics.ingested)
         self.consumer.subscribe(topics, listener=_Rebalance(self))
         self._last_activity = time.monotonic()
         last_report = last_kafka_commit = last_tick = 0.0
@@ -433,7 +433,7 @@ def check_retention(settings: Settings, bootstrap: str) -> list[str]:
     """Warn about input topics that keep records for less than the Redis windows span (TIDECAST_RETENTION x
     TIDECAST_BUCKET): a rebuild could not re-read them. A broker that reports no ``retention.ms`` (the embedded
     one) is noted and not checked. Returns the warnings."""
-    topics = list(settings.topics.inputs)
+    topics = list(settings.topics.ingested)
     try:
         found = topic_retentions(bootstrap, topics, settings)
     except Exception as exc:  # the check is advice: a broker without DescribeConfigs must not stop ingest

@@ -84,7 +84,8 @@ class KafkaForecastSink:
         if self.transactional:
             self.producer.init_transactions()
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                plans: Sequence[str | None] | None = None) -> int:
         """Send one close and wait for every acknowledgement; raises :class:`PublishError` otherwise."""
         deadline = time.monotonic() + self.publish_timeout
         futures: list = []
@@ -93,7 +94,7 @@ class KafkaForecastSink:
         try:
             if self.transactional:
                 self.producer.begin_transaction()
-            for key, value in batch.messages(series, values, mean):
+            for key, value in batch.messages(series, values, mean, plans):
                 keep(send(topic, key=key, value=value, partition=partition_for(key, partitions)))
             self.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaError as exc:  # a send refused (too large, no metadata, buffer full) or the flush timed out
