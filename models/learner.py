@@ -156,6 +156,7 @@ class OnlineLearner:
             self.model = QuantileNet(
                 self.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
                 cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth, cfg.mean_hidden,
+                plan_channels=plan_width(1) if cfg.plans else 0,
             )
         mean_ids = {id(p) for p in self.model.mean_parameters()}
         self._param_groups = (  # clipped separately: the quantile path, then the mean head

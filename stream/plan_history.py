@@ -34,6 +34,7 @@ The plan of a series' bucket is its own, else its store's, else none (:func:`res
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -102,7 +103,14 @@ def resolve(plans: Mapping[int, Mapping[str, PlanEntry]], series: Sequence[str],
             i = index.get(target, -1) if ":" in target else -1
             if i >= 0:
                 chosen[i] = entry.values  # the series' own plan before its store's
+        if chosen:
+            out[list(chosen), step] = [_encoded(values) for values in chosen.values()]
         for i, values in chosen.items():
-            out[i, step] = encode(values)
             used.setdefault(i, []).append([step, *values])
     return out, [plan_hash(used[i]) if i in used else None for i in range(len(series))]
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(values: PlanValues) -> list[float]:
+    """:func:`~tidecast.stream.plans.encode`, remembered: plans repeat a few value combinations."""
+    return encode(values)

@@ -202,7 +202,10 @@ class MemoryWindowStore:
         return sorted({bucket for buckets in self.windows.values() for bucket in buckets})
 
     def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
-        """Plans of buckets ``first .. last`` (see :class:`WindowStore`)."""
+        """Plans of buckets ``first .. last`` (see :class:`WindowStore`); the caller must not change them."""
+        holding = [by_bucket for by_bucket in self.plans.values() if by_bucket]
+        if len(holding) == 1:  # one partition (the backtest): nothing to merge
+            return {bucket: targets for bucket, targets in holding[0].items() if first <= bucket <= last and targets}
         merged: dict[int, dict[str, PlanEntry]] = {}
         for by_bucket in self.plans.values():
             for bucket, targets in by_bucket.items():
