@@ -142,3 +142,14 @@ def test_series_plan_else_store_plan_else_none() -> None:
     assert values[2, 1].tolist() == [0, 0, 0, 0, 0, 0, 1, 1] and not values[2, 0].any()
     assert not values[3].any() and hashes[3] is None
     assert len({hashes[0], hashes[1], hashes[2]}) == 3 and all(len(h or "") == 12 for h in hashes[:3])
+
+
+def test_the_synthetic_promotions_can_be_announced_ahead(store: WindowStore) -> None:
+    from tidecast.producers.synthetic import SyntheticConfig, planned_promotions
+
+    config = SyntheticConfig(series=20, days=60, seed=3)
+    docs = planned_promotions(config, ahead_days=7)
+    ing = PartitionIngestor("plans", 0, DAILY, 7_200_000, 56, store.load_partition("plans", 0))
+    batch = ing.apply([Record(n, orjson.dumps(doc)) for n, doc in enumerate(docs)])
+    assert docs and batch.counts.ingested == len(docs) and not batch.rejects
+    assert all(entry.values == (True, None, None, None) for entry in batch.plans.values())
