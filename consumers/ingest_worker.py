@@ -433,7 +433,7 @@ def check_retention(settings: Settings, bootstrap: str) -> list[str]:
     """Warn about input topics that keep records for less than the Redis windows span (TIDECAST_RETENTION x
     TIDECAST_BUCKET): a rebuild could not re-read them. A broker that reports no ``retention.ms`` (the embedded
     one) is noted and not checked. Returns the warnings."""
-    topics = list(settings.topics.ingested)
+    topics = list(settings.topics.inputs)
     try:
         found = topic_retentions(bootstrap, topics, settings)
     except Exception as exc:  # the check is advice: a broker without DescribeConfigs must not stop ingest
