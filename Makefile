@@ -13,7 +13,7 @@ help:  ## Show this help
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,bench,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,bench,dev,parquet]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## Create .venv from scratch with everything (torch pinned to 2.13.0)

@@ -34,7 +34,7 @@ import torch
 from tidecast.producers.files import parse_columns, read_events
 from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
 from tidecast.stream.backtest.engine import run_rows
-from tidecast.stream.backtest.report import overall_table
+from tidecast.stream.backtest.report import comparison_table, overall_table, ratio_table
 from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.window_store import MemoryWindowStore
 
@@ -100,6 +100,9 @@ def timed(label: str, path: Path, columns: str, tz: str, config: BacktestConfig,
         tracemalloc.stop()
     rss, child_rss = peak_rss_mb()
     print(overall_table(result))
+    for table in (ratio_table(result), comparison_table(result.comparison) if result.comparison else ""):
+        if table:
+            print("\n" + table)
     stages = sorted(result.timings.items(), key=lambda kv: -kv[1])
     print(f"series {result.series:,}, buckets {result.last_bucket - result.first_bucket + 1}, origins "
           f"{result.origins}, rows {result.counts.get('rows', 0):,}")
@@ -109,6 +112,8 @@ def timed(label: str, path: Path, columns: str, tz: str, config: BacktestConfig,
     return {"label": label, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mb": round(rss),
             "worker_peak_rss_mb": round(child_rss), "traced_peak_mb": traced and round(traced),
             "series": result.series, "origins": result.origins,
+            "metrics": {name: {k: m.get(k) for k in ("mase", "wrmsse", "wspl")} for name, m in result.models.items()},
+            "comparison": result.comparison,
             "timings": {k: round(v, 2) for k, v in stages}}
 
 

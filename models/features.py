@@ -13,7 +13,8 @@ Inputs ``x`` (float32, ``spec.n_inputs`` wide): ``lags`` units / scale; the last
 scale, views and add-to-carts over their own means, price relative to the series' usual price (mean of
 revenue/units over the window, 1.0 when unknown) and promo share (promo_orders / orders); eight statics
 (log mean units, views, add-to-carts, zero share, active share, log age, the last ``aux_lags`` units and the
-last bucket's units over the scale); and the calendar of the target buckets. The calendar of target
+last bucket's units over the scale); the calendar of the target buckets; and two dormancy inputs (see
+:func:`dormancy_features`). The calendar of target
 ``o+h`` is the calendar of target ``o+1`` rotated by a fixed angle per step, i.e. a fixed linear map of it,
 so the six (sin, cos) values of the first target bucket carry every target's calendar to the linear paths of
 the network exactly, at 1/H of the width.
@@ -43,7 +44,7 @@ from tidecast.stream.windows import ADD_TO_CART, METRICS, ORDERS, PROMO_ORDERS, 
 
 __all__ = [
     "ADD_TO_CART", "BUCKET_ORIGIN_S", "CHANNELS", "ORDERS", "PROMO_ORDERS", "RETURNS", "REVENUE", "UNITS", "VIEWS",
-    "FeatureSpec", "SampleBatch", "build_batch", "calendar_features", "hash_ids",
+    "FeatureSpec", "SampleBatch", "build_batch", "calendar_features", "dormancy_features", "hash_ids",
 ]
 
 CHANNELS = METRICS  # the input channels are the window metrics, in their order (owned by stream.windows)
@@ -51,6 +52,7 @@ BUCKET_ORIGIN_S = BUCKET_ORIGIN_MS // 1000  # bucket 0 starts Monday 1970-01-05T
 N_CALENDAR = 6  # sin/cos of hour-of-day, day-of-week, day-of-year
 N_STATIC = 8
 N_AUX = 5  # returns, views, add_to_cart, relative price, promo share
+N_DORMANCY = 2  # buckets since the last sale (log), and their ratio to the usual gap between sales (log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ class FeatureSpec:
     @property
     def n_inputs(self) -> int:
         """Width of the dense input vector ``x``."""
-        return self.lags + N_AUX * self.aux_lags + N_STATIC + N_CALENDAR
+        return self.lags + N_AUX * self.aux_lags + N_STATIC + N_CALENDAR + N_DORMANCY
 
 
 @dataclass(slots=True)
@@ -284,6 +286,31 @@ def _static_features(units_x: np.ndarray, ch: _Channels, act: _Activity, lv: _Le
     ).astype(np.float32)
 
 
+def dormancy_features(units: np.ndarray, active: np.ndarray | None, n_active: np.ndarray) -> np.ndarray:
+    """Tell a long-dead item from a briefly quiet one: ``[N, 2]`` from each window of units ``[N, W]``.
+
+    ``since``: buckets since the last sale (0: sold at the origin), over the active positions of the
+    window; without a sale in it, the active length (the window caps it: the panel holds ``lags + horizon``
+    buckets, and a sample ``horizon`` buckets back sees ``lags`` of them, so the cap is ``W = lags`` for
+    every sample alike). ``gap``: the usual interval between sales, active positions over sales (Croston's
+    inter-demand interval; the active length without a sale). Inputs: ``log1p(since) / log1p(W)`` and
+    ``log1p(since / gap) / log1p(W)``; the zero share (a static) tells "no sale in the window" apart.
+
+    >>> u = np.array([[0, 3, 0, 0, 0, 0], [2, 0, 2, 0, 2, 0], [0, 0, 0, 0, 0, 0]], np.float32)
+    >>> f = dormancy_features(u, None, np.array([6, 6, 6]))
+    >>> (f * np.log1p(6)).round(3).tolist()   # log1p(4), log1p(4/6); log1p(1), log1p(1/2); log1p(6), log1p(1)
+    [[1.609, 0.511], [0.693, 0.405], [1.946, 0.693]]
+    """
+    width = units.shape[1]
+    sold = units > 0 if active is None else (units > 0) & active
+    any_sold = sold.any(axis=1)
+    n_act = np.maximum(n_active, 1).astype(np.float32)
+    since = np.where(any_sold, np.argmax(sold[:, ::-1], axis=1), n_act).astype(np.float32)
+    gap = n_act / np.maximum(sold.sum(axis=1), 1).astype(np.float32)
+    norm = np.float32(1.0 / math.log1p(width))
+    return np.stack([np.log1p(since) * norm, np.log1p(since / gap) * norm], axis=1).astype(np.float32)
+
+
 def _origin_calendar(origin: np.ndarray, bucket_seconds: int) -> np.ndarray:
     """Calendar ``[N, 6]`` of each sample's first target bucket, computed once per distinct origin."""
     uniq, inverse = np.unique(origin, return_inverse=True)
@@ -338,11 +365,12 @@ def build_batch(
     ch = _read_channels(_window(history, None if all_rows else rows_arr[:, None], ends, spec.lags), spec.aux_lags)
     act = _activity(seen, origin, ends, spec)
     lv = _levels(ch, act, spec)
+    dormancy = dormancy_features(ch.units, act.mask, act.n)  # before imputation: real sales only
     _impute(ch, act, lv)
     units_x = ch.units * lv.inv
     aux = _aux_features(ch, act, lv, spec.aux_lags)
     static = _static_features(units_x, ch, act, lv, origin - seen + 1, spec)
-    x = _finish_inputs([units_x, *aux, static, _origin_calendar(origin, bucket_seconds)], spec.clip)
+    x = _finish_inputs([units_x, *aux, static, _origin_calendar(origin, bucket_seconds), dormancy], spec.clip)
 
     if with_targets:
         y, mask = _targets(history, rows_arr, ends, origin, seen, spec.horizon)

@@ -46,15 +46,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from .calibration import QuantileCalibrator
 from .features import FeatureSpec, SampleBatch, build_batch, hash_ids
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
 from .plan_features import plan_inputs, plan_width
-from .quantiles import DEFAULT_QUANTILES, check_quantiles
+from .quantiles import DEFAULT_QUANTILES, check_quantiles, median_index
 from .replay import ReplayBuffer
 
-STATE_FORMAT = "tidecast.learner/2"  # /2: the mean head
+STATE_FORMAT = "tidecast.learner/3"  # /2: the mean head; /3: dormancy inputs, quantile calibration
 _NO_QUARANTINE = -(2**62)
 
 
@@ -90,6 +91,8 @@ class LearnerConfig:
     quarantine: int = 7  # buckets after a detected change whose origins are not learned from (0: off)
     rate: RateControlConfig = field(default_factory=RateControlConfig)
     forecast_chunk: int = 32_768
+    calibrate: bool = True  # online quantile calibration (models/calibration.py)
+    calibration_rate: float = 0.2  # its step size per close, scaled units
     seed: int = 0
     plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
 
@@ -174,6 +177,8 @@ class OnlineLearner:
         self.steps = 0
         self.last_t: int | None = None
         self.quarantine_until = _NO_QUARANTINE
+        self.calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
+                                             gamma=cfg.calibration_rate)
 
     # ------------------------------------------------------------------ inputs
     def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
@@ -251,9 +256,11 @@ class OnlineLearner:
                 x = self._plans(b, hist[lo:hi], None if plans is None else plans[lo:hi], t)
                 pred, m = self.model(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
                                      torch.from_numpy(store_ids[lo:hi]))
-                scale = torch.from_numpy(b.scale)
-                out[lo:hi] = (pred * scale[:, None, None]).numpy()
-                mean[lo:hi] = (m * scale[:, None]).numpy()
+                q = pred.numpy()
+                if self.config.calibrate:
+                    q = self.calibrator.apply(q, b.scale, self.spec.scale_eps)
+                out[lo:hi] = q * b.scale[:, None, None]
+                mean[lo:hi] = (m * torch.from_numpy(b.scale)[:, None]).numpy()
         if self.config.count_aware:
             # the model's quantiles are those of the counts spread over y +/- 1/2; the matching quantile of
             # the count itself is the nearest integer (a p10 of 0.02 means "0", and must cover a zero)
@@ -342,6 +349,7 @@ class OnlineLearner:
         fresh_b.x = self._plans(fresh_b, hist, plans, t, rows)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
         signal, bias, drift = self._control(fresh, back, t)
+        self._calibrate(fresh, back)
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -362,6 +370,23 @@ class OnlineLearner:
         if drift and self.controller.new_episode and cfg.quarantine > 0:
             self.quarantine_until = max(self.quarantine_until, int(t) + cfg.quarantine)
         return signal, bias, drift
+
+    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> None:
+        """Update the quantile calibration from the labels that matured at ``t`` (step ``back`` of each fresh
+        sample), scored before learning from them, as the forecasts that met them were."""
+        if not self.config.calibrate or len(back) == 0:
+            return
+        n, horizon = len(back), self.config.horizon
+        with torch.no_grad():
+            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0].numpy()
+        matured = np.zeros((n, horizon), bool)
+        matured[np.arange(n), back - 1] = True
+        # not series without a sale in their input window: mostly long-dead ones, which are not forecast (the
+        # forecaster forecasts series active within the retention) and would pull the slow band's offsets
+        sold = np.asarray((fresh["x"][:, : self.spec.lags] > 0).any(dim=1).numpy())
+        matured &= fresh["mask"].numpy() & sold[:, None]
+        self.calibrator.update(pred, fresh["y"].numpy(), matured, fresh["scale"].numpy(), self.config.count_aware,
+                               self.spec.scale_eps)
 
     def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
                        t: int) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor]]:
@@ -441,6 +466,7 @@ class OnlineLearner:
             "controller": self.controller.state_dict(),
             "replay": self.replay.state_dict(),
             "rng": self._rng.bit_generator.state,
+            "calibration": self.calibrator.state_dict(),
             "counters": {"model_version": self.model_version, "steps": self.steps,
                          "quarantine_until": self.quarantine_until,
                          "last_t": -1 if self.last_t is None else self.last_t,
@@ -449,8 +475,7 @@ class OnlineLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the saved config must equal this learner's config."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a {STATE_FORMAT} state")
+        _check_format(state)
         saved = LearnerConfig.from_dict(state["config"])
         if saved != self.config:
             diff = sorted(k for k, v in saved.to_dict().items() if self.config.to_dict()[k] != v)
@@ -461,6 +486,7 @@ class OnlineLearner:
         self.controller.load_state_dict(state["controller"])
         self.replay.load_state_dict(state["replay"])
         self._rng.bit_generator.state = state["rng"]
+        self.calibrator.load_state_dict(state["calibration"])
         counters = state["counters"]
         self.model_version, self.steps = int(counters["model_version"]), int(counters["steps"])
         self.last_t = int(counters["last_t"]) if counters["has_last_t"] else None
@@ -469,8 +495,19 @@ class OnlineLearner:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> OnlineLearner:
         """A learner built with the saved config, then restored."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a {STATE_FORMAT} state")
+        _check_format(state)
         learner = cls(LearnerConfig.from_dict(state["config"]))
         learner.load_state_dict(state)
         return learner
+
+
+def _check_format(state: object) -> None:
+    """Refuse, saying why, a state this learner cannot resume (an older format has another network)."""
+    found = state.get("format") if isinstance(state, dict) else None
+    if found == STATE_FORMAT:
+        return
+    if isinstance(found, str) and found.startswith("tidecast.learner/"):
+        raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose network "
+                         "has other inputs (/3 added the dormancy inputs and the quantile calibration); it cannot "
+                         "be resumed: start the forecaster afresh (delete its checkpoint key)")
+    raise ValueError(f"not a {STATE_FORMAT} state")

@@ -1,36 +1,38 @@
-"""Prequential forecast metrics, M5 style: the same code scores tidecast and every baseline.
+"""Prequential forecast metrics as M5 computes them: per forecast origin, then the mean over origins.
 
-A forecast issued at origin ``o`` (the index of the first forecast bucket; the forecaster has seen
-buckets ``0 .. o-1``) covers buckets ``o .. o+H-1`` with ``Q`` quantiles. Each of its points is scored when
-the actual of its bucket arrives. Every metric is first computed per series over all of that series' scored
-points (all origins, all horizon steps), then averaged over series (equal weights, or revenue weights for
-WRMSSE and WSPL). The exact definitions are in ``docs/metrics.md``.
+A forecast issued at origin ``o`` (the forecaster has seen buckets ``0 .. o-1``) covers buckets
+``o .. o+H-1`` with ``Q`` quantiles. Each point is scored when the actual of its bucket arrives; once all H
+buckets of an origin have arrived, the origin is complete and every metric is computed for it: per series
+over its H steps (RMSSE and SPL as defined by the M5 Competitor's Guide and Makridakis, Spiliotis &
+Assimakopoulos, "M5 accuracy competition", IJF 38(4), 2022; MASE as Hyndman & Koehler, IJF 22(4), 2006),
+then over the series scored at ``o`` (plain means, or the weights known at ``o`` for WRMSSE and WSPL). The
+reported figure is the mean over complete origins; ``per_origin`` keeps every origin's value for the
+comparison of models (:mod:`tidecast.models.bootstrap`). Definitions: ``docs/metrics.md``.
 
 Pure numpy; no I/O.
 
-Example:
+Example (one series, H = 1, scales from the history before origin 4):
     >>> import numpy as np
-    >>> y = np.array([[1.0, 3.0, 2.0, 4.0, 2.0]])               # one series, five buckets
-    >>> mae_scale, mse_scale = history_scales(y[:, :4])          # history up to origin 4
-    >>> float(mae_scale[0]), float(mse_scale[0])                 # diffs 2, -1, 2
-    (1.6666666666666667, 3.0)
+    >>> y = np.array([[1.0, 3.0, 2.0, 4.0, 2.0]])
+    >>> mae_scale, mse_scale = history_scales(y[:, :4])          # diffs 2, -1, 2
     >>> sc = Scorer(horizon=1, quantiles=(0.1, 0.5, 0.9))
     >>> sc.issue(4, np.array([[[1.0, 2.0, 3.0]]]), mae_scale, mse_scale)
     >>> sc.observe(4, y[:, 4])
     1
     >>> r = sc.result()
-    >>> r["mae"], r["coverage80"], r["scored"]
-    (0.0, 1.0, 1)
+    >>> r["mae"], r["coverage80"], r["scored"], r["origins"]
+    (0.0, 1.0, 1, 1)
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .quantiles import check_quantiles, interval80_pair, median_index
+from .scales import RunningScales, bucket_column, history_scales
 
 __all__ = [
     "METRIC_NAMES",
@@ -51,149 +53,54 @@ METRIC_NAMES: tuple[str, ...] = (
     "bias",
     "bias_scaled",
 )
+_M = {name: j for j, name in enumerate(METRIC_NAMES)}
 
-# Per-(series, step) sums kept by the Scorer.
-_SUMS: tuple[str, ...] = (
-    "n",  # scored points
-    "abs",  # sum |e|, e = median forecast - actual
-    "sq",  # sum e^2
-    "err",  # sum e
-    "cov",  # points with lo <= y <= hi
-    "ns",  # points with a valid scale
-    "abs_s",  # sum |e| / s1
-    "sq_s",  # sum e^2 / s2
-    "err_s",  # sum e / s1
-    "pin_s",  # sum (mean over quantiles of pinball) / s1
-    "rev",  # sum units * price, points whose price is known
-    "units_np",  # sum units, points whose price is unknown
-)
+# Per-(series, origin) sums over the origin's steps.
+_PARTS: tuple[str, ...] = ("n", "abs", "sq", "err", "cov", "pin")
+_COUNTS: tuple[str, ...] = ("pairs", "scaled_pairs", "excluded_zero_scale", "excluded_zero_weight")
 
 
-def history_scales(y_hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """M5 scales of each series from its own history, counted from its first non-zero sale.
+@dataclass
+class _Origin:
+    """One issued origin until all its H steps are scored."""
 
-    For series ``i`` with first non-zero (and non-NaN) value at index ``f``, the one-step differences
-    ``d_j = y_j - y_{j-1}`` for ``f < j < t`` (both values finite) give ``mae_scale = mean |d|`` and
-    ``mse_scale = mean d^2``. A series with no non-zero value, or with no valid difference (fewer than two
-    points of history), gets NaN for both. Vectorised over series.
-
-    Args:
-        y_hist: [S, t] units per series and bucket; NaN before a series starts (or where unknown).
-
-    Returns:
-        (mae_scale [S], mse_scale [S]) as float64.
-
-    >>> s1, s2 = history_scales(np.array([[0.0, 0.0, 2.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 5.0]]))
-    >>> s1.tolist(), s2.tolist()                                 # diffs -2, 1 for the first series
-    ([1.5, nan], [2.5, nan])
-    """
-    y = np.asarray(y_hist, dtype=float)
-    if y.ndim != 2:
-        raise ValueError(f"y_hist must be [S, t], got shape {y.shape}")
-    n_series, t = y.shape
-    if t < 2:
-        nan = np.full(n_series, np.nan)
-        return nan, nan.copy()
-    sale = np.isfinite(y) & (y != 0)
-    first = np.where(sale.any(axis=1), sale.argmax(axis=1), t)  # index of the first non-zero sale
-    d = np.diff(y, axis=1)  # d[:, j-1] = y_j - y_{j-1}
-    ok = np.isfinite(d) & (np.arange(1, t)[None, :] > first[:, None])
-    d[~ok] = 0.0
-    count = ok.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mae = np.abs(d).sum(axis=1) / count
-        mse = (d * d).sum(axis=1) / count
-    return mae, mse
-
-
-def bucket_column(y: np.ndarray, n_series: int) -> np.ndarray:
-    """One bucket's values as a flat float array; series are only ever appended, so it has at least
-    ``n_series`` entries (the ones beyond are new series).
-
-    >>> bucket_column([[1, 2, 3]], 2).tolist()
-    [1.0, 2.0, 3.0]
-    """
-    values = np.asarray(y, dtype=float).ravel()
-    if values.size < n_series:
-        raise ValueError(f"expected at least {n_series} values, got {values.size}")
-    return values
-
-
-class RunningScales:
-    """Streaming form of :func:`history_scales`: O(S) per bucket, grows when new series appear.
-
-    After ``update`` has seen buckets ``0 .. t-1``, ``scales()`` equals ``history_scales(y[:, :t])``.
-
-    >>> rs = RunningScales()
-    >>> for col in ([0.0, 1.0], [2.0, 1.0], [0.0, 1.0], [1.0, 1.0]):
-    ...     rs.update(np.array(col))
-    >>> [v.tolist() for v in rs.scales()]                        # second series: constant, so scale 0
-    [[1.5, 0.0], [2.5, 0.0]]
-    """
-
-    def __init__(self, n_series: int = 0) -> None:
-        self._last = np.full(n_series, np.nan)
-        self._started = np.zeros(n_series, dtype=bool)
-        self._abs = np.zeros(n_series)
-        self._sq = np.zeros(n_series)
-        self._n = np.zeros(n_series, dtype=np.int64)
-
-    @property
-    def n_series(self) -> int:
-        return int(self._last.size)
-
-    def _grow(self, n: int) -> None:
-        k = n - self.n_series
-        self._last = np.concatenate([self._last, np.full(k, np.nan)])
-        self._started = np.concatenate([self._started, np.zeros(k, dtype=bool)])
-        self._abs = np.concatenate([self._abs, np.zeros(k)])
-        self._sq = np.concatenate([self._sq, np.zeros(k)])
-        self._n = np.concatenate([self._n, np.zeros(k, dtype=np.int64)])
-
-    def update(self, y: np.ndarray) -> None:
-        """Add one bucket: ``y`` [S'], S' >= the number of series so far (new series are appended)."""
-        y = bucket_column(y, self.n_series)
-        if y.size > self.n_series:
-            self._grow(y.size)
-        d = y - self._last
-        ok = self._started & np.isfinite(d)
-        d = np.where(ok, d, 0.0)
-        self._abs += np.abs(d)
-        self._sq += d * d
-        self._n += ok
-        self._started |= np.isfinite(y) & (y != 0)
-        self._last = y.copy()
-
-    def scales(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mae_scale [S], mse_scale [S]); NaN where fewer than two points since the first sale."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mae = np.where(self._n > 0, self._abs / self._n, np.nan)
-            mse = np.where(self._n > 0, self._sq / self._n, np.nan)
-        return mae, mse
+    idx: np.ndarray  # [n] series indices
+    s1: np.ndarray  # [n] MAE scale at the origin
+    s2: np.ndarray  # [n] MSE scale at the origin
+    w: np.ndarray  # [n] weights known at the origin, >= 0 (not normalised)
+    sums: np.ndarray  # [n, len(_PARTS)]
+    steps: np.ndarray  # [H, len(METRIC_NAMES)] each step's metrics over the series, NaN where undefined
+    done: int = 0  # steps scored
 
 
 @dataclass
 class _Pending:
+    origin: int
     step: int  # 0-based horizon step
-    idx: np.ndarray  # [n] series indices
     fq: np.ndarray  # [n, Q] forecast quantiles for this step
-    s1: np.ndarray  # [n] MAE scale at the origin
-    s2: np.ndarray  # [n] MSE scale at the origin
     mean: np.ndarray | None  # [n] mean forecasts for this step (None: the median point is used)
 
 
+@dataclass
+class _Totals:
+    origins: list[int] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)  # one [len(METRIC_NAMES)] per complete origin
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
+    scored: int = 0
+
+
 class Scorer:
-    """Prequential accumulator of forecast errors; ``result()`` gives MAE, RMSE, MASE, RMSSE, WRMSSE, WSPL,
-    80% coverage and bias, overall and per horizon step.
+    """Prequential accumulator: per complete origin MAE, RMSE, MASE, RMSSE, WRMSSE, WSPL, 80% coverage and
+    bias; ``result()`` gives their means over origins, overall and per horizon step.
 
     Two ways in:
 
-    * streaming: ``issue(origin, forecasts, s1, s2)`` at each bucket close, then
-      ``observe(t, actuals, price)`` when bucket ``t`` closes; every pending point targeting ``t`` is scored.
-    * batch: ``add(forecasts, actuals, s1, s2, price=...)`` when the actuals are already known (backtests).
+    * streaming: ``issue(origin, forecasts, s1, s2, weights=...)`` at each bucket close, then
+      ``observe(t, actuals)`` when bucket ``t`` closes; every pending point targeting ``t`` is scored.
+    * batch: ``add(forecasts, actuals, s1, s2, weights=...)`` for one origin whose actuals are known.
 
-    Both feed the same per-(series, step) sums, so the results are identical. Memory: 12 float64 per
-    (series, step), plus the pending forecasts in streaming mode.
+    Both score the same way, so the results are identical. Memory: 6 float64 per (series, open origin), at
+    most H origins open, plus the pending forecasts and 9 floats per complete origin.
 
     Args:
         horizon: H, the number of steps of every forecast.
@@ -218,20 +125,22 @@ class Scorer:
         self._q = np.asarray(self.quantiles, dtype=float)
         self._mid = median_index(self.quantiles)
         self._pair = interval80_pair(self.quantiles)
-        self._acc = np.zeros((self.horizon, int(n_series), len(_SUMS)))  # sums per (step, series)
-        self._price_sum = np.zeros(int(n_series))
-        self._price_n = np.zeros(int(n_series))
+        self._seen = np.zeros(int(n_series), dtype=bool)  # series with a scored point in a complete origin
+        self._open: dict[int, _Origin] = {}
         self._pending: dict[int, list[_Pending]] = defaultdict(list)
+        self._totals = _Totals()
+        self._step_sum = np.zeros((self.horizon, len(METRIC_NAMES)))
+        self._step_n = np.zeros((self.horizon, len(METRIC_NAMES)), dtype=np.int64)
 
     # ------------------------------------------------------------------ input
     @property
     def n_series(self) -> int:
-        return int(self._acc.shape[1])
+        return int(self._seen.size)
 
     @property
     def n_pending(self) -> int:
         """Forecast points issued but not yet scored."""
-        return sum(p.idx.size for lst in self._pending.values() for p in lst)
+        return sum(p.fq.shape[0] for lst in self._pending.values() for p in lst)
 
     def issue(
         self,
@@ -241,36 +150,38 @@ class Scorer:
         mse_scale: np.ndarray,
         series_idx: np.ndarray | None = None,
         means: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> None:
         """Hold forecasts issued at ``origin`` until their actuals arrive.
 
         Args:
-            origin: index of the first forecast bucket (step h targets bucket ``origin + h - 1``).
+            origin: index of the first forecast bucket (step h targets bucket ``origin + h - 1``); each origin
+                is issued once.
             forecasts: [n, H, Q] quantile forecasts, finite.
             mae_scale, mse_scale: [n] scales from each series' history before ``origin`` (``history_scales``).
             series_idx: [n] series indices (unique); default ``arange(n)``.
             means: [n, H] mean forecasts, scored by the squared-error metrics and bias; default: the
                 median quantile serves as the mean too.
+            weights: [n] WRMSSE/WSPL weights known at ``origin`` (M5: dollar sales of the 28 buckets before
+                it, :class:`~tidecast.models.weights.RunningSales`), >= 0; default: equal weights.
         """
-        f, idx, s1, s2 = self._check(forecasts, mae_scale, mse_scale, series_idx)
-        m = self._check_means(means, f)
+        _, f, m = self._open_origin(int(origin), forecasts, mae_scale, mse_scale, series_idx, means, weights)
         for h in range(self.horizon):
             mean = None if m is None else m[:, h].copy()
-            self._pending[int(origin) + h].append(_Pending(h, idx, f[:, h, :].copy(), s1, s2, mean))
+            self._pending[int(origin) + h].append(_Pending(int(origin), h, f[:, h, :].copy(), mean))
 
-    def observe(self, t: int, actuals: np.ndarray, price: np.ndarray | None = None) -> int:
+    def observe(self, t: int, actuals: np.ndarray) -> int:
         """Score every pending point whose target bucket is ``t``; returns how many were scored.
 
         Args:
             t: the bucket that just closed.
             actuals: [S] units of bucket ``t`` by series index; NaN = unknown (the point is dropped).
-            price: [S] price of bucket ``t``, NaN where unknown; None = unknown for all.
         """
         a = np.asarray(actuals, dtype=float).ravel()
-        p = None if price is None else np.asarray(price, dtype=float).ravel()
         scored = 0
         for e in self._pending.pop(int(t), []):
-            scored += self._score(e.step, e.idx, e.fq, a[e.idx], e.s1, e.s2, None if p is None else p[e.idx], e.mean)
+            org = self._open[e.origin]
+            scored += self._score(e.origin, org, e.step, e.fq, a[org.idx], e.mean)
         return scored
 
     def add(
@@ -279,32 +190,39 @@ class Scorer:
         actuals: np.ndarray,
         mae_scale: np.ndarray,
         mse_scale: np.ndarray,
-        price: np.ndarray | None = None,
         series_idx: np.ndarray | None = None,
         means: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        origin: int | None = None,
     ) -> int:
-        """Score forecasts of one origin whose actuals are known: ``forecasts`` [n, H, Q], ``actuals`` [n, H]
-        (NaN = not scored), ``price`` [n, H] or None, ``means`` [n, H] or None (see :meth:`issue`). Returns
-        the number of points scored."""
-        f, idx, s1, s2 = self._check(forecasts, mae_scale, mse_scale, series_idx)
-        m = self._check_means(means, f)
+        """Score one origin whose actuals are known: ``forecasts`` [n, H, Q], ``actuals`` [n, H] (NaN = not
+        scored), the rest as :meth:`issue`; ``origin`` defaults to one past the last origin seen. Returns the
+        number of points scored."""
+        if origin is None:
+            known = [*self._open, *self._totals.origins]
+            origin = max(known) + 1 if known else 0
+        org, f, m = self._open_origin(int(origin), forecasts, mae_scale, mse_scale, series_idx, means, weights)
         a = np.asarray(actuals, dtype=float)
         if a.shape != f.shape[:2]:
+            del self._open[int(origin)]
             raise ValueError(f"actuals must be [n, H] = {f.shape[:2]}, got {a.shape}")
-        p = None if price is None else np.broadcast_to(np.asarray(price, dtype=float), a.shape)
         return sum(
-            self._score(h, idx, f[:, h, :], a[:, h], s1, s2, None if p is None else p[:, h],
-                        None if m is None else m[:, h])
+            self._score(int(origin), org, h, f[:, h, :], a[:, h], None if m is None else m[:, h])
             for h in range(self.horizon)
         )
 
-    def _check(
+    def _open_origin(
         self,
+        origin: int,
         forecasts: np.ndarray,
         mae_scale: np.ndarray,
         mse_scale: np.ndarray,
         series_idx: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        means: np.ndarray | None,
+        weights: np.ndarray | None,
+    ) -> tuple[_Origin, np.ndarray, np.ndarray | None]:
+        if origin in self._open or origin in self._totals.origins[-self.horizon - 1:]:
+            raise ValueError(f"origin {origin} was already issued")
         f = np.asarray(forecasts, dtype=float)
         if f.ndim != 3 or f.shape[1:] != (self.horizon, len(self.quantiles)):
             raise ValueError(f"forecasts must be [n, {self.horizon}, {len(self.quantiles)}], got {f.shape}")
@@ -312,159 +230,131 @@ class Scorer:
             raise ValueError("forecasts contain NaN or inf")
         n = f.shape[0]
         idx = np.arange(n) if series_idx is None else np.asarray(series_idx, dtype=np.int64).ravel()
-        s1 = np.broadcast_to(np.asarray(mae_scale, dtype=float).ravel(), (n,)).copy()
-        s2 = np.broadcast_to(np.asarray(mse_scale, dtype=float).ravel(), (n,)).copy()
         if idx.size != n:
             raise ValueError("series_idx must have one index per forecast row")
         if n and (idx.min() < 0 or np.unique(idx).size != n):
             raise ValueError("series_idx must be unique and non-negative")
         if n and idx.max() >= self.n_series:
-            self._grow(int(idx.max()) + 1)
-        return f, idx, s1, s2
-
-    @staticmethod
-    def _check_means(means: np.ndarray | None, f: np.ndarray) -> np.ndarray | None:
-        if means is None:
-            return None
-        m = np.asarray(means, dtype=float)
-        if m.shape != f.shape[:2]:
+            self._seen = np.concatenate([self._seen, np.zeros(int(idx.max()) + 1 - self.n_series, dtype=bool)])
+        s1 = np.broadcast_to(np.asarray(mae_scale, dtype=float).ravel(), (n,)).copy()
+        s2 = np.broadcast_to(np.asarray(mse_scale, dtype=float).ravel(), (n,)).copy()
+        w = np.ones(n) if weights is None else np.broadcast_to(np.asarray(weights, dtype=float).ravel(), (n,))
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise ValueError("weights must be finite and >= 0")
+        m = None if means is None else np.asarray(means, dtype=float)
+        if m is not None and m.shape != f.shape[:2]:
             raise ValueError(f"means must be [n, H] = {f.shape[:2]}, got {m.shape}")
-        if not np.all(np.isfinite(m)):
+        if m is not None and not np.all(np.isfinite(m)):
             raise ValueError("means contain NaN or inf")
-        return m
-
-    def _grow(self, n: int) -> None:
-        k = n - self.n_series
-        self._acc = np.concatenate([self._acc, np.zeros((self.horizon, k, len(_SUMS)))], axis=1)
-        self._price_sum = np.concatenate([self._price_sum, np.zeros(k)])
-        self._price_n = np.concatenate([self._price_n, np.zeros(k)])
+        org = _Origin(idx, s1, s2, w.copy(), np.zeros((n, len(_PARTS))),
+                      np.full((self.horizon, len(METRIC_NAMES)), np.nan))
+        self._open[origin] = org
+        return org, f, m
 
     def _score(
-        self,
-        h: int,
-        idx: np.ndarray,
-        fq: np.ndarray,
-        y: np.ndarray,
-        s1: np.ndarray,
-        s2: np.ndarray,
-        price: np.ndarray | None,
-        mean: np.ndarray | None = None,
+        self, origin: int, org: _Origin, h: int, fq: np.ndarray, y: np.ndarray, mean: np.ndarray | None
     ) -> int:
+        """Score step ``h`` of ``origin`` (all of its rows; NaN actuals are dropped); complete it after H."""
         keep = np.isfinite(y)
-        if not keep.all():
-            idx, fq, y, s1, s2 = idx[keep], fq[keep], y[keep], s1[keep], s2[keep]
-            price = None if price is None else price[keep]
-            mean = None if mean is None else mean[keep]
-        if idx.size == 0:
-            return 0
-        e = fq[:, self._mid] - y  # the median's error: absolute-error metrics
-        em = e if mean is None else mean - y  # the mean's error: squared-error metrics and bias
-        diff = y[:, None] - fq  # [n, Q]
+        y0 = np.where(keep, y, 0.0)
+        e = fq[:, self._mid] - y0  # the median's error: absolute-error metrics
+        em = e if mean is None else mean - y0  # the mean's error: squared-error metrics and bias
+        diff = y0[:, None] - fq  # [n, Q]
         pinball = np.maximum(self._q * diff, (self._q - 1.0) * diff).mean(axis=1)
-        ok = np.isfinite(s1) & (s1 > 0) & np.isfinite(s2) & (s2 > 0)
-        safe1 = np.where(ok, s1, 1.0)
-        safe2 = np.where(ok, s2, 1.0)
         if self._pair is None:
-            cov = np.zeros_like(y)
+            cov = np.zeros_like(y0)
         else:
             lo, hi = self._pair
-            cov = ((y >= fq[:, lo]) & (y <= fq[:, hi])).astype(float)
-        if price is None:
-            known = np.zeros(y.shape, dtype=bool)
-            price = np.zeros_like(y)
-        else:
-            known = np.isfinite(price)
-            price = np.where(known, price, 0.0)
-        parts = {  # same order as _SUMS
-            "n": np.ones_like(y),
-            "abs": np.abs(e),
-            "sq": em * em,
-            "err": em,
-            "cov": cov,
-            "ns": ok.astype(float),
-            "abs_s": np.where(ok, np.abs(e) / safe1, 0.0),
-            "sq_s": np.where(ok, em * em / safe2, 0.0),
-            "err_s": np.where(ok, em / safe1, 0.0),
-            "pin_s": np.where(ok, pinball / safe1, 0.0),
-            "rev": y * price,
-            "units_np": np.where(known, 0.0, y),
-        }
-        self._acc[h][idx] += np.stack([parts[k] for k in _SUMS], axis=1)  # idx is unique
-        self._price_sum += np.bincount(idx, weights=price, minlength=self.n_series)
-        self._price_n += np.bincount(idx, weights=known.astype(float), minlength=self.n_series)
-        return int(idx.size)
+            cov = ((y0 >= fq[:, lo]) & (y0 <= fq[:, hi])).astype(float)
+        parts = np.stack([np.ones_like(y0), np.abs(e), em * em, em, cov, pinball], axis=1)  # order of _PARTS
+        parts[~keep] = 0.0
+        org.sums += parts
+        org.steps[h] = self._aggregate(parts, org)[0]
+        org.done += 1
+        if org.done == self.horizon:
+            self._complete(origin, org)
+        return int(keep.sum())
+
+    def _complete(self, origin: int, org: _Origin) -> None:
+        """All H steps scored: the origin's metrics join the totals (an origin without any point is dropped)."""
+        del self._open[origin]
+        values, counts = self._aggregate(org.sums, org)
+        scored = org.sums[:, 0]
+        if not scored.any():
+            return
+        tot = self._totals
+        tot.origins.append(origin)
+        tot.values.append(values)
+        tot.scored += int(scored.sum())
+        for k, v in counts.items():
+            tot.counts[k] += v
+        self._seen[org.idx[scored > 0]] = True
+        ok = np.isfinite(org.steps)
+        self._step_sum += np.where(ok, org.steps, 0.0)
+        self._step_n += ok
+
+    def _aggregate(self, sums: np.ndarray, org: _Origin) -> tuple[np.ndarray, dict[str, int]]:
+        """The metrics over the series of one origin (or one step of it) from per-series ``sums`` [n, 6]."""
+        out = np.full(len(METRIC_NAMES), np.nan)
+        n, s_abs, s_sq, s_err, s_cov, s_pin = sums.T
+        has = n > 0
+        ok = has & np.isfinite(org.s1) & (org.s1 > 0) & np.isfinite(org.s2) & (org.s2 > 0)
+        weighted = ok & (org.w > 0)
+        counts = {"pairs": int(has.sum()), "scaled_pairs": int(ok.sum()),
+                  "excluded_zero_scale": int((has & ~ok).sum()), "excluded_zero_weight": int((ok & ~weighted).sum())}
+        if has.any():
+            k = n[has]
+            out[_M["mae"]] = np.mean(s_abs[has] / k)
+            out[_M["rmse"]] = np.mean(np.sqrt(s_sq[has] / k))
+            out[_M["bias"]] = np.mean(s_err[has] / k)
+            if self._pair is not None:
+                out[_M["coverage80"]] = np.mean(s_cov[has] / k)
+        if ok.any():
+            k, s1, s2 = n[ok], org.s1[ok], org.s2[ok]
+            rmsse = np.sqrt(s_sq[ok] / k / s2)
+            spl = s_pin[ok] / k / s1
+            out[_M["mase"]] = np.mean(s_abs[ok] / k / s1)
+            out[_M["rmsse"]] = np.mean(rmsse)
+            out[_M["bias_scaled"]] = np.mean(s_err[ok] / k / s1)
+            if weighted.any():
+                w = np.where(weighted[ok], org.w[ok], 0.0)
+                w = w / w.sum()
+                out[_M["wrmsse"]] = np.sum(w * rmsse)
+                out[_M["wspl"]] = np.sum(w * spl)
+        return out, counts
 
     # ----------------------------------------------------------------- output
     def result(self) -> dict:
-        """Metrics overall and per horizon step (see ``docs/metrics.md``); NaN where undefined.
+        """Means over complete origins (see ``docs/metrics.md``); NaN where undefined.
 
-        Keys: mae, rmse, mase, rmsse, wrmsse, wspl, coverage80, bias, bias_scaled, scored (points),
-        series (series with a scored point), scaled_series, excluded_zero_scale (series with scored points
-        but no valid scale), excluded_points (points left out of the scaled metrics), coverage80_quantiles,
-        per_horizon (one dict per step with the same metrics plus step, scored, series, scaled_series).
+        Keys: the :data:`METRIC_NAMES`; origins (complete origins with a scored point), scored (their points),
+        series (series with a scored point), pairs ((series, origin) pairs scored), scaled_pairs (pairs with a
+        valid scale), excluded_zero_scale (pairs without one), excluded_zero_weight (pairs with a valid scale
+        but zero weight: out of WRMSSE and WSPL), coverage80_quantiles, per_horizon (one dict per step: the
+        metrics of that step alone, averaged over origins, plus step and origins), per_origin (``origin``: the
+        complete origins in order, and per metric the list of that origin's values).
         """
-        mean_price = self._mean_price()
-        total_acc = self._acc.sum(axis=0)
-        total = {k: total_acc[:, j] for j, k in enumerate(_SUMS)}
-        out = self._metrics(total, mean_price)
+        tot = self._totals
+        values = np.array(tot.values).reshape(-1, len(METRIC_NAMES))
+        out: dict = {}
+        for j, name in enumerate(METRIC_NAMES):
+            col = values[:, j]
+            col = col[np.isfinite(col)]
+            out[name] = float(col.mean()) if col.size else float("nan")
+        out["origins"] = len(tot.origins)
+        out["scored"] = tot.scored
+        out["series"] = int(self._seen.sum())
+        out.update(tot.counts)
         out["coverage80_quantiles"] = (
             None if self._pair is None else [self.quantiles[self._pair[0]], self.quantiles[self._pair[1]]]
         )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            steps = np.where(self._step_n > 0, self._step_sum / np.maximum(self._step_n, 1), np.nan)
         out["per_horizon"] = [
-            {"step": h + 1, **self._metrics({k: self._acc[h, :, j] for j, k in enumerate(_SUMS)}, mean_price)}
+            {"step": h + 1, **{name: float(steps[h, j]) for j, name in enumerate(METRIC_NAMES)},
+             "origins": int(self._step_n[h, _M["mae"]])}
             for h in range(self.horizon)
         ]
-        for row in out["per_horizon"]:
-            row.pop("excluded_zero_scale")
-            row.pop("excluded_points")
+        out["per_origin"] = {"origin": list(tot.origins),
+                             **{name: values[:, j].tolist() for j, name in enumerate(METRIC_NAMES)}}
         return out
-
-    def _mean_price(self) -> np.ndarray:
-        """Per series mean known price; the overall mean for series without one; NaN if no price at all."""
-        if self._price_n.sum() == 0:
-            return np.full(self.n_series, np.nan)
-        overall = self._price_sum.sum() / self._price_n.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self._price_n > 0, self._price_sum / self._price_n, overall)
-
-    def _metrics(self, s: dict[str, np.ndarray], mean_price: np.ndarray) -> dict:
-        nan = float("nan")
-        has = s["n"] > 0
-        hs = s["ns"] > 0
-        out: dict = {name: nan for name in METRIC_NAMES}
-        if has.any():
-            n = s["n"][has]
-            out["mae"] = float(np.mean(s["abs"][has] / n))
-            out["rmse"] = float(np.mean(np.sqrt(s["sq"][has] / n)))
-            out["bias"] = float(np.mean(s["err"][has] / n))
-            if self._pair is not None:
-                out["coverage80"] = float(np.mean(s["cov"][has] / n))
-        if hs.any():
-            ns = s["ns"][hs]
-            rmsse = np.sqrt(s["sq_s"][hs] / ns)
-            spl = s["pin_s"][hs] / ns
-            out["mase"] = float(np.mean(s["abs_s"][hs] / ns))
-            out["rmsse"] = float(np.mean(rmsse))
-            out["bias_scaled"] = float(np.mean(s["err_s"][hs] / ns))
-            w = self._weights(s, mean_price, hs)
-            out["wrmsse"] = float(np.sum(w * rmsse))
-            out["wspl"] = float(np.sum(w * spl))
-        out["scored"] = int(s["n"].sum())
-        out["series"] = int(has.sum())
-        out["scaled_series"] = int(hs.sum())
-        out["excluded_zero_scale"] = int((has & ~hs).sum())
-        out["excluded_points"] = int(s["n"].sum() - s["ns"].sum())
-        return out
-
-    @staticmethod
-    def _weights(s: dict[str, np.ndarray], mean_price: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Revenue share among the series in ``mask``; equal weights without prices or revenue."""
-        k = int(mask.sum())
-        if np.all(np.isnan(mean_price)):
-            return np.full(k, 1.0 / k)
-        rev = s["rev"][mask] + s["units_np"][mask] * mean_price[mask]
-        rev = np.where(np.isfinite(rev), np.maximum(rev, 0.0), 0.0)
-        total = rev.sum()
-        if total <= 0:
-            return np.full(k, 1.0 / k)
-        return rev / total

@@ -9,10 +9,26 @@ it. Duplicates after a crash-restart carry the same ``forecast_id``. Kafka trans
 (``transactional_id``) for real Kafka; the embedded broker does not honour ``read_committed``, so
 correctness never rests on them.
 
+Broker outages: a publish that failed only for reasons an outage explains (the flush timed out, or every
+failed send failed with a retriable error such as a lost connection or a delivery time-out) raises
+:class:`PublishUnreachable`. With an ``outage`` (the live forecaster's:
+``Outage("Kafka (forecasts)", TIDECAST_OUTAGE_TIMEOUT, (PublishUnreachable,))``) the sink publishes the same
+close again, the same messages with the same ids, until the broker acknowledges all of them or the outage
+timeout passes (then :class:`~tidecast.stream.adapters.retry.OutageError`); one log line when the outage
+starts, one when it ends. A record error (``MessageSizeTooLargeError``, an authorization error) fails at once.
+The producer is not wedged by a flush that timed out: kafka-python's ``flush`` only counts a flush in
+progress, which it undoes on the way out, and this version has no bounded buffer to fill; the earlier sends
+stay in the accumulator and are delivered (or expire after ``delivery_timeout_ms``) on their own, so a
+retry may publish a message twice, with one ``forecast_id``. A transactional sink does not retry: its abort
+needs the broker, so the next ``begin_transaction`` would fail.
+
 >>> partition_for(b"all:85123A", 12) == partition_for(b"all:85123A", 12) < 12  # one series, one partition
 True
 >>> print(PublishError("tidecast.forecasts", 3, 100_000, ValueError("too large")))
 3 of 100,000 forecast messages to tidecast.forecasts failed: ValueError: too large; the close is not checkpointed
+>>> from kafka.errors import MessageSizeTooLargeError
+>>> transient(KafkaTimeoutError("Expiring 3 record(s)")), transient(MessageSizeTooLargeError("9 MB"))
+(True, False)
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from tidecast.config import ServiceError, Settings
 from tidecast.stream.adapters.kafka_clients import producer_config
+from tidecast.stream.adapters.retry import Outage
 from tidecast.stream.forecast_message import ForecastBatch
 
 
@@ -57,9 +74,21 @@ class PublishError(ServiceError):
         super().__init__(text + "; the close is not checkpointed")
 
 
+class PublishUnreachable(PublishError):
+    """A :class:`PublishError` that a broker outage explains (a time-out, retriable failures only): the same
+    close may be published again."""
+
+
+def transient(cause: BaseException | None) -> bool:
+    """Whether a send's failure says the broker is away or busy (kafka-python's retriable errors: time-outs,
+    lost connections, a leader moving), not that the record is wrong."""
+    return cause is None or bool(getattr(cause, "retriable", False))
+
+
 class KafkaForecastSink:
     """A :class:`~tidecast.stream.ports.ForecastSink` on Kafka; :meth:`publish` raises :class:`PublishError`
-    unless every message was acknowledged within ``publish_timeout`` seconds."""
+    unless every message was acknowledged within ``publish_timeout`` seconds; with an ``outage``, a publish
+    the broker's absence failed is tried again (see the module docstring)."""
 
     def __init__(
         self,
@@ -67,8 +96,10 @@ class KafkaForecastSink:
         bootstrap: str,
         transactional_id: str | None = None,
         publish_timeout: float | None = None,
+        outage: Outage | None = None,
     ) -> None:
-        """``publish_timeout`` (seconds): ``TIDECAST_PUBLISH_TIMEOUT`` of ``settings`` unless given."""
+        """``publish_timeout`` (seconds): ``TIDECAST_PUBLISH_TIMEOUT`` of ``settings`` unless given; ``outage``:
+        retry publishes that fail with :class:`PublishUnreachable` through it (not with ``transactional_id``)."""
         if publish_timeout is None:
             publish_timeout = float(settings.publish_timeout_seconds)
         if not publish_timeout > 0:
@@ -80,13 +111,21 @@ class KafkaForecastSink:
             config["transactional_id"] = transactional_id
         self.producer = KafkaProducer(**config)
         self.transactional = bool(transactional_id)
+        self.outage = None if self.transactional else outage
         self.partitions = len(self.producer.partitions_for(self.topic))
         if self.transactional:
             self.producer.init_transactions()
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                 plans: Sequence[str | None] | None = None) -> int:
-        """Send one close and wait for every acknowledgement; raises :class:`PublishError` otherwise."""
+        """Send one close and wait for every acknowledgement, through outages when the sink has an ``outage``;
+        raises :class:`PublishError` otherwise. ``plans``: each series' plan hash (the forecast's ``plan``)."""
+        if self.outage is None:
+            return self._publish_once(batch, series, values, mean, plans)
+        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans))
+
+    def _publish_once(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                      plans: Sequence[str | None] | None = None) -> int:
         deadline = time.monotonic() + self.publish_timeout
         futures: list = []
         keep = futures.append
@@ -102,16 +141,20 @@ class KafkaForecastSink:
             total = max(len(futures), len(series))
             done = sum(1 for future in futures if future.is_done and future.exception is None)
             timeout = self.publish_timeout if isinstance(exc, KafkaTimeoutError) else None
-            raise PublishError(topic, total - done, total, exc, timeout) from exc
+            raise self._error(transient(exc))(topic, total - done, total, exc, timeout) from exc
         # after a flush every future is done (no blocking call here); a failed send shows only in its future
         failed = [future for future in futures if not future.is_done or future.exception is not None]
         if failed:
             self._abort()
             cause = failed[0].exception
-            raise PublishError(topic, len(failed), len(futures), cause) from cause
+            unreachable = all(transient(future.exception) for future in failed)
+            raise self._error(unreachable)(topic, len(failed), len(futures), cause) from cause
         if self.transactional:
             self.producer.commit_transaction()
         return len(futures)
+
+    def _error(self, unreachable: bool) -> type[PublishError]:
+        return PublishUnreachable if unreachable and not self.transactional else PublishError
 
     def _abort(self) -> None:
         """Abort the open transaction, if any, so that the next close can begin one."""

@@ -298,7 +298,10 @@ class Forecaster:
             return
         state = self.loads(blob)
         self._check(state)
-        self.learner.load_state_dict(state["learner"])
+        try:
+            self.learner.load_state_dict(state["learner"])
+        except ValueError as exc:  # a learner state of another format: refused like a checkpoint of another shape
+            raise CheckpointMismatch(str(exc)) from None
         self.last_closed = state["last_closed"]
         self.learn_from = state.get("learn_from")
         self.empty_run = int(state.get("empty_run", 0))

@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tidecast.consumers.ingest_worker import IngestProgress
-    from tidecast.stream.adapters.redis_store import RedisWindowStore
     from tidecast.stream.forecast_message import ForecastBatch
     from tidecast.stream.forecaster import CloseReport, Forecaster
     from tidecast.stream.series_panel import SeriesPanel
+    from tidecast.stream.window_store import WindowStore
 
 SUMMARY_METRICS = ("mae", "mase", "wrmsse", "wspl", "coverage80")
 """The metrics of the summary, per model."""
@@ -49,7 +49,7 @@ class Streamed:
     """What :func:`stream` leaves for :func:`evaluate`: the window store, the forecaster and how many buckets
     it closed."""
 
-    store: RedisWindowStore
+    store: WindowStore
     forecaster: Forecaster
     buckets_closed: int
 

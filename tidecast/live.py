@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from tidecast.models.learner import LearnerConfig
     from tidecast.producers.forecast_publisher import KafkaForecastSink
     from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints
-    from tidecast.stream.adapters.redis_store import RedisWindowStore
     from tidecast.stream.forecaster import CloseReport, Forecaster, ForecasterConfig
+    from tidecast.stream.window_store import WindowStore
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -110,7 +110,7 @@ class LiveForecaster:
 
     forecaster: Forecaster
     sink: KafkaForecastSink
-    store: RedisWindowStore
+    store: WindowStore
     settings: Settings
     endpoints: Endpoints
     lease: LeasedCheckpoints
@@ -131,6 +131,11 @@ class LiveForecaster:
 def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     """A forecaster on Redis and Kafka, resumed from its checkpoint when there is one.
 
+    Outages: its window reads and lease calls ride out a Redis outage, and its publishes a broker outage, for up
+    to ``TIDECAST_OUTAGE_TIMEOUT`` (:mod:`tidecast.stream.adapters.retry`; then ``OutageError``, exit 1). Its
+    Redis client is built as the ingest worker's (``caller_retries``: no silent redis-py retries, a 10 s
+    reply limit), so a paused server is retried rather than waited on.
+
     torch gets ``TIDECAST_TORCH_THREADS`` threads (default 1): on a small machine the ingest worker, the
     committer and the broker need the other cores, and the model is small.
     """
@@ -138,16 +143,18 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
 
     from tidecast.models import checkpoint
     from tidecast.models.learner import OnlineLearner
-    from tidecast.producers.forecast_publisher import KafkaForecastSink
+    from tidecast.producers.forecast_publisher import KafkaForecastSink, PublishUnreachable
     from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints
     from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
+    from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage, RetryingStore
     from tidecast.stream.forecaster import CheckpointMismatch, Forecaster
 
     torch.set_num_threads(int(os.environ.get("TIDECAST_TORCH_THREADS", "1")))
-    client = redis_client(settings, endpoints.redis)
-    store = RedisWindowStore(client, settings.topic_prefix)
-    checkpoints = LeasedCheckpoints(client, settings.topic_prefix)
+    client = redis_client(settings, endpoints.redis, caller_retries=True)
+    redis_outage = Outage("Redis", settings.outage_timeout_seconds, REDIS_ERRORS)  # one for windows and lease
+    store = RetryingStore(RedisWindowStore(client, settings.topic_prefix), redis_outage)
+    checkpoints = LeasedCheckpoints(client, settings.topic_prefix, outage=redis_outage)
     learner = OnlineLearner(learner_config(settings))
     if learner.min_history > settings.retention:
         raise ConfigError(
@@ -156,7 +163,8 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
         )
     checkpoints.acquire(holder_is_dead=dead_on_this_host)  # LeaseHeld: the CLI prints it and exits 1
     try:
-        sink = KafkaForecastSink(settings, endpoints.kafka)
+        kafka_outage = Outage("Kafka (forecasts)", settings.outage_timeout_seconds, (PublishUnreachable,))
+        sink = KafkaForecastSink(settings, endpoints.kafka, outage=kafka_outage)
     except BaseException:
         checkpoints.release()
         raise
@@ -280,7 +288,7 @@ def run_ingest_and_forecast(
     from tidecast.stream.adapters.redis_store import RedisWindowStore
 
     settings, endpoints = live.settings, live.endpoints
-    # the worker's own client: it retries its calls itself (see redis_client), the forecaster's does not
+    # the worker's own client and outage watch (it retries its own calls), beside the forecaster's
     store = RedisWindowStore(redis_client(settings, endpoints.redis, caller_retries=True), settings.topic_prefix)
 
     holds = _Holds(live, on_hold)

@@ -11,37 +11,81 @@ A forecaster that dies leaves the lease to expire; one that stops cleanly releas
 need not wait for the expiry when the caller can tell the holder is dead (``holder_is_dead``: the live
 wiring checks a holder on this host by PID).
 
+A lease that lapsed under a live forecaster (a pause longer than the time to live: Redis or the forecaster
+stopped for 30 s) or that Redis lost (``FLUSHALL``, a restart without persistence) is taken again by the next
+renew or save, in the same Lua call, if and only if the lease key is absent and the checkpoint key still holds
+what this forecaster last read or wrote (then nobody else wrote since and its memory is the truth), or does
+not exist at all (Redis lost it: the forecaster carries on from memory and writes it at its next close). The
+comparison is by digest: the forecaster keeps the SHA-1 of the last blob it loaded or saved (hashed in
+Python, once per save, a few ms for a checkpoint of megabytes; no digest is stored in Redis), and the script
+hashes the stored blob with ``redis.sha1hex`` only in the rare lapsed case. A held lease of another owner, or
+a checkpoint that changed, is :class:`LeaseLost` as before. One warning is logged per re-take: the script
+leaves a notice under ``{<checkpoint key>}:lease-retaken:<owner>`` that the owner's next calls return until
+it has reported it (the reply of the call that took the lease again may be lost with its connection: a call
+sent to a paused server runs when it resumes, while the client has given up on it and retries).
+
+With an :class:`~tidecast.stream.adapters.retry.Outage` every call rides out a Redis outage. A retry after a
+lost connection is safe: save and renew are idempotent for the owner (the same blob, the same time to live;
+a first attempt that re-took the lease leaves it this owner's), release deletes only this owner's lease, and
+an acquire whose ``SET NX`` landed unseen finds its own id on the lease.
+
 >>> LeasedCheckpoints.lease_key("tidecast.", "all")
 '{tidecast.checkpoint:forecaster:all}:lease'
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
 from tidecast.config import ServiceError
 from tidecast.stream.adapters.redis_store import RedisCheckpoints
+from tidecast.stream.adapters.retry import Outage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_TTL_MS = 30_000
 """How long a lease outlives its last renewal: a forecaster renews it between closes and at every close."""
 
-# KEYS[1] lease, KEYS[2] checkpoint; ARGV[1] owner, ARGV[2] ttl ms, ARGV[3] the checkpoint blob (save only)
-_RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-_SAVE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
-return 1
+RETAKEN, RETAKEN_CHECKPOINT_GONE = "2", "3"
+"""The codes of a re-take notice: the lease had lapsed; it had, and the checkpoint was gone (data lost)."""
+
+# KEYS[1] lease, KEYS[2] checkpoint, KEYS[3] this owner's re-take notice; ARGV[1] owner, ARGV[2] ttl ms,
+# ARGV[3] SHA-1 (hex) of the checkpoint this owner last loaded or saved ('' for none), ARGV[4] this call's id
+# (the same for its retries), ARGV[5] the notice last reported to the owner ('' for none), ARGV[6] the blob
+# to write (save only). Replies {0, ''} (lost) or {1, notice}: the notice ('<code>:<call id>') stays until the
+# owner has reported it, since the reply of the call that re-took the lease may be lost with its connection.
+_KEEP = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  if holder then return {0, ''} end
+  local stored = redis.call('GET', KEYS[2])
+  local code = '2'
+  if stored then
+    if ARGV[3] == '' or redis.sha1hex(stored) ~= ARGV[3] then return {0, ''} end
+  elseif ARGV[3] ~= '' then
+    code = '3'
+  end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SET', KEYS[3], code .. ':' .. ARGV[4], 'PX', 10 * tonumber(ARGV[2]))
+end
+if ARGV[6] then redis.call('SET', KEYS[2], ARGV[6]) end
+local notice = redis.call('GET', KEYS[3])
+if notice and notice == ARGV[5] then
+  redis.call('DEL', KEYS[3])
+  notice = false
+end
+return {1, notice or ''}
 """
 _TAKE_OVER = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -49,6 +93,7 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 _RELEASE = """
+redis.call('DEL', KEYS[3])
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -65,10 +110,19 @@ class LeaseLost(ServiceError):
 class LeasedCheckpoints:
     """A :class:`~tidecast.stream.ports.CheckpointStore` whose writes need the lease (see the module docstring).
 
-    The checkpoint key is :class:`RedisCheckpoints`' (``<prefix>checkpoint:forecaster:<name>``).
+    The checkpoint key is :class:`RedisCheckpoints`' (``<prefix>checkpoint:forecaster:<name>``). ``outage``:
+    every Redis call rides out outages of up to its timeout (then
+    :class:`~tidecast.stream.adapters.retry.OutageError`); without it a failed call raises at once.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, name: str = "all", ttl_ms: int = DEFAULT_TTL_MS) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        name: str = "all",
+        ttl_ms: int = DEFAULT_TTL_MS,
+        outage: Outage | None = None,
+    ) -> None:
         if ttl_ms < 1000:
             raise ValueError(f"a lease must live at least 1000 ms, got {ttl_ms}")
         self.client: Any = client  # raw bytes replies (see RedisWindowStore)
@@ -76,8 +130,12 @@ class LeasedCheckpoints:
         self.lease = self.lease_key(prefix, name)
         self.ttl_ms = int(ttl_ms)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._renew = client.register_script(_RENEW)
-        self._save = client.register_script(_SAVE)
+        self.outage = outage
+        self.notice_key = f"{self.lease}-retaken:{self.owner}"
+        self.digest = ""
+        """SHA-1 (hex) of the checkpoint this forecaster last loaded or saved; '' while it knows none."""
+        self._notice = ""  # the last re-take notice reported (see _KEEP)
+        self._keep = client.register_script(_KEEP)
         self._release = client.register_script(_RELEASE)
         self._take_over = client.register_script(_TAKE_OVER)
 
@@ -85,15 +143,25 @@ class LeasedCheckpoints:
     def lease_key(prefix: str, name: str) -> str:
         return "{" + RedisCheckpoints.key_for(prefix, name) + "}:lease"
 
+    def _call(self, fn: Callable[[], T]) -> T:
+        return fn() if self.outage is None else self.outage.call(fn)
+
     def acquire(self, holder_is_dead: Callable[[str], bool] = lambda holder: False) -> None:
         """Take the lease, or raise :class:`LeaseHeld` naming the holder. A holder for which ``holder_is_dead``
         (its owner id ``host:pid:tag``) is true is replaced at once, atomically (only if it still holds it)."""
-        if self.client.set(self.lease, self.owner, nx=True, px=self.ttl_ms):
+        for _ in range(2):  # twice: the lease may expire between the SET and the GET
+            if self._call(lambda: self.client.set(self.lease, self.owner, nx=True, px=self.ttl_ms)):
+                return
+            raw = self._call(lambda: self.client.get(self.lease))
+            if raw is not None:
+                break
+        if raw == self.owner.encode():  # an earlier attempt landed, its reply was lost with the connection
             return
-        raw = self.client.get(self.lease)
         holder = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         dead = raw is not None and holder_is_dead(holder)
-        if dead and self._take_over(keys=[self.lease, self.key], args=[raw, self.owner, self.ttl_ms]):
+        if dead and (self._call(lambda: self._take_over(keys=[self.lease, self.key],
+                                                        args=[raw, self.owner, self.ttl_ms]))
+                     or self._call(lambda: self.client.get(self.lease)) == self.owner.encode()):
             return
         raise LeaseHeld(
             f"another forecaster ({holder}) holds the lease {self.lease} of checkpoint {self.key}: stop it first, "
@@ -101,22 +169,53 @@ class LeasedCheckpoints:
         )
 
     def renew(self) -> None:
-        """Extend the lease; :class:`LeaseLost` if another forecaster holds it now."""
-        if not self._renew(keys=[self.lease, self.key], args=[self.owner, self.ttl_ms]):
-            raise self._lost()
+        """Extend the lease, taking it again if it lapsed (see the module docstring); :class:`LeaseLost` if
+        another forecaster holds it, or wrote the checkpoint since this one last did."""
+        self._keep_call()
 
     def release(self) -> None:
         """Give the lease up (only if this forecaster still holds it)."""
-        self._release(keys=[self.lease, self.key], args=[self.owner])
+        self._call(lambda: self._release(keys=[self.lease, self.key, self.notice_key], args=[self.owner]))
 
     def load(self) -> bytes | None:
-        return self.client.get(self.key)
+        blob = self._call(lambda: self.client.get(self.key))
+        self.digest = "" if blob is None else _digest(blob)
+        return blob
 
     def save(self, blob: bytes) -> None:
-        """Write the checkpoint and extend the lease, in one step, only while this forecaster holds it."""
-        if not self._save(keys=[self.lease, self.key], args=[self.owner, self.ttl_ms, blob]):
-            raise self._lost()
+        """Write the checkpoint and extend the lease, in one step, only while this forecaster holds it (or may
+        take it again, as :meth:`renew`)."""
+        self._keep_call(blob)
+        self.digest = _digest(blob)
 
-    def _lost(self) -> LeaseLost:
-        return LeaseLost(f"the lease {self.lease} of checkpoint {self.key} expired and another forecaster may "
-                         "hold it: this one stops without writing")
+    def _keep_call(self, blob: bytes | None = None) -> None:
+        """Run the keep script (renew, or save ``blob``); retries send the same call id."""
+        args: list[str | int | bytes] = [self.owner, self.ttl_ms, self.digest, uuid.uuid4().hex[:12], self._notice]
+        if blob is not None:
+            args.append(blob)
+        kept, notice = self._call(lambda: self._keep(keys=[self.lease, self.key, self.notice_key], args=args))
+        if not kept:
+            raise LeaseLost(f"the lease {self.lease} of checkpoint {self.key} expired and another forecaster may "
+                            "hold it or wrote the checkpoint: this one stops without writing")
+        notice = notice.decode() if isinstance(notice, bytes) else str(notice)
+        if notice and notice != self._notice:
+            self._notice = notice
+            self._warn(notice.partition(":")[0], saved=blob is not None)
+
+    def _warn(self, code: str, saved: bool) -> None:
+        if code == RETAKEN_CHECKPOINT_GONE:
+            log.warning("the checkpoint is gone from Redis (data lost?): the forecaster carries on from memory and "
+                        "%s (%s)", "wrote it again" if saved else "writes it again at the next close", self.key)
+        else:
+            log.warning("the lease %s of checkpoint %s had lapsed (a pause longer than its %g s?); nobody wrote "
+                        "the checkpoint since: this forecaster took it again and carries on", self.lease, self.key,
+                        self.ttl_ms / 1000)
+
+def _digest(blob: bytes) -> str:
+    """The SHA-1 (hex) the keep script compares with ``redis.sha1hex`` of the stored checkpoint (a change
+    detector between forecasters that share the lease's rules, not a defence against forgery).
+
+    >>> _digest(b"abc")
+    'a9993e364706816aba3e25717850c26c9cd0d89d'
+    """
+    return hashlib.sha1(blob, usedforsecurity=False).hexdigest()

@@ -38,6 +38,7 @@ from typing import TypeVar
 
 import redis
 
+from tidecast.config import ServiceError
 from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry
 from tidecast.stream.window_store import StoreStats, WindowStore
@@ -54,8 +55,8 @@ MAX_DELAY = 5.0
 """The backoff's cap: a server that comes back is noticed within 5 s, and retries stay rare while it is down."""
 
 
-class OutageError(RuntimeError):
-    """A server stayed unreachable for longer than the outage timeout."""
+class OutageError(ServiceError):
+    """A server stayed unreachable for longer than the outage timeout (the CLI prints it and exits 1)."""
 
 
 class Outage:

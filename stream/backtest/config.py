@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tidecast.models.baselines import BASELINE_NAMES
 from tidecast.models.quantiles import DEFAULT_QUANTILES
+from tidecast.models.weights import DEFAULT_WEIGHT_WINDOW
 from tidecast.stream.events import DEFAULT_BOUNDS, Bounds
 from tidecast.stream.timebuckets import Buckets, season_for
 
@@ -42,6 +43,8 @@ class BacktestConfig:
     lateness_seconds: int = 7_200
     retention: int = 56
     seed: int = 0
+    weight_window: int = DEFAULT_WEIGHT_WINDOW
+    """Buckets of sales before each origin that weigh the series in WRMSSE and WSPL (M5: 28 days)."""
     learner: LearnerConfig | None = None
     trace: bool = False
     """Keep tidecast's one-step quantiles and the units of every series for the report's plots."""
@@ -67,6 +70,8 @@ class BacktestConfig:
             raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
         if self.horizon < 1 or (self.warmup is not None and self.warmup < 0):
             raise ValueError("horizon must be >= 1 and warmup >= 0")
+        if self.weight_window < 1:
+            raise ValueError(f"the weight window must be at least 1 bucket, got {self.weight_window}")
         if self.max_rejected is not None and not 0.0 <= self.max_rejected <= 1.0:
             raise ValueError(f"the share of rejected rows allowed must be within 0 and 1, got {self.max_rejected}")
         if self.learner is not None and (self.learner.horizon, self.learner.quantiles) != (

@@ -7,10 +7,12 @@ every bucket the watermark has passed: read the windows, learn, forecast, publis
 (:class:`~tidecast.stream.backtest.closed_buckets.ClosedBuckets`) snapshots each close, and a
 :class:`~tidecast.stream.backtest.scoring.Lineup` of models, at the close of bucket ``t``,
 
-1. scores every pending forecast that targets ``t`` against the closed bucket's units (price = revenue /
-   units of the bucket, for the WRMSSE weights), for every model, with :class:`~tidecast.models.metrics.Scorer`;
+1. scores every pending forecast that targets ``t`` against the closed bucket's units, for every model,
+   with :class:`~tidecast.models.metrics.Scorer` (an origin's metrics are computed once its H buckets closed);
 2. adds ``t`` to the per-series M5 scales (:class:`~tidecast.models.metrics.RunningScales`: each series'
-   own history up to the origin, from its first non-zero sale);
+   own history up to the origin, from its first non-zero sale) and to the sales of the last
+   ``weight_window`` buckets that weigh the series in WRMSSE and WSPL
+   (:class:`~tidecast.models.weights.RunningSales`: revenue, or units without prices);
 3. updates every baseline with bucket ``t`` and asks it for ``t+1 .. t+H``;
 4. issues tidecast's and every baseline's forecasts at origin ``t+1``, for every series known by then,
    unless the origin is one of the first ``warmup`` ones (learned from, not judged).
@@ -41,7 +43,7 @@ baselines use two cores; the same :class:`~tidecast.stream.backtest.scoring.Line
 >>> config = BacktestConfig(horizon=2, warmup=4, baselines=("naive",), learner=small)
 >>> result = Backtest(config, MemoryWindowStore()).run(chunks_in_order(rows, config.buckets))
 >>> result.series, result.origins, sorted(result.models), result.models["naive"]["scored"]
-(2, 23, ['naive', 'tidecast'], 90)
+(2, 22, ['naive', 'tidecast'], 88)
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@
 | model | MAE | RMSE | MASE | RMSSE | WRMSSE | WSPL | coverage80 | bias |
 |---|---|---|---|---|---|---|---|---|
 | tidecast | 1.000 | 1.500 | - | 1.000 | 1.000 | 0.200 | 0.800 | -0.100 |
+>>> c = {"wrmsse": {"best_baseline": "tsb", "tidecast": 0.9, "baseline": 1.0, "mean_diff": -0.1,
+...                 "ci95": [-0.15, -0.05], "origins": 300, "block": 14, "verdict": "tidecast ahead"}}
+>>> print(comparison_table(c))
+| metric | best baseline | tidecast | baseline | mean diff | 95% interval | verdict |
+|---|---|---|---|---|---|---|
+| WRMSSE | tsb | 0.900 | 1.000 | -0.100 | [-0.150, -0.050] | tidecast ahead |
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tidecast.stream.backtest.charts import plot_error_over_time, plot_top_series
+from tidecast.stream.backtest.comparison import COMPARED, SNAIVE, ratios_to_snaive
 from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.timebuckets import format_duration, to_iso
 
@@ -50,16 +57,25 @@ def _clean(value: Any) -> Any:
 
 
 def summary(result: BacktestResult) -> dict:
-    """The ``--json`` object: the issue's keys, then ``warmup``, ``buckets``, ``counts``, ``rejects`` (the top
+    """The ``--json`` object: the issue's keys (each model's metrics, with ``ratio_to_snaive`` when seasonal
+    naive ran), ``comparison`` (tidecast against the best baseline per metric), ``weights`` (window and
+    basis of the WRMSSE/WSPL weights), then ``warmup``, ``buckets``, ``counts``, ``rejects`` (the top
     reasons for rejected rows with their counts) and ``timings``."""
     cfg = result.config
+    ratios = ratios_to_snaive(result.models)
+    models = {name: {k: m.get(k) for k in REPORT_METRICS} for name, m in result.models.items()}
+    for name, row in models.items():
+        if name in ratios:
+            row["ratio_to_snaive"] = ratios[name]
     doc = {
         "series": result.series,
         "origins": result.origins,
         "bucket_seconds": cfg.bucket_seconds,
         "horizon": cfg.horizon,
         "seconds": round(result.seconds, 3),
-        "models": {name: {k: m.get(k) for k in REPORT_METRICS} for name, m in result.models.items()},
+        "models": models,
+        "comparison": result.comparison,
+        "weights": {"window": cfg.weight_window, "basis": result.weight_basis},
         "warmup": cfg.warmup_origins,
         "buckets": _span(result),
         "counts": result.counts,
@@ -84,11 +100,33 @@ def _fmt(value: object) -> str:
 
 
 def overall_table(result: BacktestResult) -> str:
-    """Markdown: one row per model, the eight metrics over every scored point."""
+    """Markdown: one row per model, the eight metrics (means over origins)."""
     lines = ["| model | " + " | ".join(HEADERS[k] for k in REPORT_METRICS) + " |",
              "|---" * (len(REPORT_METRICS) + 1) + "|"]
     for name, m in result.models.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k)) for k in REPORT_METRICS) + " |")
+    return "\n".join(lines)
+
+
+def ratio_table(result: BacktestResult) -> str:
+    """Markdown: one row per model, each error metric as a ratio to seasonal naive ('' without it)."""
+    ratios = ratios_to_snaive(result.models)
+    if not ratios:
+        return ""
+    lines = ["| model | " + " | ".join(HEADERS[k] for k in COMPARED) + " |", "|---" * (len(COMPARED) + 1) + "|"]
+    for name, row in ratios.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(row[k]) for k in COMPARED) + " |")
+    return "\n".join(lines)
+
+
+def comparison_table(comparison: dict[str, dict]) -> str:
+    """Markdown: per metric, tidecast against the best baseline (mean difference over origins, 95% interval)."""
+    lines = ["| metric | best baseline | tidecast | baseline | mean diff | 95% interval | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for metric, c in comparison.items():
+        lo, hi = c["ci95"]
+        lines.append(f"| {HEADERS[metric]} | {c['best_baseline']} | {_fmt(c['tidecast'])} | {_fmt(c['baseline'])} | "
+                     f"{_fmt(c['mean_diff'])} | [{_fmt(lo)}, {_fmt(hi)}] | {c['verdict']} |")
     return "\n".join(lines)
 
 
@@ -131,10 +169,18 @@ def markdown(result: BacktestResult, title: str = "Backtest", plots: list[str] |
         f"a warm-up of {cfg.warmup_origins}, seed {cfg.seed}; {result.seconds:.1f} s.", "",
         f"Input: {counts}.", "",
         "## Overall", "",
-        "Every metric is computed per series over all its scored points, then averaged over series (WRMSSE and "
-        "WSPL: weighted by revenue share). MAE and MASE score each model's median, RMSE, RMSSE, WRMSSE and bias "
-        "its mean (a baseline's point forecast). See docs/metrics.md.", "",
+        "Every metric is computed per forecast origin, per series over its H steps and then over the series "
+        f"(WRMSSE and WSPL: weighted by each series' {' or '.join(result.weight_basis) or 'revenue'} over the "
+        f"{cfg.weight_window} buckets before the origin, as M5), and the figure is the mean over origins. MAE "
+        "and MASE score each model's median, RMSE, RMSSE, WRMSSE and bias its mean (a baseline's point "
+        "forecast). See docs/metrics.md.", "",
         overall_table(result), "",
+        *(["### Ratio to seasonal naive", "", ratio_table(result), ""] if SNAIVE in result.models else []),
+        *(["### tidecast against the best baseline", "",
+           "Mean over origins of tidecast minus the baseline with the best figure (negative: tidecast ahead); "
+           "95% interval by a moving-block bootstrap over origins (block max(H, ceil(origins^(1/3))), 2000 "
+           "resamples, seed 0). An interval that holds 0 is a tie.", "",
+           comparison_table(result.comparison), ""] if result.comparison else []),
         "## Per horizon step", "",
         horizon_tables(result),
         "## Time per stage", "",

@@ -2,8 +2,10 @@
 
 Every :class:`~tidecast.stream.backtest.scoring.Lineup` (this process's, and one per worker process) hands
 over an outcome (:meth:`~tidecast.stream.backtest.scoring.Lineup.outcome`); the result merges them, models
-in config order (tidecast first), with the engine's counts and time per stage. An origin counts once it
-was issued at or before the last bucket. :mod:`tidecast.stream.backtest.report` turns the result into JSON,
+in config order (tidecast first), with the engine's counts and time per stage, and compares tidecast with
+the best baseline per metric (:func:`~tidecast.stream.backtest.comparison.compare`). An origin counts once
+all its H buckets closed (``origin + H - 1`` at or before the last bucket): the metrics are computed per
+complete origin. :mod:`tidecast.stream.backtest.report` turns the result into JSON,
 tables and plots.
 
 >>> import time
@@ -12,7 +14,7 @@ tables and plots.
 ...         "issued": [3, 4, 5], "unpublished": 2, "forecasts": None}
 >>> there = {"models": {"naive": {"mae": 2.0}}, "timings": {"naive": 0.1}, "timeline": {"naive": []},
 ...          "issued": [3, 4, 5], "unpublished": 0, "forecasts": None}
->>> r = assemble_result(BacktestConfig(horizon=1, baselines=("naive",)), [here, there], SeriesPanel(2), (0, 4),
+>>> r = assemble_result(BacktestConfig(horizon=2, baselines=("naive",)), [here, there], SeriesPanel(2), (0, 5),
 ...                     {"rows": 9}, {"ingest": 0.25}, time.perf_counter())
 >>> list(r.models), r.origins, r.counts, sorted(r.timings)
 (['tidecast', 'naive'], 2, {'rows': 9, 'unpublished': 2}, ['ingest', 'learn', 'naive', 'other'])
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tidecast.stream.backtest.comparison import compare
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.scoring import Trace
 from tidecast.stream.rejects import RejectTally
@@ -50,6 +53,10 @@ class BacktestResult:
     forecasts: dict[str, dict[int, np.ndarray]] | None = None
     rejects: RejectTally = field(default_factory=RejectTally)
     """Why rows were rejected (invalid or late), by kind of reason."""
+    weight_basis: list[str] = field(default_factory=list)
+    """What weighed the series in WRMSSE and WSPL: ``["revenue"]``, ``["units"]`` (no price in the window), or both."""
+    comparison: dict[str, dict] = field(default_factory=dict)
+    """Per metric: tidecast against the best baseline (:func:`~tidecast.stream.backtest.comparison.compare`)."""
 
 
 def assemble_result(
@@ -77,20 +84,23 @@ def assemble_result(
     issued = outcomes[0]["issued"] if outcomes else []
     first, last = span
     kept = [out["forecasts"] for out in outcomes if out["forecasts"] is not None]
+    models = {name: found[name] for name in order if name in found}
     return BacktestResult(
         config=config,
         series=len(panel),
         series_names=list(panel.series),
-        origins=sum(1 for origin in issued if last is not None and origin <= last),
+        origins=sum(1 for origin in issued if last is not None and origin + config.horizon - 1 <= last),
         first_bucket=first,
         last_bucket=last,
         seconds=seconds,
-        models={name: found[name] for name in order if name in found},
+        models=models,
         timings=timings,
         counts=counts,
         timeline={name: timeline[name] for name in order if name in timeline},
         trace=trace,
         forecasts={name: f for group in kept for name, f in group.items()} if kept else None,
+        weight_basis=sorted({b for out in outcomes for b in out.get("weight_basis", [])}),
+        comparison=compare(models, config.horizon),
     )
 
 

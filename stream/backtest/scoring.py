@@ -26,6 +26,7 @@ import numpy as np
 from tidecast.models.baselines import StreamingBaseline, make_baseline
 from tidecast.models.metrics import RunningScales, Scorer
 from tidecast.models.quantiles import median_index
+from tidecast.models.weights import RunningSales
 from tidecast.stream.backtest.config import (
     LIGHTGBM_REFIT,
     TIDECAST,
@@ -68,6 +69,8 @@ class Lineup:
         self.names = [TIDECAST] * with_tidecast + list(self.baselines)
         self.scorers = {name: Scorer(config.horizon, tuple(config.quantiles)) for name in self.names}
         self.scales = RunningScales()
+        self.sales = RunningSales(config.weight_window)
+        self.weight_basis: set[str] = set()
         self.mid = median_index(config.quantiles)
         self.timings: dict[str, float] = defaultdict(float)
         self.issued: list[int] = []
@@ -91,15 +94,14 @@ class Lineup:
         cfg = self.config
         n = units.size
         started = time.perf_counter()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            price = np.where((units > 0) & (revenue > 0), revenue / units, np.nan)
         for name, scorer in self.scorers.items():
-            scorer.observe(t, units, price)
+            scorer.observe(t, units)
             prev = self._step1.pop(name, None)
             if prev is not None:
                 self.timeline[name].append((t, float(np.mean(np.abs(prev - units[: prev.size])))))
         self.scales.update(units)
         s1, s2 = self.scales.scales()
+        self.sales.update(units, revenue)
         self.timings["scoring"] += time.perf_counter() - started
 
         origin = t + 1
@@ -125,8 +127,10 @@ class Lineup:
         if scored:
             started = time.perf_counter()
             self.issued.append(origin)
+            weights, basis = self.sales.weights()
+            self.weight_basis.add(basis)
             for name, f in forecasts.items():
-                self.scorers[name].issue(origin, f, s1, s2, means=means[name])
+                self.scorers[name].issue(origin, f, s1, s2, means=means[name], weights=weights)
                 self._step1[name] = f[:, 0, self.mid].copy()
             self.timings["scoring"] += time.perf_counter() - started
         if self.forecasts is not None:
@@ -147,6 +151,7 @@ class Lineup:
             "timings": dict(self.timings),
             "timeline": self.timeline,
             "issued": self.issued,
+            "weight_basis": sorted(self.weight_basis),
             "unpublished": self.unpublished,
             "forecasts": self.forecasts,
         }

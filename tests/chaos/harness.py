@@ -42,7 +42,7 @@ from pipeline import TIDECAST, env_for, recount
 
 from tidecast import infra
 from tidecast.config import Endpoints, Settings
-from tidecast.infra.processes import pid_runs
+from tidecast.infra.processes import die_with_parent, pid_runs
 from tidecast.producers.event_sender import route
 from tidecast.producers.faults import with_faults
 from tidecast.producers.fuzz import hostile
@@ -129,7 +129,8 @@ class Proc:
         self.kind = kind
         self.log = logs / f"{kind}-{n}.log"
         with self.log.open("wb") as err:
-            self.popen = subprocess.Popen([*TIDECAST, *argv], env=env, stdout=subprocess.DEVNULL, stderr=err)
+            self.popen = subprocess.Popen([*TIDECAST, *argv], env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                          preexec_fn=die_with_parent)  # SIGKILLed if the run's thread dies
         self.killed = False
         self.started = time.monotonic()
 
@@ -154,6 +155,7 @@ class Crew:
         self.ingest: list[Proc] = []
         self.forecaster: Proc | None = None
         self.hold_ingest = False  # after FLUSHALL: no restarts until the rebuild
+        self.stopping = False  # the end: no restarts at all
         self.expect_lost = False
 
     def start(self) -> None:
@@ -170,6 +172,8 @@ class Crew:
     def tend(self) -> None:
         """Class every process that ended and start its successor (ingest: unless held)."""
         with self.lock:
+            if self.stopping:
+                return
             kept = []
             for proc in self.ingest:
                 if proc.popen.poll() is None:
@@ -212,6 +216,7 @@ class Crew:
     def terminate(self) -> None:
         """SIGTERM to every process at once; records the slowest exit and any non-zero one."""
         with self.lock:
+            self.stopping = True
             procs = [p for p in [*self.ingest, self.forecaster] if p is not None and p.popen.poll() is None]
             started = time.monotonic()
             for proc in procs:
@@ -403,9 +408,9 @@ class Chaos:
             last = self.buckets.iso(self.buckets.start_ms(first + plan.days - 1))
             self._until(lambda: forecasts.seen(last), f"the last forecasts ({last})", timeout=180)
         finally:
+            self.crew.terminate()  # before the tending thread ends: the processes it started die with it
             self._done.set()
             killer.join(timeout=10)
-            self.crew.terminate()
             producer.close(timeout=10)
             time.sleep(1.0)  # the last forecasts reach the reader
             forecasts.stop()
@@ -488,10 +493,36 @@ class Chaos:
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"chaos: waited {timeout:g} s for {what}; logs in {self.logs}")
+                self._diagnose()
+                raise TimeoutError(f"chaos: waited {timeout:g} s for {what}; logs (and diagnosis.txt) in {self.logs}")
             time.sleep(0.01)
         if on_first is not None:
             on_first()
+
+    def _diagnose(self) -> None:
+        """What a stalled run looks like: the consumer group's members and assignments, the stored offsets, and
+        (with ``CHAOS_PY_SPY`` naming a py-spy binary) every live process's stacks; to logs/diagnosis.txt."""
+        from kafka import KafkaAdminClient
+
+        lines = [f"processes: {[(p.kind, p.popen.pid, p.popen.poll()) for p in self.crew.ingest]} "
+                 f"forecaster {self.crew.forecaster and self.crew.forecaster.popen.pid}"]
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+            lines.append(repr(admin.describe_consumer_groups([self.settings.consumer_group])))
+            admin.close()
+        except Exception as exc:  # the diagnosis must not hide the timeout
+            lines.append(f"group: {exc!r}")
+        try:
+            lines.append(f"stored offsets: {self.store.stats().offsets}")
+        except Exception as exc:
+            lines.append(f"store: {exc!r}")
+        spy = os.environ.get("CHAOS_PY_SPY")
+        procs = [*self.crew.ingest, *([self.crew.forecaster] if self.crew.forecaster else [])]
+        for proc in procs if spy else []:
+            if proc.popen.pid > 0 and proc.popen.poll() is None:
+                dump = subprocess.run([spy, "dump", "--pid", str(proc.popen.pid)], capture_output=True, text=True)
+                lines.append(f"--- {proc.log.name}\n{dump.stdout}{dump.stderr}")
+        (self.logs / "diagnosis.txt").write_text("\n".join(lines))
 
     # -- the checks -------------------------------------------------------------------------------------------
     def _check(self, forecasts: Forecasts, first: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import signal
 import subprocess
 import time
@@ -91,3 +92,64 @@ def test_the_cli_refuses_a_second_forecaster(settings: Settings) -> None:
         first.wait(timeout=30)
     assert first.returncode == 0
     assert client.get(lease) is None  # a clean stop gives the lease up
+
+
+def test_a_lapsed_lease_is_taken_again_while_the_checkpoint_is_the_one_last_written(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, _ = pair(client)
+    first.acquire()
+    first.save(b"state 1")
+    first.save(b"state 1")  # a save retried after a lost connection: the same write again
+    client.delete(first.lease)  # a pause longer than the time to live
+    with caplog.at_level(logging.WARNING):
+        first.renew()
+    assert client.get(first.lease) == first.owner.encode() and client.pttl(first.lease) > 25_000
+    assert "had lapsed" in caplog.text
+    client.delete(first.lease)
+    first.save(b"state 2")  # a save finds it lapsed too
+    assert first.load() == b"state 2" and client.get(first.lease) == first.owner.encode()
+
+
+def test_a_lease_lost_with_its_checkpoint_is_taken_again_and_the_checkpoint_written_at_the_next_save(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, _ = pair(client)
+    first.acquire()
+    first.save(b"state 1")
+    client.delete(first.lease, first.key)  # Redis lost its data (FLUSHALL, a restart without persistence)
+    with caplog.at_level(logging.WARNING):
+        first.renew()
+    assert "the checkpoint is gone from Redis (data lost?)" in caplog.text
+    assert client.get(first.lease) == first.owner.encode() and client.get(first.key) is None
+    first.save(b"state 2")
+    assert client.get(first.key) == b"state 2"
+
+
+def test_a_lapsed_lease_is_lost_when_another_forecaster_wrote_the_checkpoint(client: redis.Redis) -> None:
+    first, second = pair(client)
+    first.acquire()
+    first.save(b"state 1")
+    client.delete(first.lease)
+    second.acquire()
+    second.save(b"state 2 by another")
+    second.release()  # the lease is free again, but the checkpoint is not the one the first wrote
+    with pytest.raises(LeaseLost):
+        first.renew()
+    with pytest.raises(LeaseLost):
+        first.save(b"stale")
+    assert client.get(first.key) == b"state 2 by another" and client.get(first.lease) is None
+
+
+def test_a_fresh_forecaster_retakes_a_lapsed_lease_only_while_no_checkpoint_exists(client: redis.Redis) -> None:
+    first, second = pair(client)
+    assert first.load() is None
+    first.acquire()
+    client.delete(first.lease)
+    first.renew()  # nothing was written by anyone: taken again
+    client.delete(first.lease)
+    second.acquire()
+    second.save(b"by another")
+    second.release()
+    with pytest.raises(LeaseLost):
+        first.renew()

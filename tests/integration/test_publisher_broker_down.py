@@ -1,8 +1,10 @@
 """With the broker gone, publishing a close raises within the publish timeout instead of returning as if
-delivered (kafka-python's flush() hung for over 60 s, then returned without an error)."""
+delivered (kafka-python's flush() hung for over 60 s, then returned without an error); with the broker paused
+it raises :class:`PublishUnreachable`, and the producer publishes again once the broker answers."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import pytest
 from tidecast.config import Settings
 from tidecast.infra.embedded import binaries
 from tidecast.infra.processes import free_port, wait_for_port
-from tidecast.producers.forecast_publisher import KafkaForecastSink, PublishError
+from tidecast.producers.forecast_publisher import KafkaForecastSink, PublishError, PublishUnreachable
 from tidecast.stream.adapters.kafka_clients import create_topics
 from tidecast.stream.forecast_message import ForecastBatch
 
@@ -63,3 +65,30 @@ def test_publish_raises_when_the_broker_is_down(own_broker: tuple[subprocess.Pop
         started = time.monotonic()
         sink.close()
         assert time.monotonic() - started < 10  # close gives up after the timeout too
+
+
+def test_a_publish_after_a_flush_timed_out_on_a_paused_broker_is_acknowledged(
+    own_broker: tuple[subprocess.Popen, str],
+) -> None:
+    """The flush that timed out leaves kafka-python's producer usable: once the broker answers, the same close
+    published again is acknowledged at once, and so is the next one (the earlier sends complete on their own)."""
+    broker, bootstrap = own_broker
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix="paused.")
+    create_topics(bootstrap, [settings.topics.forecasts], 4)
+    sink = KafkaForecastSink(settings, bootstrap, publish_timeout=2.0)
+    try:
+        assert sink.publish(*a_close()) == 500
+        assert broker.pid > 0
+        broker.send_signal(signal.SIGSTOP)  # this test's own broker, by its handle
+        try:
+            with pytest.raises(PublishUnreachable, match="not acknowledged within 2 s"):
+                sink.publish(*a_close())
+        finally:
+            broker.send_signal(signal.SIGCONT)
+        started = time.monotonic()
+        assert sink.publish(*a_close()) == 500
+        assert sink.publish(*a_close()) == 500
+        assert time.monotonic() - started < 10
+        assert not sink.producer._accumulator.has_incomplete  # nothing of the timed-out flush is left pending
+    finally:
+        sink.close()

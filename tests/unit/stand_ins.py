@@ -28,7 +28,7 @@ class RecordingSink:
 
     instances: ClassVar[list[RecordingSink]] = []
 
-    def __init__(self, settings: object, bootstrap: str) -> None:
+    def __init__(self, settings: object, bootstrap: str, **options: object) -> None:
         self.closed = False
         self.producer = self
         RecordingSink.instances.append(self)

@@ -23,6 +23,7 @@ from tidecast.cli import main
 from tidecast.models.learner import LearnerConfig
 from tidecast.producers.files import parse_columns, read_events
 from tidecast.stream.backtest.charts import one_step_band, quantile_chart
+from tidecast.stream.backtest.comparison import COMPARED
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.engine import Backtest, run_rows
 from tidecast.stream.backtest.file_chunks import chunks_in_order, chunks_sorted
@@ -66,26 +67,51 @@ def ramp_and_flat(days: int = 6) -> list[dict]:
 
 
 def test_naive_scores_match_a_hand_computation() -> None:
-    # Six daily buckets d0..d5, H = 2, warm-up 1: origins d2..d5 are scored (d6's bucket never closes).
-    # Naive forecasts y[o-1] for o and o+1. Series A (1..6): step-1 errors -1 at d2..d5 (4 points), step-2
-    # errors -2 at d3..d5 (3 points); its M5 scales are 1 (every difference is 1). Series B is flat: no
-    # error, scale 0, so it is left out of MASE/RMSSE/WRMSSE. With fewer than 30 past errors the baseline's
-    # quantiles all equal its point forecast, so A is never covered and B always is.
+    # Six daily buckets d0..d5, H = 2, warm-up 1: origins d2..d5 are issued; d2, d3 and d4 are complete (d5's
+    # second step, d6, never closes). Naive forecasts y[o-1] for o and o+1. Series A (1..6) has errors -1 and
+    # -2 at every origin: MAE 1.5, MSE 2.5 per origin; its M5 scales are 1 (every difference is 1). Series B
+    # is flat: no error, scale 0, so it is left out of MASE/RMSSE/WRMSSE. With fewer than 30 past errors the
+    # baseline's quantiles all equal its point forecast, so A is never covered and B always is. Every origin
+    # has the same figures, so the means over origins are the per-origin ones.
     result = run(ramp_and_flat(), config())
     naive = result.models["naive"]
-    assert naive["scored"] == 14 and result.models[TIDECAST]["scored"] == 14
-    assert result.series == 2 and result.origins == 4
-    mae_a, mse_a = 10 / 7, 16 / 7
-    assert naive["mae"] == pytest.approx(mae_a / 2)
-    assert naive["rmse"] == pytest.approx(math.sqrt(mse_a) / 2)
-    assert naive["mase"] == pytest.approx(mae_a)
-    assert naive["rmsse"] == pytest.approx(math.sqrt(mse_a))
-    assert naive["wrmsse"] == pytest.approx(math.sqrt(mse_a))
-    assert naive["bias"] == pytest.approx(-mae_a / 2)
+    assert naive["scored"] == 12 and result.models[TIDECAST]["scored"] == 12
+    assert result.series == 2 and result.origins == naive["origins"] == 3
+    assert [o - result.first_bucket for o in naive["per_origin"]["origin"]] == [2, 3, 4]
+    assert naive["mae"] == pytest.approx(1.5 / 2)
+    assert naive["rmse"] == pytest.approx(math.sqrt(2.5) / 2)
+    assert naive["mase"] == pytest.approx(1.5)
+    assert naive["rmsse"] == pytest.approx(math.sqrt(2.5))
+    assert naive["wrmsse"] == pytest.approx(math.sqrt(2.5))  # B has a weight (sales before d2) but no scale
+    assert naive["bias"] == pytest.approx(-1.5 / 2)
     assert naive["coverage80"] == pytest.approx(0.5)
+    assert (naive["excluded_zero_scale"], naive["excluded_zero_weight"]) == (3, 0)
     steps = naive["per_horizon"]
-    assert [s["scored"] for s in steps] == [8, 6]
+    assert [s["origins"] for s in steps] == [3, 3]
     assert steps[0]["mae"] == pytest.approx(0.5) and steps[1]["mae"] == pytest.approx(1.0)
+    assert result.weight_basis == ["revenue"]
+
+
+def test_weights_are_the_sales_of_the_window_before_the_origin() -> None:
+    # Day k (bucket k-1): A sells k, C sells c(k) = 3 if k is even else 1, both at price 1. Naive at origin o
+    # (buckets from the first) forecasts bucket o-1 (day o) for days o+1 and o+2: A's errors -1, -2, scale 1
+    # -> RMSSE sqrt(2.5); C's errors +-2 and 0, scale 4 -> RMSSE sqrt(0.5). The weights are the revenue
+    # of the window before o: window 1 -> day o alone (o and c(o)); window 28 -> days 1..o.
+    def c(k: int) -> int:
+        return 3 if k % 2 == 0 else 1
+
+    rows = [sale(k, "A", k, 1.0) for k in range(1, 9)] + [sale(k, "C", c(k), 1.0) for k in range(1, 9)]
+    ra, rc = math.sqrt(2.5), math.sqrt(0.5)
+    for window in (1, 28):
+        result = run(rows, config(weight_window=window))
+        naive = result.models["naive"]
+        origins = [o - result.first_bucket for o in naive["per_origin"]["origin"]]
+        assert origins == [2, 3, 4, 5, 6]
+        for o, got in zip(origins, naive["per_origin"]["wrmsse"], strict=True):
+            days = range(o, o + 1) if window == 1 else range(1, o + 1)
+            wa, wc = sum(days), sum(c(k) for k in days)
+            assert got == pytest.approx((wa * ra + wc * rc) / (wa + wc)), (window, o)
+        assert naive["rmsse"] == pytest.approx((ra + rc) / 2)  # unweighted: the window does not matter
 
 
 def test_every_model_is_scored_on_the_same_points() -> None:
@@ -106,11 +132,17 @@ def test_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert {"series", "origins", "bucket_seconds", "horizon", "seconds", "models"} <= set(doc)
     assert (doc["series"], doc["bucket_seconds"], doc["horizon"]) == (3, 86_400, 3)
-    assert doc["origins"] == 30 - 1 - 5
+    assert doc["origins"] == 30 - 1 - 5 - (3 - 1)  # complete origins: all 3 buckets closed
     assert list(doc["models"]) == ["tidecast", "naive", "tsb"]
     for metrics in doc["models"].values():
-        assert list(metrics) == list(REPORT_METRICS)
+        assert list(metrics) == list(REPORT_METRICS)  # no seasonal naive: no ratio_to_snaive
         assert all(v is None or isinstance(v, float) for v in metrics.values())
+    assert doc["weights"] == {"window": 28, "basis": ["revenue"]}
+    assert set(doc["comparison"]) <= set(COMPARED) and "wrmsse" in doc["comparison"]
+    for c in doc["comparison"].values():
+        assert c["best_baseline"] in ("naive", "tsb") and c["origins"] == doc["origins"] and c["block"] == 3
+        assert c["ci95"][0] <= c["mean_diff"] <= c["ci95"][1]
+        assert c["mean_diff"] == pytest.approx(c["tidecast"] - c["baseline"])
     assert doc["counts"]["ingested"] == len(rows) and doc["timings"]["learn"] > 0
 
 
@@ -152,9 +184,10 @@ def test_panel_zeros_register_series_and_are_scored(tmp_path: Path) -> None:
     assert result.last_bucket - result.first_bucket == 13
     naive = result.models["naive"]
     assert naive["series"] == 3  # Z is scored (its zeros), though it has no scale
-    # origins d1..d13 are scored for step 1, d1..d12 for step 2
-    assert naive["scored"] == result.models[TIDECAST]["scored"] == 3 * (13 + 12)
-    assert naive["scaled_series"] == 2 and naive["excluded_zero_scale"] == 1
+    # origins d1..d12 are complete (d13's second step never closes): 2 steps of 3 series each
+    assert naive["scored"] == result.models[TIDECAST]["scored"] == 3 * 2 * 12
+    assert naive["pairs"] == 36 and naive["scaled_pairs"] + naive["excluded_zero_scale"] == 36
+    assert naive["excluded_zero_scale"] >= 12  # Z, at every origin
 
 
 def test_a_forecast_never_uses_its_origin_or_later() -> None:
@@ -302,6 +335,7 @@ def test_report_files(tmp_path: Path) -> None:
     assert "| model | MAE |" in text and "MASE by horizon step" in text and "![top_series.png]" in text
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert len(metrics["models"]["naive"]["per_horizon"]) == H
+    assert "tidecast against the best baseline" in text and "| WRMSSE | " in text
 
 
 def test_empty_input_and_idle_workers_end_cleanly() -> None:
@@ -395,13 +429,17 @@ def read_forecasts(path: Path) -> list[dict]:
 
 
 def recomputed(rows: list[dict], model: str) -> dict[str, float]:
-    """MAE (median), bias (mean) and 80% coverage per series, then averaged over series, as docs/metrics.md."""
-    by_series: dict[str, list[dict]] = {}
+    """MAE (median), bias (mean) and 80% coverage per (series, origin) over its H steps, averaged over the series
+    of each origin, then over origins, as docs/metrics.md."""
+    by_origin: dict[str, dict[str, list[dict]]] = {}
     for row in rows:
         if row["model"] == model:
-            by_series.setdefault(row["series"], []).append(row)
+            by_origin.setdefault(row["origin"], {}).setdefault(row["series"], []).append(row)
+
     def mean_of(f) -> float:
-        return float(np.mean([np.mean([f(r) for r in points]) for points in by_series.values()]))
+        return float(np.mean([np.mean([np.mean([f(r) for r in points]) for points in series.values()])
+                              for series in by_origin.values()]))
+
     return {
         "mae": mean_of(lambda r: abs(float(r["q0.5"]) - float(r["actual"]))),
         "bias": mean_of(lambda r: float(r["mean"]) - float(r["actual"])),

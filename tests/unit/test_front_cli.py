@@ -92,7 +92,7 @@ def test_a_refused_checkpoint_is_a_config_error_and_closes_the_sink(monkeypatch:
 
     blob = checkpoint.dumps({"format": "tidecast.forecaster/1", "last_closed": 3})
     client = CheckpointRedis(blob)
-    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url: client))
+    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url, **kwargs: client))
     monkeypatch.setattr(forecast_publisher, "KafkaForecastSink", RecordingSink)
     RecordingSink.instances.clear()
     endpoints = Endpoints("127.0.0.1:1", "redis://127.0.0.1:1/0")

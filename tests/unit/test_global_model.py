@@ -240,9 +240,11 @@ def test_seeded_determinism() -> None:
             learner.learn(hist, seen, stores, skus, t, DAY)
         runs.append(learner.forecast(hist, seen, stores, skus, 36, DAY))
     assert np.array_equal(runs[0].quantiles, runs[1].quantiles) and np.array_equal(runs[0].mean, runs[1].mean)
+    # another seed, another model: compared on the means, since the untrained quantiles are whole counts that
+    # both seeds can round alike (they did once the dormancy inputs widened the input layer, issue 10)
     other = OnlineLearner(dataclasses.replace(SMALL, seed=1))
-    assert not np.array_equal(other.forecast(hist, seen, stores, skus, 36, DAY).quantiles,
-                              OnlineLearner(SMALL).forecast(hist, seen, stores, skus, 36, DAY).quantiles)
+    assert not np.array_equal(other.forecast(hist, seen, stores, skus, 36, DAY).mean,
+                              OnlineLearner(SMALL).forecast(hist, seen, stores, skus, 36, DAY).mean)
 
 
 # ------------------------------------------------------------------- checkpoints

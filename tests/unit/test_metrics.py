@@ -1,4 +1,5 @@
-"""Metrics: hand-computed cases for every metric, and property tests for their invariants."""
+"""Metrics: hand-computed cases for every metric (one origin, then several: per origin, then the mean over
+origins), the M5 weights, and property tests for their invariants."""
 
 from __future__ import annotations
 
@@ -94,17 +95,19 @@ def test_median_and_interval_pair() -> None:
 #    pinball step 1 (y=0): 0, 0, 0.1*1 = 0.1          -> mean 0.1/3
 #    pinball step 2 (y=4): 0.1*4, 0.5*3, 0.9*2 = 0.4, 1.5, 1.8  -> mean 3.7/3
 #    SPL = (0.1/3 + 3.7/3) / 2 = 1.9/3 = 0.6333.  Coverage: 0 in [0, 1], 4 not in [0, 2] -> 0.5.
+# One origin: every metric is the per-series figure over its H steps, averaged over the series.
 # Equal weights: MAE 1.25, RMSE (1 + 2.1213)/2, bias -0.75, MASE 1, RMSSE (0.5 + 2.1213)/2,
 #   coverage 0.75, WSPL (0.1333 + 0.6333)/2 = 1.15/3.
-# Prices A = 2, B = 1: revenue A = (3 + 1)*2 = 8, B = (0 + 4)*1 = 4 -> weights 2/3, 1/3:
+# Weights known at the origin (sales before it) A = 8, B = 4 -> 2/3, 1/3:
 #   WRMSSE = 2/3*0.5 + 1/3*2.1213, WSPL = 2/3*0.4/3 + 1/3*1.9/3 = 0.3.
-# Per step: step 1 MAE (1 + 0)/2 = 0.5, revenue 6 vs 0 -> WRMSSE = RMSSE_A = 0.5;
-#   step 2 MAE (1 + 3)/2 = 2, revenue 2 vs 4 -> WRMSSE = 1/3*0.5 + 2/3*3 = 13/6.
+# Per step (the same weights; one point per series): step 1 MAE (1 + 0)/2 = 0.5, RMSSE_A = |-1|/2 = 0.5,
+#   RMSSE_B = 0 -> WRMSSE 2/3*0.5 = 1/3; step 2 MAE (1 + 3)/2 = 2, RMSSE 0.5 and 3 -> WRMSSE 1/3 + 1 = 4/3.
 F = np.array([[[1.0, 2.0, 4.0], [0.0, 2.0, 3.0]], [[0.0, 0.0, 1.0], [0.0, 1.0, 2.0]]])
 Y = np.array([[3.0, 1.0], [0.0, 4.0]])
 S1 = np.array([2.0, 1.0])
 S2 = np.array([4.0, 1.0])
 R2 = math.sqrt(4.5)
+W = np.array([8.0, 4.0])
 
 
 def test_hand_case_without_price_uses_equal_weights() -> None:
@@ -121,20 +124,21 @@ def test_hand_case_without_price_uses_equal_weights() -> None:
     assert r["wspl"] == approx(1.15 / 3)
     assert r["coverage80"] == approx(0.75)
     assert r["coverage80_quantiles"] == [0.1, 0.9]
-    assert (r["scored"], r["series"], r["scaled_series"], r["excluded_zero_scale"]) == (4, 2, 2, 0)
+    assert (r["scored"], r["series"], r["origins"], r["scaled_pairs"], r["excluded_zero_scale"]) == (4, 2, 1, 2, 0)
+    assert r["per_origin"]["origin"] == [0] and r["per_origin"]["mae"] == [approx(1.25)]
 
 
-def test_hand_case_with_price_uses_revenue_weights() -> None:
+def test_hand_case_with_weights() -> None:
     sc = Scorer(2, Q)
-    sc.add(F, Y, S1, S2, price=np.array([[2.0, 2.0], [1.0, 1.0]]))
+    sc.add(F, Y, S1, S2, weights=W)
     r = sc.result()
     assert r["wrmsse"] == approx(2 / 3 * 0.5 + 1 / 3 * R2)
     assert r["wspl"] == approx(0.3)
     assert r["mae"] == approx(1.25)  # unweighted metrics do not change
     step1, step2 = r["per_horizon"]
-    assert (step1["step"], step1["scored"], step1["mae"], step1["wrmsse"]) == (1, 2, approx(0.5), approx(0.5))
+    assert (step1["step"], step1["origins"], step1["mae"], step1["wrmsse"]) == (1, 1, approx(0.5), approx(1 / 3))
     assert step1["rmsse"] == approx((0.5 + 0.0) / 2)
-    assert (step2["mae"], step2["wrmsse"]) == (approx(2.0), approx(13 / 6))
+    assert (step2["mae"], step2["wrmsse"]) == (approx(2.0), approx(4 / 3))
     assert step2["coverage80"] == approx(0.5)
 
 
@@ -147,16 +151,16 @@ MEANS = np.array([[3.0, 1.0], [1.0, 2.0]])
 
 def test_hand_case_with_means_scores_squared_errors_and_bias_on_the_mean() -> None:
     sc = Scorer(2, Q)
-    sc.add(F, Y, S1, S2, price=np.array([[2.0, 2.0], [1.0, 1.0]]), means=MEANS)
+    sc.add(F, Y, S1, S2, weights=W, means=MEANS)
     r = sc.result()
     rb = math.sqrt(2.5)
     assert (r["rmse"], r["rmsse"], r["wrmsse"]) == (approx(rb / 2), approx(rb / 2), approx(1 / 3 * rb))
     assert r["bias"] == approx(-0.25) and r["bias_scaled"] == approx(-0.25)
     assert (r["mae"], r["mase"], r["wspl"], r["coverage80"]) == (approx(1.25), approx(1.0), approx(0.3), approx(0.75))
     live = Scorer(2, Q)
-    live.issue(0, F, S1, S2, means=MEANS)
-    live.observe(0, Y[:, 0], price=np.array([2.0, 1.0]))
-    live.observe(1, Y[:, 1], price=np.array([2.0, 1.0]))
+    live.issue(0, F, S1, S2, means=MEANS, weights=W)
+    live.observe(0, Y[:, 0])
+    live.observe(1, Y[:, 1])
     assert live.result() == r
     with pytest.raises(ValueError):
         sc.add(F, Y, S1, S2, means=MEANS[:, :1])  # one mean per step
@@ -164,23 +168,67 @@ def test_hand_case_with_means_scores_squared_errors_and_bias_on_the_mean() -> No
         sc.add(F, Y, S1, S2, means=np.full((2, 2), NAN))
 
 
-def test_missing_prices_are_imputed() -> None:
-    # A's step-2 price is unknown -> A's mean known price 2; B has none -> overall mean known price 2.
-    # Revenue A = 3*2 + 1*2 = 8, B = 4*2 = 8 -> equal weights.
+def test_zero_weights_are_excluded_and_counted() -> None:
     sc = Scorer(2, Q)
-    sc.add(F, Y, S1, S2, price=np.array([[2.0, NAN], [NAN, NAN]]))
-    assert sc.result()["wrmsse"] == approx((0.5 + R2) / 2)
+    sc.add(F, Y, S1, S2, weights=np.array([0.0, 5.0]))  # A sold nothing before the origin: B alone
+    r = sc.result()
+    assert (r["wrmsse"], r["wspl"], r["excluded_zero_weight"]) == (approx(R2), approx(1.9 / 3), 1)
+    assert r["rmsse"] == approx((0.5 + R2) / 2)  # the unweighted mean keeps A
+    none = Scorer(2, Q)
+    none.add(F, Y, S1, S2, weights=np.zeros(2))
+    assert math.isnan(none.result()["wrmsse"]) and none.result()["excluded_zero_weight"] == 2
+    with pytest.raises(ValueError):
+        Scorer(2, Q).add(F, Y, S1, S2, weights=np.array([-1.0, 1.0]))
+
+
+# Several origins: one series, H = 2, scales 1, forecast 0 (median and mean); actuals y = (1, 1, 7).
+#   Origin 0 targets (1, 1): RMSSE sqrt((1 + 1)/2) = 1, MASE 1.  Origin 1 targets (1, 7): RMSSE
+#   sqrt((1 + 49)/2) = 5, MASE 4.  WRMSSE = mean over origins = (1 + 5)/2 = 3, MASE 2.5; pooling the four
+#   points before the root, as before issue 10, gave sqrt(52/4) = 3.61: one bulk order weighed on both.
+#   Per step: step 1 |e| 1, 1 -> 1; step 2 |e| 1, 7 -> 4.  Origin 2 (targets 2, 3) never completes.
+F0 = np.zeros((1, 2, 3))
+
+
+def test_metrics_are_per_origin_then_averaged_over_origins() -> None:
+    sc = Scorer(2, Q)
+    for origin in (0, 1, 2):
+        sc.issue(origin, F0, [1.0], [1.0], weights=[1.0])
+    assert [sc.observe(t, np.array([v])) for t, v in enumerate((1.0, 1.0, 7.0))] == [1, 2, 2]
+    r = sc.result()
+    assert (r["wrmsse"], r["rmsse"], r["mase"], r["mae"]) == (approx(3.0), approx(3.0), approx(2.5), approx(2.5))
+    assert r["per_origin"]["origin"] == [0, 1] and r["per_origin"]["wrmsse"] == [approx(1.0), approx(5.0)]
+    assert (r["origins"], r["scored"], r["pairs"], sc.n_pending) == (2, 4, 2, 1)  # origin 2 still open
+    assert [p["mae"] for p in r["per_horizon"]] == [approx(1.0), approx(4.0)]
+    assert [p["rmse"] for p in r["per_horizon"]] == [approx(1.0), approx(4.0)]
+    batch = Scorer(2, Q)
+    batch.add(F0, np.array([[1.0, 1.0]]), [1.0], [1.0])
+    batch.add(F0, np.array([[1.0, 7.0]]), [1.0], [1.0])
+    assert batch.result()["wrmsse"] == approx(3.0) and batch.result()["per_origin"]["origin"] == [0, 1]
+    with pytest.raises(ValueError):
+        sc.issue(2, F0, [1.0], [1.0])  # an origin is issued once
+
+
+def test_weights_change_from_origin_to_origin() -> None:
+    # Two series, H = 1, scales 1, forecast 0. Origin 0: y = (1, 3), weights (1, 0) -> WRMSSE 1.
+    # Origin 1: y = (2, 2), weights (1, 3) -> 1/4*2 + 3/4*2 = 2. Mean 1.5; the unweighted RMSSE (2 + 2)/2 = 2 at 1.
+    sc = Scorer(1, Q)
+    f = np.zeros((2, 1, 3))
+    sc.add(f, np.array([[1.0], [3.0]]), [1.0, 1.0], [1.0, 1.0], weights=[1.0, 0.0])
+    sc.add(f, np.array([[2.0], [2.0]]), [1.0, 1.0], [1.0, 1.0], weights=[1.0, 3.0])
+    r = sc.result()
+    assert r["per_origin"]["wrmsse"] == [approx(1.0), approx(2.0)] and r["wrmsse"] == approx(1.5)
+    assert r["rmsse"] == approx((2.0 + 2.0) / 2) and r["excluded_zero_weight"] == 1
 
 
 def test_streaming_issue_observe_equals_batch_add() -> None:
     batch = Scorer(2, Q)
-    batch.add(F, Y, S1, S2, price=np.array([[2.0, 2.0], [1.0, 1.0]]))
+    batch.add(F, Y, S1, S2, weights=W, origin=10)
     live = Scorer(2, Q)
-    live.issue(10, F, S1, S2, series_idx=np.array([0, 1]))
+    live.issue(10, F, S1, S2, series_idx=np.array([0, 1]), weights=W)
     assert live.n_pending == 4
     assert live.observe(9, np.array([5.0, 5.0])) == 0  # nothing targets bucket 9
-    assert live.observe(10, Y[:, 0], price=np.array([2.0, 1.0])) == 2
-    assert live.observe(11, Y[:, 1], price=np.array([2.0, 1.0])) == 2
+    assert live.observe(10, Y[:, 0]) == 2
+    assert live.observe(11, Y[:, 1]) == 2
     assert live.n_pending == 0
     assert live.result() == batch.result()
 
@@ -206,7 +254,7 @@ def test_zero_and_missing_scales_are_excluded_and_counted() -> None:
     assert r["mae"] == approx((2 + 1 + 0) / 3)  # unscaled metrics keep every series
     assert r["mase"] == approx(1.0)  # only series 0: |1 - 3| / 2
     assert r["rmsse"] == approx(1.0)  # sqrt(4 / 4)
-    assert (r["scaled_series"], r["excluded_zero_scale"], r["excluded_points"]) == (1, 2, 2)
+    assert (r["scaled_pairs"], r["excluded_zero_scale"]) == (1, 2)
 
 
 def test_no_interval_pair_and_empty_scorer() -> None:
@@ -249,7 +297,7 @@ def test_perfect_forecast_scores_zero(case: tuple) -> None:
     _, y, s1, price = case
     f = np.repeat(y[:, :, None], 3, axis=2)
     sc = Scorer(y.shape[1], Q)
-    sc.add(f, y, s1, s1**2, price=price)
+    sc.add(f, y, s1, s1**2, weights=price[:, 0])  # positive weights: sales before the origin
     r = sc.result()
     for k in ("mae", "rmse", "mase", "rmsse", "wrmsse", "wspl", "bias", "bias_scaled"):
         assert r[k] == 0.0
@@ -262,8 +310,9 @@ def test_scaled_metrics_are_unit_free(case: tuple, c: float) -> None:
     f, y, s1, price = case
     h = y.shape[1]
     a, b = Scorer(h, Q), Scorer(h, Q)
-    a.add(f, y, s1, s1**2, price=price)
-    b.add(f * c, y * c, s1 * c, (s1 * c) ** 2, price=price / c)  # same revenue, units scaled by c
+    revenue = price[:, 0]  # dollar sales before the origin: units x c at price / c is the same revenue
+    a.add(f, y, s1, s1**2, weights=revenue)
+    b.add(f * c, y * c, s1 * c, (s1 * c) ** 2, weights=revenue)
     ra, rb = a.result(), b.result()
     for k in ("mase", "rmsse", "wrmsse", "wspl", "coverage80", "bias_scaled"):
         assert rb[k] == pytest.approx(ra[k], rel=1e-6, abs=1e-9)
@@ -275,7 +324,7 @@ def test_scaled_metrics_are_unit_free(case: tuple, c: float) -> None:
 def test_ranges_and_median_only_spl(case: tuple) -> None:
     f, y, s1, price = case
     sc = Scorer(y.shape[1], Q)
-    sc.add(f, y, s1, s1**2, price=price)
+    sc.add(f, y, s1, s1**2, weights=price[:, 0])
     r = sc.result()
     assert 0.0 <= r["coverage80"] <= 1.0
     assert r["rmse"] >= r["mae"] - 1e-9  # per series RMSE >= MAE

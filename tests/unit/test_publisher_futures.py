@@ -14,8 +14,9 @@ from tidecast.config import Settings
 from tidecast.models import checkpoint
 from tidecast.models.learner import LearnerConfig, OnlineLearner
 from tidecast.producers import forecast_publisher
-from tidecast.producers.forecast_publisher import KafkaForecastSink, PublishError
+from tidecast.producers.forecast_publisher import KafkaForecastSink, PublishError, PublishUnreachable
 from tidecast.producers.synthetic import SyntheticConfig, generate
+from tidecast.stream.adapters.retry import Outage, OutageError
 from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
 from tidecast.stream.ingest import PartitionIngestor, Record
@@ -32,12 +33,14 @@ SMALL = LearnerConfig(horizon=2, lags=7, aux_lags=3, scale_window=7, hidden=8, b
 
 class FakeProducer:
     """kafka-python's producer as the sink uses it. ``fail`` sends fail at flush (their futures get the error,
-    flush returns as kafka-python's does); ``stuck`` leaves them unacknowledged (flush times out)."""
+    flush returns as kafka-python's does); ``stuck`` leaves them unacknowledged (flush times out), and so do
+    the next ``stuck_for`` flushes (a broker that comes back: a later flush acknowledges every pending send)."""
 
     def __init__(self, **config: object) -> None:
         self.config = config
         self.fail: set[int] = set()
         self.stuck = False
+        self.stuck_for = 0
         self.too_large_at: int | None = None
         self.pending: list[Future] = []
         self.sent: list[tuple[str, bytes, bytes, int]] = []
@@ -56,7 +59,8 @@ class FakeProducer:
 
     def flush(self, timeout: float | None = None) -> None:
         self.flush_timeouts.append(timeout)
-        if self.stuck:
+        if self.stuck or self.stuck_for:
+            self.stuck_for = max(0, self.stuck_for - 1)
             raise KafkaTimeoutError("Timeout waiting for future")
         start = len(self.sent) - len(self.pending)
         for i, future in enumerate(self.pending, start=start):
@@ -154,3 +158,71 @@ def test_the_forecaster_does_not_checkpoint_a_close_whose_publish_failed(produce
     assert again.bucket == report.bucket + 1 and checkpoints.saves == 2
     ids = [orjson.loads(value)["forecast_id"] for *_, value, _ in producer.sent[-again.published:]]
     assert len(ids) > 1 and ids == [orjson.loads(value)["forecast_id"] for value in failed_close]
+
+
+def kafka_outage(timeout: float = 60) -> tuple[Outage, list[float]]:
+    """An outage watch on a fake clock: sleeping moves it on."""
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    return Outage("Kafka (forecasts)", timeout, (PublishUnreachable,), clock=lambda: now[0], sleep=sleep), sleeps
+
+
+def test_a_timeout_or_retriable_failures_are_unreachable_a_record_error_is_not(producer: FakeProducer) -> None:
+    sink = KafkaForecastSink(Settings(), "unused:9092", publish_timeout=1)
+    producer.stuck = True
+    with pytest.raises(PublishUnreachable):
+        sink.publish(*close_of())
+    producer.stuck, producer.fail = False, {len(producer.sent) + 1}
+    with pytest.raises(PublishUnreachable, match="NotLeaderForPartitionError"):
+        sink.publish(*close_of())
+    producer.fail, producer.too_large_at = set(), len(producer.sent) + 2
+    with pytest.raises(PublishError, match="MessageSizeTooLargeError") as caught:
+        sink.publish(*close_of())
+    assert not isinstance(caught.value, PublishUnreachable)
+
+
+def test_a_close_is_published_again_through_a_broker_outage_with_the_same_ids(
+    producer: FakeProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    outage, sleeps = kafka_outage()
+    sink = KafkaForecastSink(Settings(), "unused:9092", publish_timeout=5, outage=outage)
+    producer.stuck_for = 3  # three flushes time out, the fourth finds the broker back
+    with caplog.at_level("WARNING"):
+        assert sink.publish(*close_of()) == 6
+    assert sleeps == [0.1, 0.2, 0.4] and len(producer.flush_timeouts) == 4
+    ids = [orjson.loads(value)["forecast_id"] for *_, value, _ in producer.sent]
+    assert len(ids) == 24 and len(set(ids)) == 6  # four sends of the same close: at-least-once, stable ids
+    assert producer.pending == []  # the earlier attempts' sends were acknowledged too, none is left hanging
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[0].startswith("Kafka (forecasts) unreachable (6 of 6 forecast messages")
+    assert lines[1].startswith("Kafka (forecasts) answers again after 0.7s")
+
+
+def test_a_broker_outage_longer_than_the_timeout_fails_and_a_record_error_fails_at_once(
+    producer: FakeProducer,
+) -> None:
+    outage, sleeps = kafka_outage(timeout=10)
+    sink = KafkaForecastSink(Settings(), "unused:9092", publish_timeout=5, outage=outage)
+    producer.stuck = True
+    with pytest.raises(OutageError, match=r"Kafka \(forecasts\) unreachable for 10s \(TIDECAST_OUTAGE_TIMEOUT\)"):
+        sink.publish(*close_of())
+    assert sum(sleeps) == 10
+    producer.stuck, producer.too_large_at, sleeps[:] = False, len(producer.sent) + 1, []
+    with pytest.raises(PublishError, match="MessageSizeTooLargeError"):
+        sink.publish(*close_of())
+    assert sleeps == []
+
+
+def test_a_transactional_sink_does_not_retry(producer: FakeProducer) -> None:
+    producer.begin_transaction = producer.abort_transaction = producer.init_transactions = lambda: None
+    outage, sleeps = kafka_outage()
+    sink = KafkaForecastSink(Settings(), "unused:9092", transactional_id="t", publish_timeout=5, outage=outage)
+    producer.stuck = True
+    with pytest.raises(PublishError) as caught:
+        sink.publish(*close_of())
+    assert not isinstance(caught.value, PublishUnreachable) and sleeps == []

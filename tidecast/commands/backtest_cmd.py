@@ -9,8 +9,8 @@ command runs, not when it is parsed.
 >>> sub = argparse.ArgumentParser().add_subparsers()
 >>> add_parser(sub)
 >>> args = sub.choices["backtest"].parse_args(["sales.csv.gz", "--baselines", "naive,tsb", "--horizon", "7"])
->>> parse_baselines(args.baselines), args.horizon, args.store
-(('naive', 'tsb'), 7, 'memory')
+>>> parse_baselines(args.baselines), args.horizon, args.store, args.weight_window
+(('naive', 'tsb'), 7, 'memory', 28)
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--baselines",
                         help="comma list of naive, seasonal_naive, moving_average, croston, tsb, river, lightgbm; "
                              "'none' for tidecast alone (default: all but lightgbm)")
+    parser.add_argument("--weight-window", type=int, default=28, metavar="N",
+                        help="buckets of sales before each origin that weigh the series in WRMSSE and WSPL "
+                             "(revenue; unit sales without prices); default 28, as M5")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write report.md, metrics.json and plots here")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--forecasts", type=Path, metavar="FILE",
@@ -124,9 +127,9 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
         return BacktestConfig(
             bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
-            seed=args.seed, trace=args.report is not None, workers=max(0, args.workers),
-            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price), forecasts=forecasts,
-            known=known,
+            seed=args.seed, weight_window=args.weight_window, trace=args.report is not None,
+            workers=max(0, args.workers), forecasts=forecasts,
+            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price), known=known,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -219,13 +222,28 @@ def show(result: BacktestResult, name: str) -> None:
     from rich.table import Table
 
     from tidecast.console import err
+    from tidecast.stream.backtest.comparison import COMPARED, ratios_to_snaive
     from tidecast.stream.backtest.report import REPORT_METRICS
     cfg = result.config
+    console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table("model", *REPORT_METRICS, title=f"{name}: {result.series:,} series, {result.origins} origins, "
                                            f"{format_duration(cfg.bucket_seconds)} buckets, horizon {cfg.horizon}")
     for model, m in result.models.items():
         table.add_row(model, *(_cell(m.get(k)) for k in REPORT_METRICS))
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    console.print(table)
+    ratios = ratios_to_snaive(result.models)
+    if ratios:
+        table = Table("model", *COMPARED, title="ratio to seasonal naive")
+        for model, row in ratios.items():
+            table.add_row(model, *(_cell(row[k]) for k in COMPARED))
+        console.print(table)
+    if result.comparison:
+        table = Table("metric", "best baseline", "tidecast", "baseline", "mean diff", "95% interval", "verdict",
+                      title="tidecast - best baseline, mean over origins (block bootstrap)")
+        for metric, c in result.comparison.items():
+            table.add_row(metric, c["best_baseline"], _cell(c["tidecast"]), _cell(c["baseline"]),
+                          _cell(c["mean_diff"]), f"[{_cell(c['ci95'][0])}, {_cell(c['ci95'][1])}]", c["verdict"])
+        console.print(table)
     stages = sorted(result.timings.items(), key=lambda kv: -kv[1])
     err.print(f"{result.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in stages if v >= 0.05))
 
