@@ -207,7 +207,7 @@ class IngestWorker:
         ``tick`` runs on this thread between polls, at most every ``tick_every`` seconds (``tidecast run``
         closes buckets there, so forecasting never falls far behind ingest).
         """
-        topics = list(self.settings.topics.inputs)
+        topics = list(self.settings.topics.ingested)
         self.consumer.subscribe(topics, listener=_Rebalance(self))
         self._last_activity = time.monotonic()
         last_report = last_kafka_commit = last_tick = 0.0

@@ -51,6 +51,7 @@ from .features import FeatureSpec, SampleBatch, build_batch, hash_ids
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
+from .plan_features import plan_inputs, plan_width
 from .quantiles import DEFAULT_QUANTILES, check_quantiles, median_index
 from .replay import ReplayBuffer
 
@@ -93,6 +94,7 @@ class LearnerConfig:
     calibrate: bool = True  # online quantile calibration (models/calibration.py)
     calibration_rate: float = 0.2  # its step size per close, scaled units
     seed: int = 0
+    plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
@@ -151,11 +153,13 @@ class OnlineLearner:
     def __init__(self, config: LearnerConfig | None = None) -> None:
         self.config = cfg = config or LearnerConfig()
         self.spec = cfg.features
+        self.n_inputs = self.spec.n_inputs + (plan_width(cfg.horizon) if cfg.plans else 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.model = QuantileNet(
-                self.spec.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
+                self.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
                 cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth, cfg.mean_hidden,
+                plan_channels=plan_width(1) if cfg.plans else 0,
             )
         mean_ids = {id(p) for p in self.model.mean_parameters()}
         self._param_groups = (  # clipped separately: the quantile path, then the mean head
@@ -166,7 +170,7 @@ class OnlineLearner:
             self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
         )
         self.controller = RateController(cfg.rate)
-        self.replay = ReplayBuffer(cfg.replay_capacity, self.spec.n_inputs, cfg.horizon, seed=cfg.seed + 1)
+        self.replay = ReplayBuffer(cfg.replay_capacity, self.n_inputs, cfg.horizon, seed=cfg.seed + 1)
         self._rng = np.random.default_rng(cfg.seed)
         self._taus = torch.tensor(cfg.quantiles, dtype=torch.float32)
         self.model_version = 0
@@ -207,6 +211,21 @@ class OnlineLearner:
         return self.config.horizon
 
     @property
+    def plan_inputs(self) -> bool:
+        """Whether :meth:`forecast` and :meth:`learn` take ``plans`` (see :mod:`tidecast.models.plan_features`)."""
+        return self.config.plans
+
+    def _plans(self, b: SampleBatch, hist: np.ndarray, plans: np.ndarray | None, t: int,
+               rows: np.ndarray | None = None) -> np.ndarray:
+        """The batch's inputs (history ``hist`` ends at ``t``), with the plans of its targets appended when this
+        learner takes plans (``plans`` None: nothing known)."""
+        if not self.config.plans:
+            return b.x
+        ends = (hist.shape[1] - 1) - (int(t) - b.origin)  # array position of each origin, as in build_batch
+        extra = plan_inputs(plans, hist, rows, ends, self.config.horizon, self.config.lags)
+        return np.concatenate([b.x, extra], axis=1)
+
+    @property
     def min_history(self) -> int:
         """History length that uses every input (shorter histories are left-padded as pre-launch)."""
         return self.config.lags + self.config.horizon
@@ -220,9 +239,10 @@ class OnlineLearner:
         skus: Sequence[str],
         t: int,
         bucket_seconds: int,
+        plans: np.ndarray | None = None,
     ) -> Forecast:
         """Quantiles ``[S, H, Q]`` (non-negative, monotone in Q) and means ``[S, H]`` (units) for buckets
-        ``t+1 .. t+H``."""
+        ``t+1 .. t+H``; ``plans`` [S, L + H, 8] when :attr:`plan_inputs` (see the forecaster)."""
         hist, seen = self._check(history, first_seen, stores, skus)
         sku_ids, store_ids = self._ids(stores, skus)
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
@@ -233,7 +253,8 @@ class OnlineLearner:
             for lo in range(0, n, chunk):
                 hi = min(n, lo + chunk)
                 b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
-                pred, m = self.model(torch.from_numpy(b.x), torch.from_numpy(sku_ids[lo:hi]),
+                x = self._plans(b, hist[lo:hi], None if plans is None else plans[lo:hi], t)
+                pred, m = self.model(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
                                      torch.from_numpy(store_ids[lo:hi]))
                 q = pred.numpy()
                 if self.config.calibrate:
@@ -311,8 +332,10 @@ class OnlineLearner:
         skus: Sequence[str],
         t: int,
         bucket_seconds: int,
+        plans: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """Learn from the labels matured by the close of bucket ``t`` (history ends at ``t``); diagnostics."""
+        """Learn from the labels matured by the close of bucket ``t`` (history ends at ``t``); diagnostics.
+        ``plans`` [S, L + H, 8] when :attr:`plan_inputs`: each sample learns with the plans of its targets."""
         if self.last_t is not None and t <= self.last_t:
             return self._diagnostics(t, skipped=True)
         cfg = self.config
@@ -323,13 +346,14 @@ class OnlineLearner:
 
         rows, back = self._pairs(seen, t, 1, last_back, n_recent * max(1, steps))
         fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
+        fresh_b.x = self._plans(fresh_b, hist, plans, t, rows)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
         signal, bias, drift = self._control(fresh, back, t)
         self._calibrate(fresh, back)
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
-        self._offer_replay(hist, seen, stores, skus, t, bucket_seconds, last_back)
+        self._offer_replay(hist, seen, stores, skus, t, bucket_seconds, last_back, plans)
 
         self.last_t = int(t)
         self.model_version += 1
@@ -409,7 +433,7 @@ class OnlineLearner:
         return float(loss.detach())
 
     def _offer_replay(self, hist: np.ndarray, seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
-                      t: int, bucket_seconds: int, last_back: int) -> None:
+                      t: int, bucket_seconds: int, last_back: int, plans: np.ndarray | None = None) -> None:
         """Offer fully matured samples of origin ``t - H`` to the reservoir, unless that origin is quarantined."""
         cfg = self.config
         add_rows, add_back = self._pairs(seen, t, cfg.horizon, last_back, cfg.replay_add)
@@ -417,7 +441,8 @@ class OnlineLearner:
             add_rows, add_back = add_rows[:0], add_back[:0]
         if len(add_rows):
             ab = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=add_rows, lags_back=add_back)
-            self.replay.add(ab.x, *self._ids(stores, skus, add_rows), ab.y, ab.mask, ab.scale)
+            x = self._plans(ab, hist, plans, t, add_rows)
+            self.replay.add(x, *self._ids(stores, skus, add_rows), ab.y, ab.mask, ab.scale)
 
     def _diagnostics(self, t: int, *, skipped: bool = False, loss: float = math.nan, train_loss: float = math.nan,
                      lr: float | None = None, drift: bool = False, bias: float = math.nan, n_fresh: int = 0,

@@ -54,10 +54,26 @@ def initial_quantiles(quantiles: Sequence[float], cv: float = 0.5, floor: float 
     return values
 
 
+GATE_OFFSET = 6.0
+"""Initial closing of the plan gates (a factor ``exp(-softplus(g))`` in (0, 1) on a step's quantiles and mean,
+``g`` starting at ``-GATE_OFFSET``): a plan that says closed can take a step to 0 whatever the rest says."""
+PLAN_BOUND = 4.0
+"""The plan path moves a raw score by at most this much (``4 tanh(effect / 4)``): enough to take a closed
+day's forecast to about 0 or to lift a promotion's several-fold, never enough to blow a forecast up when a
+plan meets a history unlike any it learned from (a store reopening after months, whose scale is tiny)."""
+
+
 class QuantileNet(nn.Module):
     """MLP with a linear skip path; two hashed rows per sku and per store are summed into embeddings.
 
     ``mean_hidden`` is the width of the mean head's hidden layer (0: a linear mean head).
+
+    ``plan_channels > 0``: the last ``horizon * plan_channels`` columns of ``x`` are the plans of the target
+    steps (:mod:`tidecast.models.plan_features`). They bypass the body; a small network shared by all steps
+    reads each step's plan with the series' representation and adds its effect to that step's raw scores (and,
+    on the detached representation, to its mean), so a closure or a promotion moves its own step only.
+    It adds a bounded effect (:data:`PLAN_BOUND`) and multiplies the step by a gate in (0, 1)
+    (:data:`GATE_OFFSET`), so a closed day goes to 0; at the start it changes (almost) nothing.
     """
 
     def __init__(
@@ -72,9 +88,13 @@ class QuantileNet(nn.Module):
         hidden: int = 64,
         depth: int = 2,
         mean_hidden: int = 64,
+        plan_channels: int = 0,
+        plan_hidden: int = 32,
     ) -> None:
         super().__init__()
         self.horizon, self.n_quantiles = horizon, len(quantiles)
+        self.plan_channels = plan_channels
+        n_inputs -= horizon * plan_channels  # the plan columns feed the plan path only
         self.sku = nn.Embedding(sku_buckets, sku_dim)
         self.store = nn.Embedding(store_buckets, store_dim)
         nn.init.normal_(self.sku.weight, std=0.01)
@@ -92,6 +112,19 @@ class QuantileNet(nn.Module):
         )
         self.mean_head = nn.Linear(mean_hidden if mean_hidden > 0 else width, horizon)
         self.mean_skip = nn.Linear(n_inputs, horizon, bias=False)
+        self.plan_path: nn.Module | None = None
+        self.plan_mean: nn.Module | None = None
+        if plan_channels:
+            plan_layers = [nn.Linear(plan_channels + width, plan_hidden),
+                           nn.Linear(plan_hidden, self.n_quantiles + 1),
+                           nn.Linear(plan_channels + width, plan_hidden), nn.Linear(plan_hidden, 2)]
+            with torch.no_grad():
+                for out in plan_layers[1::2]:
+                    out.weight.zero_()
+                    out.bias.zero_()
+                    out.bias[-1] = -GATE_OFFSET  # the gate starts open: exp(-softplus(-6)) = 0.9975
+            self.plan_path = nn.Sequential(plan_layers[0], nn.ReLU(), plan_layers[1])
+            self.plan_mean = nn.Sequential(plan_layers[2], nn.ReLU(), plan_layers[3])
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.skip.weight.zero_()
@@ -108,12 +141,26 @@ class QuantileNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` [N, D], ids [N, 2] -> scaled quantiles [N, H, Q] (non-negative, monotone in Q) and scaled
         means [N, H] (non-negative)."""
+        plans = None
+        if self.plan_channels:
+            cut = x.shape[1] - self.horizon * self.plan_channels
+            x, plans = x[:, :cut], x[:, cut:].reshape(-1, self.horizon, self.plan_channels)
         z = torch.cat([x, self.sku(sku_ids).sum(dim=1), self.store(store_ids).sum(dim=1)], dim=1)
         hidden = self.body(z)
-        raw = self.head(hidden) + self.skip(x)
-        mean = F.softplus(self.mean_head(self.mean_body(hidden.detach())) + self.mean_skip(x))
-        return monotone_quantiles(raw.view(-1, self.horizon, self.n_quantiles)), mean
+        raw = (self.head(hidden) + self.skip(x)).view(-1, self.horizon, self.n_quantiles)
+        mean_raw = self.mean_head(self.mean_body(hidden.detach())) + self.mean_skip(x)
+        if plans is not None and self.plan_path is not None and self.plan_mean is not None:
+            steps = (-1, self.horizon, hidden.shape[1])
+            bound = PLAN_BOUND
+            effect = self.plan_path(torch.cat([plans, hidden[:, None, :].expand(steps)], dim=2))
+            raw = raw + bound * torch.tanh(effect[..., :-1] / bound)
+            gate = torch.exp(-F.softplus(effect[..., -1:]))
+            effect = self.plan_mean(torch.cat([plans, hidden.detach()[:, None, :].expand(steps)], dim=2))
+            mean_raw = mean_raw + bound * torch.tanh(effect[..., 0] / bound)
+            return monotone_quantiles(raw) * gate, F.softplus(mean_raw) * torch.exp(-F.softplus(effect[..., 1]))
+        return monotone_quantiles(raw), F.softplus(mean_raw)
 
     def mean_parameters(self) -> list[nn.Parameter]:
         """The mean head's parameters (the rest of the network learns the quantiles only)."""
-        return [*self.mean_body.parameters(), *self.mean_head.parameters(), *self.mean_skip.parameters()]
+        plan = [] if self.plan_mean is None else [*self.plan_mean.parameters()]
+        return [*self.mean_body.parameters(), *self.mean_head.parameters(), *self.mean_skip.parameters(), *plan]

@@ -4,6 +4,8 @@
 ('tidecast.clicks', b's1:A')
 >>> route({"type": "sale", "sku": "A"}, Topics("tidecast."))
 ('tidecast.sales', b'all:A')
+>>> route({"type": "plan", "store": "s1"}, Topics("tidecast."))
+('tidecast.plans', b's1')
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from kafka.producer.future import FutureRecordMetadata
 
 from tidecast.config import Settings, Topics
 from tidecast.stream.adapters.kafka_clients import producer_config
-from tidecast.stream.events import series_id
+from tidecast.stream.events import DEFAULT_STORE, series_id
 
 
 def route(doc: dict, topics: Topics) -> tuple[str, bytes | None]:
-    """The topic and key for an event object (clicks to the clicks topic, anything else to sales)."""
-    topic = topics.clicks if doc.get("type") == "click" else topics.sales
+    """The topic and key for an event object (clicks to the clicks topic, plans to the plans topic, keyed by
+    their target: the series, or the store for a store's plan; anything else to sales)."""
+    kind = doc.get("type")
+    topic = topics.clicks if kind == "click" else topics.plans if kind == "plan" else topics.sales
     sku, store = doc.get("sku"), doc.get("store")
+    if kind == "plan" and sku is None:
+        return topic, (store if isinstance(store, str) else DEFAULT_STORE).encode()
     if not isinstance(sku, str) or (store is not None and not isinstance(store, str)):
         return topic, None
     return topic, series_id(store, sku).encode()

@@ -116,14 +116,16 @@ class KafkaForecastSink:
         if self.transactional:
             self.producer.init_transactions()
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                plans: Sequence[str | None] | None = None) -> int:
         """Send one close and wait for every acknowledgement, through outages when the sink has an ``outage``;
-        raises :class:`PublishError` otherwise."""
+        raises :class:`PublishError` otherwise. ``plans``: each series' plan hash (the forecast's ``plan``)."""
         if self.outage is None:
-            return self._publish_once(batch, series, values, mean)
-        return self.outage.call(lambda: self._publish_once(batch, series, values, mean))
+            return self._publish_once(batch, series, values, mean, plans)
+        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans))
 
-    def _publish_once(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+    def _publish_once(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                      plans: Sequence[str | None] | None = None) -> int:
         deadline = time.monotonic() + self.publish_timeout
         futures: list = []
         keep = futures.append
@@ -131,7 +133,7 @@ class KafkaForecastSink:
         try:
             if self.transactional:
                 self.producer.begin_transaction()
-            for key, value in batch.messages(series, values, mean):
+            for key, value in batch.messages(series, values, mean, plans):
                 keep(send(topic, key=key, value=value, partition=partition_for(key, partitions)))
             self.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaError as exc:  # a send refused (too large, no metadata, buffer full) or the flush timed out

@@ -297,3 +297,27 @@ def _draw(config: SyntheticConfig) -> _Params:
         promo_cut=rng.uniform(0.1, 0.3, (n, slots)), promo_uplift=rng.uniform(1.3, 1.8, (n, slots)),
         view_ratio=rng.uniform(10.0, 20.0, n), cart_ratio=rng.uniform(2.0, 3.0, n),
     )
+
+
+def planned_promotions(config: SyntheticConfig, ahead_days: int = 7) -> list[dict]:
+    """Plan events announcing every planted promotion ``ahead_days`` before it starts: one per series and day
+    the promotion covers (``promo: true``), in issue order, for ``<prefix>plans`` (docs/events.md).
+
+    >>> plans = planned_promotions(SyntheticConfig(series=8, days=60, seed=1), ahead_days=3)
+    >>> plans[0]["type"], plans[0]["promo"], plans == sorted(plans, key=lambda p: p["ts"])
+    ('plan', True, True)
+    """
+    if ahead_days < 1:
+        raise ValueError("plans are issued at least a day ahead")
+    end = config.start + timedelta(days=config.days)
+    out = []
+    for truth in series_truth(config):
+        for window in truth.promos:
+            day = window.start.replace(hour=0)
+            issued = day - timedelta(days=ahead_days)
+            while day < min(window.end, end):
+                out.append({"event_id": f"plan-{truth.series}-{day.date()}", "type": "plan",
+                            "ts": issued.isoformat(), "for": (day + timedelta(hours=12)).isoformat(),
+                            "store": truth.store, "sku": truth.sku, "promo": True})
+                day += timedelta(days=1)
+    return sorted(out, key=lambda doc: doc["ts"])

@@ -1,4 +1,4 @@
-"""The event contract: parse and validate one Kafka message into a :class:`Sale` or a :class:`Click`.
+"""The event contract: parse and validate one Kafka message into a :class:`Sale`, a :class:`Click` or a :class:`Plan`.
 
 Validation is strict about what tidecast uses and silent about the rest: unknown extra fields are
 ignored, never fatal. Every rejection carries a precise, human-readable reason that goes to the DLQ.
@@ -11,6 +11,13 @@ Click(event_id='e2', ts_ms=1767603600000, series='s1:A1', action='view')
 Traceback (most recent call last):
 ...
 tidecast.stream.events.InvalidEvent: field 'ts' has no UTC offset: '2026-01-05T10:00:00'
+
+A plan says what is known about a future bucket (``for``) of a series, or of a whole store without ``sku``;
+``ts`` is when it was issued. Absent fields are unknown; ``"event": null`` is "no calendar event":
+
+>>> validate(b'{"event_id": "p1", "type": "plan", "ts": 0, "for": 86400000, "store": "s1", "promo": true, '
+...          b'"event": null}')
+Plan(event_id='p1', ts_ms=0, target='s1', for_ms=86400000, values=(True, None, None, ''))
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ QUOTE_LENGTH = 80
 TS_MIN_MS = 0
 TS_MAX_MS = 7_258_118_400_000  # 2200-01-01T00:00Z
 ACTIONS = ("view", "add_to_cart")
+PLAN_FIELDS = ("promo", "price", "open", "event")
+"""What a plan may say about a future bucket, in the order of :attr:`Plan.values`."""
+NO_EVENT = ""
+"""``Plan.values``' event when the plan says there is no calendar event (``"event": null``); None is unknown."""
 
 
 class InvalidEvent(ValueError):
@@ -73,7 +84,19 @@ class Click(NamedTuple):
     action: str
 
 
-Event = Sale | Click
+class Plan(NamedTuple):
+    """What is known ahead about bucket ``for_ms`` of ``target``: a series id (``store:sku``) or a store (no
+    ``:``). ``ts_ms`` is when the plan was issued (its event time). ``values`` follow :data:`PLAN_FIELDS`:
+    promo (bool), price (number), open (bool), event (a name, or :data:`NO_EVENT`); None = unknown."""
+
+    event_id: str
+    ts_ms: int
+    target: str
+    for_ms: int
+    values: tuple[bool | None, float | None, bool | None, str | None]
+
+
+Event = Sale | Click | Plan
 
 
 def series_id(store: str | None, sku: str) -> str:
@@ -115,12 +138,15 @@ def validate(raw: bytes | str | None, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
 def validate_dict(doc: dict, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
     """Validate an already parsed event object."""
     get = doc.get
+    if get("type") == "plan":
+        return _plan(doc, bounds)
     event_id, sku, store = get("event_id"), get("sku"), get("store")
     if not (  # the fast path checks inline; the slow one explains what is wrong
         type(event_id) is str and 0 < len(event_id) <= MAX_ID_LENGTH and event_id.isprintable()
         and type(sku) is str and 0 < len(sku) <= MAX_ID_LENGTH and sku.isprintable()
     ):
         event_id, sku = _identifier(doc, "event_id"), _identifier(doc, "sku")
+    kind = get("type", _MISSING)
     if store is not None:
         if not (type(store) is str and 0 < len(store) <= MAX_ID_LENGTH and store.isprintable()):
             store = _identifier(doc, "store")
@@ -128,7 +154,6 @@ def validate_dict(doc: dict, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
             raise InvalidEvent(f"field 'store' must not contain ':', got {quote(store)}")
     series = series_id(store, sku)
     ts_ms = parse_ts(get("ts", _MISSING))
-    kind = get("type", _MISSING)
     if kind == "sale":
         qty = get("qty", _MISSING)
         if type(qty) is not int:
@@ -164,29 +189,65 @@ def validate_dict(doc: dict, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
         return Click(event_id, ts_ms, series, action)
     if kind is _MISSING:
         raise InvalidEvent("missing field 'type'")
-    raise InvalidEvent(f"field 'type' must be 'sale' or 'click', got {quote(kind)}")
+    raise InvalidEvent(f"field 'type' must be 'sale', 'click' or 'plan', got {quote(kind)}")
 
 
-def parse_ts(value: object) -> int:
-    """An ISO-8601 string with offset, or epoch milliseconds, to epoch milliseconds."""
+def _plan(doc: dict, bounds: Bounds) -> Plan:
+    """Validate a plan: ``store`` (default ``all``) and optional ``sku`` name the target; see docs/events.md."""
+    get = doc.get
+    event_id = _identifier(doc, "event_id")
+    store = get("store")
+    if store is not None:
+        store = _identifier(doc, "store")
+        if ":" in store:
+            raise InvalidEvent(f"field 'store' must not contain ':', got {quote(store)}")
+    target = store or DEFAULT_STORE
+    if get("sku") is not None:
+        target = series_id(store, _identifier(doc, "sku"))
+    ts_ms = parse_ts(get("ts", _MISSING))
+    for_ms = parse_ts(get("for", _MISSING), "for")
+    promo, price, is_open, event = (get(name, _MISSING) for name in PLAN_FIELDS)
+    for name, flag in (("promo", promo), ("open", is_open)):
+        if flag is not _MISSING and type(flag) is not bool:
+            raise InvalidEvent(f"field {name!r} must be true or false, got {_kind(flag)}")
+    if price is not _MISSING:
+        price = _number(doc, "price")
+        if not 0 <= price <= bounds.max_price:
+            raise InvalidEvent(
+                f"field 'price' must be within 0 to {_plain(bounds.max_price)} (TIDECAST_MAX_PRICE), got {price!r}"
+            )
+    if event is None:
+        event = NO_EVENT
+    elif event is not _MISSING:
+        if type(event) is not str:
+            raise InvalidEvent(f"field 'event' must be a string or null, got {_kind(event)}")
+        if not event or len(event) > MAX_ID_LENGTH or not event.isprintable():
+            raise InvalidEvent(f"field 'event' must be 1 to {MAX_ID_LENGTH} printable characters or null, "
+                               f"got {quote(event)}")
+    values = tuple(None if v is _MISSING else v for v in (promo, price, is_open, event))
+    return Plan(event_id, ts_ms, target, for_ms, values)  # type: ignore[arg-type]
+
+
+def parse_ts(value: object, name: str = "ts") -> int:
+    """An ISO-8601 string with offset, or epoch milliseconds, to epoch milliseconds (``name``: the field)."""
     if type(value) is str:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise InvalidEvent(f"field 'ts' is not ISO-8601: {quote(value)}") from None
+            raise InvalidEvent(f"field {name!r} is not ISO-8601: {quote(value)}") from None
         if moment.tzinfo is None:
-            raise InvalidEvent(f"field 'ts' has no UTC offset: {quote(value)}")
+            raise InvalidEvent(f"field {name!r} has no UTC offset: {quote(value)}")
         ms = round(moment.timestamp() * 1000)
     elif type(value) is int:
         ms = value
     elif type(value) is float and math.isfinite(value):
         ms = math.floor(value)
     elif value is _MISSING:
-        raise InvalidEvent("missing field 'ts'")
+        raise InvalidEvent(f"missing field {name!r}")
     else:
-        raise InvalidEvent(f"field 'ts' must be an ISO-8601 string or epoch milliseconds, got {_kind(value)}")
+        raise InvalidEvent(f"field {name!r} must be an ISO-8601 string or epoch milliseconds, got {_kind(value)}")
     if not TS_MIN_MS <= ms < TS_MAX_MS:
-        raise InvalidEvent(f"field 'ts' is out of range (1970 to 2200): {quote(value)}")
+        raise InvalidEvent(f"field {name!r} is out of range (1970 to 2200): {quote(value)}")
     return ms
 
 

@@ -5,7 +5,9 @@ a crash-restart re-published, and keeps doing so when Redis lost the forecaster'
 version starts again at 0 then, the lineage does not: it names the forecaster, e.g.
 ``tidecast.forecaster:all`` for the topic prefix ``tidecast.``). ``model_version`` stays in the message.
 ``origin`` is the start of the first forecast bucket. ``mean`` (one value per step) is the forecast mean, the
-point for sums and squared-error metrics; the median is in ``values``.
+point for sums and squared-error metrics; the median is in ``values``. ``plan`` (when the model takes plans)
+is a short hash of the planned values the forecast assumed (:func:`tidecast.stream.plans.plan_hash`), null
+when nothing was planned for its buckets: two forecasts with the same hash assumed the same plan.
 
 >>> import numpy as np
 >>> batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
@@ -65,9 +67,11 @@ class ForecastBatch:
     issued_at_ms: int
     lineage: str = DEFAULT_LINEAGE
 
-    def messages(self, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> Iterator[tuple[bytes, bytes]]:
+    def messages(self, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                 plans: Sequence[str | None] | None = None) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q; ``mean``
-        is [S, H], non-negative."""
+        is [S, H], non-negative; ``plans`` (optional): per series the hash of the plan its forecast assumed,
+        written as ``plan`` (null: no plan known)."""
         origin = to_iso(self.origin_ms)
         shared = orjson.dumps({
             "bucket_seconds": self.bucket_seconds,
@@ -81,9 +85,12 @@ class ForecastBatch:
         if not len(rounded) == len(means) == len(series):
             raise ValueError(f"{len(series)} series but {len(rounded)} forecasts and {len(means)} means")
         dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
-        for name, row, row_mean in zip(series, rounded, means, strict=True):
+        if plans is not None and len(plans) != len(series):
+            raise ValueError(f"{len(series)} series but {len(plans)} plan hashes")
+        for n, (name, row, row_mean) in enumerate(zip(series, rounded, means, strict=True)):
             store, sku = split_series(name)
             fid = forecast_id(name, origin, self.bucket_seconds, self.lineage)
             head = dumps({"schema": SCHEMA, "forecast_id": fid, "series": name, "store": store, "sku": sku})
+            tail = b"}" if plans is None else b',"plan":' + dumps(plans[n]) + b"}"
             yield name.encode(), b"".join((head[:-1], b",", shared, b',"values":', dumps(row, option=numpy),
-                                           b',"mean":', dumps(row_mean, option=numpy), b"}"))
+                                           b',"mean":', dumps(row_mean, option=numpy), tail))

@@ -54,6 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tidecast.stream.forecast_message import DEFAULT_LINEAGE, ForecastBatch
+from tidecast.stream.plan_history import PlanHistory
 from tidecast.stream.ports import CheckpointStore, ForecastSink, Learner
 from tidecast.stream.series_panel import SeriesPanel
 from tidecast.stream.timebuckets import Buckets
@@ -122,6 +123,8 @@ class Forecaster:
         self.buckets = Buckets(config.bucket_seconds)
         self.panel_length = max(learner.min_history, 2)
         self.panel = SeriesPanel(self.panel_length)
+        # plans of the panel's buckets and the H after them, for a learner that takes them (``plan_inputs``)
+        self.plans = PlanHistory(self.panel_length, learner.horizon) if getattr(learner, "plan_inputs", False) else None
         self.last_closed: int | None = None
         self.learn_from: int | None = None  # after a jump over trimmed buckets: the first bucket learned again
         self.empty_run = 0  # empty buckets closed in a row
@@ -220,9 +223,17 @@ class Forecaster:
 
         history, first_seen = self.panel.history, self.panel.first_seen
         stores, skus = self.panel.stores_and_skus()
+        plan_kw: dict = {}
+        hashes: list[str | None] | None = None
+        if self.plans is not None:  # the plans known now of t+1 .. t+H; earlier columns as known then
+            started = time.perf_counter()
+            hashes = self.plans.advance(t, self.store, self.panel.series)
+            plan_kw["plans"] = self.plans.window()
+            seconds["plans"] = _lap(started)
         started = time.perf_counter()
         if self.learn_from is None or t >= self.learn_from:
-            learned = self.learner.learn(history, first_seen, stores, skus, t, self.config.bucket_seconds)
+            learned = self.learner.learn(history, first_seen, stores, skus, t, self.config.bucket_seconds,
+                                         **plan_kw)
         else:  # the panel still holds trimmed (zero) columns: forecast from it, but learn nothing
             learned = {"t": t, "skipped": True, "reason": "history spans buckets trimmed during a downtime"}
         seconds["learn"] = _lap(started)
@@ -232,9 +243,11 @@ class Forecaster:
         if not stale:
             started = time.perf_counter()
             active = self.panel.active_since(t - self.config.retention + 1)
+            if plan_kw:
+                plan_kw["plans"] = plan_kw["plans"][active]
             values, mean = self.learner.forecast(
                 history[active], first_seen[active], [stores[i] for i in active], [skus[i] for i in active],
-                t, self.config.bucket_seconds,
+                t, self.config.bucket_seconds, **plan_kw,
             )
             seconds["forecast"] = _lap(started)
 
@@ -247,7 +260,11 @@ class Forecaster:
                 issued_at_ms=int(self.clock() * 1000),
                 lineage=self.config.lineage,
             )
-            published = self.sink.publish(batch, [self.panel.series[i] for i in active], values, mean)
+            names = [self.panel.series[i] for i in active]
+            if hashes is None:
+                published = self.sink.publish(batch, names, values, mean)
+            else:  # which plan each forecast assumed
+                published = self.sink.publish(batch, names, values, mean, plans=[hashes[i] for i in active])
             seconds["publish"] = _lap(started)
 
         started = time.perf_counter()

@@ -39,7 +39,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from tidecast.stream.events import DEFAULT_BOUNDS, TS_MAX_MS, Bounds, InvalidEvent, quote, validate
+from tidecast.stream.events import DEFAULT_BOUNDS, TS_MAX_MS, Bounds, InvalidEvent, Plan, quote, validate
+from tidecast.stream.plans import PlanEntry, keep_latest
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.windows import WindowDelta
 
@@ -197,6 +198,8 @@ class IngestBatch:
     gap: tuple[int, int] | None = None
     """(stored offset, first record offset) when the batch skips records deleted before they were ingested
     (only with ``allow_gaps``); the store counts it under ``<topic>@<stored offset>``."""
+    plans: dict[tuple[int, str], PlanEntry] = field(default_factory=dict)
+    """(planned bucket, target) -> the batch's last plan for it (:mod:`tidecast.stream.plans`)."""
 
 
 class PartitionIngestor:
@@ -215,12 +218,15 @@ class PartitionIngestor:
         now_ms: Callable[[], int] | int | None = None,
         max_future_ms: int = MAX_FUTURE_MS,
         allow_gaps: bool = False,
+        plan_ahead: int | None = None,
     ) -> None:
         """``now_ms`` is the wall clock (epoch ms, a callable or a value); None means no future guard (offline
         replay on a simulated clock). ``bounds`` are the validator's numeric bounds. The first records after a
         stored offset (and after :meth:`expect_gap`) must start at it: otherwise :meth:`apply` raises
         :class:`OffsetGap`, or with ``allow_gaps`` (a forward gap only) marks the batch's ``gap``. Later batches
-        are not checked: transactional control records and compaction leave legitimate holes in the offsets."""
+        are not checked: transactional control records and compaction leave legitimate holes in the offsets.
+        A plan must be for a bucket 1 to ``plan_ahead`` buckets after the bucket it was issued in (default
+        ``retention``), else it is rejected; its event time (watermark, lateness, dedup) is its issue time."""
         self.topic = topic
         self.partition = partition
         self.buckets = buckets
@@ -235,6 +241,7 @@ class PartitionIngestor:
         self.max_future_ms = max_future_ms
         self.allow_gaps = allow_gaps
         self.check_start = state.next_offset is not None
+        self.plan_ahead = retention if plan_ahead is None else plan_ahead
 
     def future_limit_ms(self) -> int:
         """The latest event time accepted now: wall clock + ``max_future_ms`` (no limit without a clock)."""
@@ -286,6 +293,7 @@ class PartitionIngestor:
         batch_ids: set[str] = set()
         stored_ids: set[str] | tuple = ()
         batch_sets: dict[int, set[str]] = {}
+        plans: dict[tuple[int, str], PlanEntry] = {}
         bounds = self.bounds
         future_limit = self.future_limit_ms()
         reject = rejects.append
@@ -314,7 +322,15 @@ class PartitionIngestor:
                 if event_id in batch_ids or event_id in stored_ids:
                     duplicates += 1
                     continue
-                add(event, bucket)  # before the id is remembered: if it raised, the record left no trace
+                if type(event) is Plan:
+                    reason = self._plan(event, bucket, record.offset, plans)
+                    if reason is not None:
+                        counts.invalid += 1
+                        reject(Reject(topic, partition, record.offset, record.key, record.value, reason))
+                        continue
+                else:
+                    # a sale or a click; added before the id is remembered: if it raised, the record left no trace
+                    add(event, bucket)  # type: ignore[arg-type]
                 batch_ids.add(event_id)
                 ingested += 1
                 if max_ts is None or ts > max_ts:
@@ -350,7 +366,17 @@ class PartitionIngestor:
             counts=counts,
             rejects=rejects,
             gap=gap,
+            plans=plans,
         )
+
+    def _plan(self, plan: Plan, bucket: int, offset: int, plans: dict[tuple[int, str], PlanEntry]) -> str | None:
+        """Keep ``plan`` (issued in ``bucket``) in ``plans`` if it is the latest for its target; or why not."""
+        ahead = self.buckets.index(plan.for_ms) - bucket
+        if not 0 < ahead <= self.plan_ahead:
+            return (f"field 'for' must be 1 to {self.plan_ahead} buckets after the bucket of 'ts' (the issue time; "
+                    f"TIDECAST_RETENTION), got {ahead}")
+        keep_latest(plans, (bucket + ahead, plan.target), PlanEntry(plan.ts_ms, offset, plan.values, self.partition))
+        return None
 
     def advance(self, max_ts_ms: int, position: int) -> IngestBatch | None:
         """An empty batch that moves an idle partition's max event time up to ``max_ts_ms``.

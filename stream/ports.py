@@ -18,8 +18,11 @@ from tidecast.stream.forecast_message import ForecastBatch
 class ForecastSink(Protocol):
     """Where forecasts go: the Kafka publisher live, a list in tests and the backtest."""
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
-        """Send one close: quantiles ``values`` [S, H, Q] and means ``mean`` [S, H] of ``series``."""
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                plans: Sequence[str | None] | None = None) -> int:
+        """Send one close: quantiles ``values`` [S, H, Q] and means ``mean`` [S, H] of ``series``; ``plans``:
+        the hash of the plan each forecast assumed (None: no plan), given by a forecaster whose learner takes
+        plans."""
         ...
 
 
@@ -46,7 +49,9 @@ class Learner(Protocol):
 
     def forecast(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
                  t: int, bucket_seconds: int) -> tuple[np.ndarray, np.ndarray]:
-        """(quantiles [S, H, Q], means [S, H]) in units."""
+        """(quantiles [S, H, Q], means [S, H]) in units. A learner with a true ``plan_inputs`` attribute also
+        takes ``plans=`` float32 [S, L + H, 8]: the plans of the history's buckets and of the H after ``t``
+        (:mod:`tidecast.stream.plan_history`), in ``forecast`` and in ``learn``."""
         ...
 
     def learn(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
@@ -58,13 +63,16 @@ class Learner(Protocol):
 
 
 class MemorySink:
-    """Keeps every published batch: ``(batch, series, values, mean)``."""
+    """Keeps every published batch: ``(batch, series, values, mean)``, and the plan hashes in :attr:`plans`."""
 
     def __init__(self) -> None:
         self.published: list[tuple[ForecastBatch, list[str], np.ndarray, np.ndarray]] = []
+        self.plans: list[list[str | None] | None] = []
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                plans: Sequence[str | None] | None = None) -> int:
         self.published.append((batch, list(series), values.copy(), mean.copy()))
+        self.plans.append(None if plans is None else list(plans))
         return len(series)
 
 

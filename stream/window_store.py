@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tidecast.stream.ingest import COUNTERS, REPAIR, IngestBatch, PartitionState, StateLost
+from tidecast.stream.plans import PlanEntry, keep_latest
 from tidecast.stream.windows import METRICS, add_rows, empty_row
 
 
@@ -98,6 +99,17 @@ class WindowStore(Protocol):
 
     def buckets(self) -> list[int]: ...
 
+    def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
+        """Plans of buckets ``first .. last``: bucket -> target -> the latest plan over all partitions."""
+        ...
+
+
+def merge_plans(into: dict[int, dict[str, PlanEntry]], bucket: int, targets: dict[str, PlanEntry]) -> None:
+    """Add one partition's plans of ``bucket`` to ``into``, the latest winning (a target in two partitions)."""
+    merged = into.setdefault(bucket, {})
+    for target, entry in targets.items():
+        keep_latest(merged, target, entry)
+
 
 class MemoryWindowStore:
     """A :class:`WindowStore` in process memory, for unit tests and the backtest."""
@@ -109,6 +121,8 @@ class MemoryWindowStore:
         self.counters: dict[tuple[str, int], dict[str, int]] = {}
         self.epochs: set[tuple[str, int]] = set()
         self.gaps: dict[int, dict[str, int]] = defaultdict(dict)
+        # plans[partition][bucket][target] -> the latest plan
+        self.plans: dict[int, dict[int, dict[str, PlanEntry]]] = defaultdict(lambda: defaultdict(dict))
 
     def load_partition(self, topic: str, partition: int) -> PartitionState:
         key = (topic, partition)
@@ -152,9 +166,14 @@ class MemoryWindowStore:
             stored.seen.pop(bucket, None)
         for bucket, ids in batch.new_seen.items():
             stored.seen.setdefault(bucket, set()).update(ids)
+        plans = self.plans[batch.partition]
+        for (bucket, name), entry in batch.plans.items():
+            keep_latest(plans[bucket], name, entry)
         if batch.trim_before is not None:
             for bucket in [b for b in windows if b < batch.trim_before]:
                 del windows[bucket]
+            for bucket in [b for b in plans if b < batch.trim_before]:
+                del plans[bucket]
         stored.next_offset = batch.next_offset
         stored.max_ts_ms = batch.max_ts_ms
         counters = self.counters.setdefault(key, dict.fromkeys(COUNTERS, 0))
@@ -181,6 +200,18 @@ class MemoryWindowStore:
     def buckets(self) -> list[int]:
         """Retained bucket indices, oldest first."""
         return sorted({bucket for buckets in self.windows.values() for bucket in buckets})
+
+    def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
+        """Plans of buckets ``first .. last`` (see :class:`WindowStore`); the caller must not change them."""
+        holding = [by_bucket for by_bucket in self.plans.values() if by_bucket]
+        if len(holding) == 1:  # one partition (the backtest): nothing to merge
+            return {bucket: targets for bucket, targets in holding[0].items() if first <= bucket <= last and targets}
+        merged: dict[int, dict[str, PlanEntry]] = {}
+        for by_bucket in self.plans.values():
+            for bucket, targets in by_bucket.items():
+                if first <= bucket <= last and targets:
+                    merge_plans(merged, bucket, targets)
+        return merged
 
     def max_event_times(self) -> dict[str, int]:
         """``topic:partition`` -> max event time (ms) of every partition that has one."""

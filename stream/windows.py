@@ -22,7 +22,7 @@ promo_orders  sale lines with qty > 0 flagged ``promo``
 
 from __future__ import annotations
 
-from tidecast.stream.events import Click, Event, Sale
+from tidecast.stream.events import Click, Sale
 
 METRICS: tuple[str, ...] = ("units", "orders", "revenue", "returns", "views", "add_to_cart", "promo_orders")
 """The metric names, in the order of every row and of the model's input channels."""
@@ -41,7 +41,7 @@ class WindowDelta:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def add(self, event: Event, bucket: int) -> None:
+    def add(self, event: Sale | Click, bucket: int) -> None:
         key = (bucket, event.series)
         row = self.rows.get(key)
         if row is None:

@@ -54,7 +54,7 @@ commit script's doubles (2^53) and revenue (at most 1e24 a line) finite."""
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """The four topic names under one prefix."""
+    """The five topic names under one prefix."""
 
     prefix: str
 
@@ -67,6 +67,10 @@ class Topics:
         return f"{self.prefix}sales"
 
     @property
+    def plans(self) -> str:
+        return f"{self.prefix}plans"
+
+    @property
     def forecasts(self) -> str:
         return f"{self.prefix}forecasts"
 
@@ -76,11 +80,17 @@ class Topics:
 
     @property
     def inputs(self) -> tuple[str, str]:
+        """The topics whose watermarks close buckets (plans are about the future and close nothing)."""
         return (self.clicks, self.sales)
 
     @property
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.clicks, self.sales, self.forecasts, self.dlq)
+    def ingested(self) -> tuple[str, str, str]:
+        """Every topic the ingest worker reads into Redis: the inputs and the plans."""
+        return (self.clicks, self.sales, self.plans)
+
+    @property
+    def all(self) -> tuple[str, str, str, str, str]:
+        return (self.clicks, self.sales, self.plans, self.forecasts, self.dlq)
 
 
 @dataclass(frozen=True, slots=True)

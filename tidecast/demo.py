@@ -71,8 +71,9 @@ class _TeeSink:
     def __init__(self, inner, forecaster: Forecaster, on_publish: OnPublish) -> None:
         self.inner, self.forecaster, self.on_publish = inner, forecaster, on_publish
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
-        sent = self.inner.publish(batch, series, values, mean)
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                plans: Sequence[str | None] | None = None) -> int:
+        sent = self.inner.publish(batch, series, values, mean, plans)
         self.on_publish(self.forecaster.panel, batch, series, values)
         return sent
 

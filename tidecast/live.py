@@ -85,7 +85,7 @@ def stop_on_signals(signals: Iterable[signal.Signals] = STOP_SIGNALS) -> Iterato
 def learner_config(settings: Settings) -> LearnerConfig:
     from tidecast.models.learner import LearnerConfig
 
-    return LearnerConfig(horizon=settings.horizon, quantiles=settings.quantiles)
+    return LearnerConfig(horizon=settings.horizon, quantiles=settings.quantiles, plans=True)  # <prefix>plans
 
 
 def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> ForecasterConfig:

@@ -10,6 +10,8 @@ Key layout (``P`` = ``<topic prefix>{<partition>}:``, so one partition's keys sh
     P buckets               zset   bucket indices that hold windows (for retention trimming)
     P w:<bucket>:<metric>   hash   series -> value, one hash per bucket and metric
     P seen:<topic>:<bucket> set    event ids of a still-open bucket (deduplication)
+    P plans                 zset   bucket indices that hold plans (for trimming and reading)
+    P plan:<bucket>         hash   target (store:sku or store) -> [issued ms, offset, promo, price, open, event]
 
 A batch is applied by one Lua script call (``lua/commit_batch.lua``) that first checks the stored offset,
 so a consumer that lost its partition cannot write over its successor. Redis does not undo a script's writes
@@ -40,7 +42,8 @@ import orjson
 import redis
 
 from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
-from tidecast.stream.window_store import StoreStats, classify, no_state
+from tidecast.stream.plans import PlanEntry, from_json, to_json
+from tidecast.stream.window_store import StoreStats, classify, merge_plans, no_state
 from tidecast.stream.windows import METRICS, REVENUE, add_rows, empty_row
 
 METRIC_LIMIT = 1e15
@@ -136,6 +139,10 @@ class RedisWindowStore:
         }
         if batch.gap is not None:
             payload["gap"] = list(batch.gap)
+        if batch.plans and problem is None:
+            problem = _plans_problem(batch)
+            payload["plans"] = [[bucket, target, entry.issued_ms, entry.offset, orjson.dumps(to_json(entry)).decode()]
+                                for (bucket, target), entry in batch.plans.items()]
         if problem is None:
             try:
                 body = orjson.dumps(payload)
@@ -201,6 +208,23 @@ class RedisWindowStore:
         for partition in self.partitions():
             pipe.zrange(self._p(partition) + "buckets", 0, -1)
         return sorted({int(b) for members in pipe.execute() for b in members})
+
+    def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
+        """Plans of buckets ``first .. last``: bucket -> target -> the latest plan over all partitions."""
+        partitions = self.partitions()
+        pipe = self.client.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.zrangebyscore(self._p(partition) + "plans", first, last)
+        wanted = [(partition, int(b)) for partition, members in zip(partitions, pipe.execute(), strict=True)
+                  for b in members]
+        pipe = self.client.pipeline(transaction=False)
+        for partition, bucket in wanted:
+            pipe.hgetall(f"{self._p(partition)}plan:{bucket}")
+        merged: dict[int, dict[str, PlanEntry]] = {}
+        for (partition, bucket), found in zip(wanted, pipe.execute(), strict=True):
+            targets = {target.decode(): from_json(orjson.loads(raw), partition) for target, raw in found.items()}
+            merge_plans(merged, bucket, targets)
+        return merged
 
     def max_event_times(self) -> dict[str, int]:
         """``topic:partition`` -> max event time (ms) of every partition that has one."""
@@ -338,6 +362,15 @@ def _batch_problem(batch: IngestBatch) -> str | None:
                     return _value_problem(bucket, series, row)
         except TypeError:
             return _value_problem(bucket, series, row)
+    return None
+
+
+def _plans_problem(batch: IngestBatch) -> str | None:
+    """Why the batch's plans would be refused by the script, or None."""
+    for (bucket, target), entry in batch.plans.items():
+        if not (_is_int(bucket, -BUCKET_LIMIT, BUCKET_LIMIT) and type(target) is str
+                and _is_int(entry.issued_ms, -EXACT_INT, EXACT_INT) and _is_int(entry.offset, 0, EXACT_INT)):
+            return f"plan {(bucket, target)!r} is not (bucket within +-1e14, target) with an integer time and offset"
     return None
 
 

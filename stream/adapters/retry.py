@@ -40,6 +40,7 @@ import redis
 
 from tidecast.config import ServiceError
 from tidecast.stream.ingest import IngestBatch, PartitionState
+from tidecast.stream.plans import PlanEntry
 from tidecast.stream.window_store import StoreStats, WindowStore
 
 log = logging.getLogger(__name__)
@@ -168,3 +169,6 @@ class RetryingStore:
 
     def buckets(self) -> list[int]:
         return self.outage.call(self.store.buckets)
+
+    def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
+        return self.outage.call(lambda: self.store.read_plans(first, last))

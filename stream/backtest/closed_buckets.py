@@ -54,7 +54,8 @@ class ClosedBuckets:
         self.panel = panel
         self.closed: list[Closed] = []
 
-    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray) -> int:
+    def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                plans: Sequence[str | None] | None = None) -> int:
         panel = self.panel()
         index = panel.index
         last = panel.history[:, -1]

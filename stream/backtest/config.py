@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the learner (torch) is imported when a config asks for it, 
 
 TOPIC = "backtest.sales"
 """The one simulated input partition (partition 0)."""
+PLANS_TOPIC = "backtest.plans"
+"""The simulated plans partition (partition 0) of ``--known``."""
 TIDECAST = "tidecast"
 DEFAULT_BASELINES: tuple[str, ...] = tuple(name for name in BASELINE_NAMES if name != "lightgbm")
 """Every baseline except the optional LightGBM anchor."""
@@ -55,6 +57,9 @@ class BacktestConfig:
     forecasts: Path | None = None
     """Write every scored forecast of every model to this file (``.csv.gz``, ``.csv`` or ``.parquet``; see
     :mod:`tidecast.stream.backtest.forecast_file`)."""
+    known: tuple[str, ...] = ()
+    """File fields known ahead (``--known``: promo, price, open, event): replayed as plan events H buckets before
+    their bucket (:mod:`tidecast.stream.backtest.known_plans`), and the model takes plans as inputs."""
     max_rejected: float | None = None
     """Stop with :class:`~tidecast.stream.backtest.rejects.TooManyRejected` when a larger share of the rows is
     rejected (invalid or late); None: never (the command's ``--max-rejected`` defaults to 0.05)."""
@@ -92,4 +97,5 @@ class BacktestConfig:
 
         if self.learner is not None:
             return self.learner
-        return LearnerConfig(horizon=self.horizon, quantiles=tuple(self.quantiles), seed=self.seed)
+        return LearnerConfig(horizon=self.horizon, quantiles=tuple(self.quantiles), seed=self.seed,
+                             plans=bool(self.known))

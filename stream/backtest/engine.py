@@ -56,10 +56,11 @@ from contextlib import contextmanager
 
 from tidecast.models.learner import OnlineLearner
 from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
-from tidecast.stream.backtest.config import GC_THRESHOLDS, TOPIC, BacktestConfig
+from tidecast.stream.backtest.config import GC_THRESHOLDS, PLANS_TOPIC, TOPIC, BacktestConfig
 from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
 from tidecast.stream.backtest.forecast_file import ForecastRows, merge_parts, part_path
 from tidecast.stream.backtest.forecast_recorder import record
+from tidecast.stream.backtest.known_plans import with_plans
 from tidecast.stream.backtest.known_series_store import KnownSeriesStore
 from tidecast.stream.backtest.rejects import TooManyRejected
 from tidecast.stream.backtest.result import BacktestResult, assemble_result
@@ -108,6 +109,10 @@ class Backtest:
         self.store = KnownSeriesStore(store)
         self.ingestor = PartitionIngestor(TOPIC, 0, self.buckets, config.lateness_seconds * 1000, self.retention, state,
                                           bounds=config.bounds)
+        self.plan_ingestor = PartitionIngestor(PLANS_TOPIC, 0, self.buckets, config.lateness_seconds * 1000,
+                                               self.retention, store.load_partition(PLANS_TOPIC, 0),
+                                               bounds=config.bounds)
+        self.plan_offset = 0
         self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel)
         self.forecaster = self._forecaster()
         self.offset = 0
@@ -209,7 +214,14 @@ class Backtest:
         return result
 
     def _ingest(self, values: list[bytes]) -> None:
-        """Validate, deduplicate and window the encoded events the live way; one atomic commit."""
+        """Validate, deduplicate and window the encoded events the live way; one atomic commit. Plan events go
+        first, to the plans partition (as ``<prefix>plans`` live), counted apart (``plans_*``)."""
+        plans = [value for value in values if _PLAN in value]
+        if plans:
+            self._ingest_plans(plans)
+            values = [value for value in values if _PLAN not in value]
+            if not values:
+                return
         started = time.perf_counter()
         records = [Record(self.offset + i, value) for i, value in enumerate(values)]
         self.offset += len(records)
@@ -223,6 +235,21 @@ class Backtest:
             add(reject.reason)
         if batch.delta.rows:
             self._saw(min(b for b, _ in batch.delta.rows), max(b for b, _ in batch.delta.rows))
+
+    def _ingest_plans(self, values: list[bytes]) -> None:
+        """Ingest plan events to the plans partition, one atomic commit; counted as ``plans_<counter>`` (a plan's
+        reject repeats its row's, which the row's own reject tallies already)."""
+        started = time.perf_counter()
+        records = [Record(self.plan_offset + i, value) for i, value in enumerate(values)]
+        self.plan_offset += len(records)
+        batch = self.plan_ingestor.apply(records)
+        self.timings["ingest"] += time.perf_counter() - started
+        self._commit(batch, self.plan_ingestor)
+        self.counts["rows"] -= len(values)  # plans are not rows of the file (their rows are counted)
+        self.counts["plans"] += len(values)
+        for name, value in batch.counts.as_fields().items():
+            if value:
+                self.counts[f"plans_{name}"] += value
 
     def _register_zeros(self, chunk: Chunk) -> None:
         """Register the chunk's panel zeros for its bucket; like events, they move event time forward.
@@ -253,14 +280,14 @@ class Backtest:
         self.first_bucket = lo if self.first_bucket is None else min(self.first_bucket, lo)
         self.last_bucket = hi if self.last_bucket is None else max(self.last_bucket, hi)
 
-    def _commit(self, batch: IngestBatch) -> None:
+    def _commit(self, batch: IngestBatch, ingestor: PartitionIngestor | None = None) -> None:
         started = time.perf_counter()
         if not self.store.commit(batch):
             raise RuntimeError(
                 f"the window store refused the batch at offset {batch.expected_offset}: "
                 "another writer uses this partition (use a fresh store or key prefix)"
             )
-        self.ingestor.adopt(batch)
+        (ingestor or self.ingestor).adopt(batch)
         self.timings["commit"] += time.perf_counter() - started
 
     def _step(self) -> None:
@@ -325,6 +352,10 @@ class Backtest:
         return outcomes
 
 
+_PLAN = b'"type":"plan"'
+"""How an encoded plan event shows (orjson escapes quotes inside strings, so no other value matches)."""
+
+
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
     """Run the garbage collector less often meanwhile (at least :data:`GC_THRESHOLDS`).
@@ -366,10 +397,15 @@ def run_rows(
     >>> result.counts["ingested"], result.counts.get("late", 0), result.last_bucket - result.first_bucket
     (3, 0, 2)
     """
+    def rows(sorting: bool) -> Iterable[dict | bytes]:
+        if not config.known:
+            return open_rows(sorting)
+        return with_plans(open_rows(sorting), config.known, config.buckets, config.horizon)
+
     try:
         backtest = Backtest(config, new_store(), total_rows=total_rows)
-        return backtest.run(chunks_in_order(open_rows(False), config.buckets))
+        return backtest.run(chunks_in_order(rows(False), config.buckets))
     except OutOfOrder as exc:
         if on_sort is not None:
             on_sort(exc)
-    return Backtest(config, new_store(), total_rows=total_rows).run(chunks_sorted(open_rows(True), config.buckets))
+    return Backtest(config, new_store(), total_rows=total_rows).run(chunks_sorted(rows(True), config.buckets))

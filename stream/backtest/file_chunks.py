@@ -83,7 +83,7 @@ class _Reader:
     def __call__(self, doc: dict | bytes) -> tuple[int | None, bytes | str]:
         if type(doc) is not dict:
             return None, bytes(doc)  # an unparsable line: the validator gives the reason
-        if doc.get("open") is False:
+        if _closed(doc):
             self.closed += 1
         raw = doc.get("ts")
         ts = self.cache.get(raw, -1) if type(raw) is str else -1
@@ -98,6 +98,11 @@ class _Reader:
 
 
 _dumps = orjson.dumps
+
+
+def _closed(doc: dict) -> bool:
+    """A row flagged closed (``open: false``); a plan saying so is no row of the file."""
+    return doc.get("open") is False and doc.get("type") != "plan"
 
 
 def _series(doc: dict) -> str | None:
@@ -136,7 +141,7 @@ def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[
                 else:
                     if bucket < current:
                         raise OutOfOrder(f"row {row} is in bucket {bucket}, after a row of bucket {current}")
-                    now_closed = read.closed - (doc.get("open") is False if type(doc) is dict else 0)
+                    now_closed = read.closed - (type(doc) is dict and _closed(doc))
                     yield Chunk(current, records, zeros, zero_ts, now_closed - closed)
                     closed = now_closed
                     current, records, zeros, zero_ts = bucket, [], [], None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tidecast.stream.ingest import IngestBatch, PartitionState
+from tidecast.stream.plans import PlanEntry
 from tidecast.stream.window_store import StoreStats, WindowStore
 from tidecast.stream.windows import empty_row
 
@@ -72,3 +73,6 @@ class KnownSeriesStore:
 
     def max_event_times(self) -> dict[str, int]:
         return self.inner.max_event_times()
+
+    def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
+        return self.inner.read_plans(first, last)

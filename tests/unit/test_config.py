@@ -13,7 +13,7 @@ from tidecast.config import ConfigError, Settings
 def test_defaults() -> None:
     s = Settings.from_env({})
     assert (s.bucket_seconds, s.lateness_seconds, s.retention, s.partitions) == (86_400, 7_200, 56, 12)
-    assert s.topics.all == ("tidecast.clicks", "tidecast.sales", "tidecast.forecasts", "tidecast.dlq")
+    assert s.topics.all == ("tidecast.clicks", "tidecast.sales", "tidecast.plans", "tidecast.forecasts", "tidecast.dlq")
     assert s.home == Path(".tidecast") and s.embedded and s.session_timeout_ms == 6000
 
 

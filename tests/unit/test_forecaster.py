@@ -71,7 +71,7 @@ class Recorder:
         self.calls.append(("forecast", t))
         return np.zeros((len(history), 1, 3), np.float32), np.zeros((len(history), 1), np.float32)
 
-    def publish(self, batch: ForecastBatch, series, values, mean) -> int:
+    def publish(self, batch: ForecastBatch, series, values, mean, plans=None) -> int:
         self.calls.append(("publish", Buckets(DAY).index(batch.origin_ms)))
         return len(series)
 

@@ -52,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "the day/month order of dates such as 11/1/2000 from the whole column)")
     parser.add_argument("--bucket", dest="backtest_bucket", metavar="SIZE",
                         help="bucket size, e.g. 1h, 1d, 1w (default TIDECAST_BUCKET, 1d)")
+    parser.add_argument("--known", metavar="FIELD,...",
+                        help="fields known ahead, among promo, price, open, event (mapped by --columns): replayed as "
+                             "plan events issued H buckets before their bucket, and the model takes them as inputs")
     parser.add_argument("--horizon", type=int, help="buckets forecast at each origin (default TIDECAST_HORIZON, 14)")
     parser.add_argument("--warmup", type=int, help="first origins learned from but not scored (default 2 x horizon)")
     parser.add_argument("--baselines",
@@ -101,6 +104,7 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
     """The engine's config from the flags, falling back on the settings (``TIDECAST_*``)."""
     from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
     from tidecast.stream.backtest.forecast_file import forecast_format
+    from tidecast.stream.backtest.known_plans import check_known
     from tidecast.stream.events import Bounds
 
     baselines = DEFAULT_BASELINES if args.baselines is None else parse_baselines(args.baselines)
@@ -116,12 +120,16 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
         raise ConfigError(f"--bucket: {exc}") from None
     horizon = args.horizon if args.horizon is not None else settings.horizon
     try:
+        known = check_known(parse_baselines(args.known)) if args.known else ()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
         return BacktestConfig(
             bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
             seed=args.seed, weight_window=args.weight_window, trace=args.report is not None,
             workers=max(0, args.workers), forecasts=forecasts,
-            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price),
+            max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price), known=known,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -143,6 +151,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"no such file: {path}")
     config = backtest_config(args, settings)
     columns = parse_columns(args.columns)
+    unmapped = [name for name in config.known if name not in columns]
+    if unmapped:
+        raise ConfigError(f"--known {', '.join(unmapped)}: not mapped by --columns (add e.g. {unmapped[0]}=COLUMN)")
     date_format = resolve_date_format(path, columns, args.date_format)
     try:  # fail now on an unknown format, time zone or column
         next(iter(read_events(path, columns, args.tz, date_format)), None)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     client = redis_client(settings, endpoints.redis)
     store = RedisWindowStore(client, settings.topic_prefix)
     stats = store.stats()
-    earliest = earliest_offsets(endpoints.kafka, settings.topics.inputs, settings)
+    earliest = earliest_offsets(endpoints.kafka, settings.topics.ingested, settings)
     for line in plan_lines(earliest, stats.offsets):
         print(line)
     print(f"Redis holds {stats.counters['ingested']:,} ingested events under "

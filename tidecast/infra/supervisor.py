@@ -1,7 +1,7 @@
 """The process that owns the embedded broker and valkey-server (started by :func:`tidecast.infra.up`).
 
 Run as ``python -m tidecast.infra.supervisor --home DIR``. It starts both servers on free loopback ports with a
-parent-death signal, waits until they answer, creates the four topics with their final partition
+parent-death signal, waits until they answer, creates the five topics with their final partition
 counts, writes ``DIR/infra/state.json`` and then watches: it tears everything down on SIGTERM or
 SIGINT, when the broker dies (its topics lived in its memory: they are gone), or when ``--owner-pid`` is gone.
 When valkey-server dies it is started again on the same port (its data is lost; the ingest reports the lost

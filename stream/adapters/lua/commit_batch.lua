@@ -3,7 +3,10 @@
 -- ARGV[2] = topic, ARGV[3] = offset the batch was built on ('' for none), ARGV[4] = the batch as JSON:
 --   {"next": int, "max_ts": int|null, "trim": int|null, "counts": [ingested, duplicates, late, invalid, dlq],
 --    "rows": [[bucket, series, units, orders, revenue, returns, views, add_to_cart, promo_orders], ...],
---    "forget": [bucket, ...], "seen": [[bucket, [event_id, ...]], ...], "gap": [stored offset, first offset] (optional)}
+--    "forget": [bucket, ...], "seen": [[bucket, [event_id, ...]], ...], "gap": [stored offset, first offset] (optional),
+--    "plans": [[bucket, target, issued ms, offset, plan JSON], ...] (optional)}
+-- A plan is written to "P plan:<bucket>" target -> plan JSON ([issued, offset, promo, price, open, event]) unless the
+-- stored one is later by (issued, offset): last write wins, so applying a batch twice changes nothing.
 -- redis.call formats Lua numbers exactly (shortest round trip), so float sums lose nothing on the way.
 -- Returns 1 when applied, 0 when fenced: the stored offset is not the one the batch was built on; -1 when the
 -- batch was built on an offset and none is stored (Redis lost the partition's state: FLUSHALL, a restart).
@@ -88,6 +91,17 @@ for i, group in ipairs(seen) do
   end
 end
 
+local plans = batch.plans
+if plans == nil or plans == null then plans = {} end
+if type(plans) ~= 'table' then return invalid("'plans' must be a list") end
+for i, plan in ipairs(plans) do
+  if type(plan) ~= 'table' or #plan ~= 5 or not bucket(plan[1]) or type(plan[2]) ~= 'string'
+      or not int(plan[3], -EXACT_INT, EXACT_INT) or not int(plan[4], 0, EXACT_INT) or type(plan[5]) ~= 'string' then
+    return invalid("'plans' " .. i .. ' must be [bucket (an integer within +-1e14), target, issued ms, offset '
+      .. '(integers within 2^53), plan JSON]')
+  end
+end
+
 local gap = batch.gap
 if gap ~= nil and gap ~= null then
   if type(gap) ~= 'table' or not int(gap[1], 0, EXACT_INT) or not int(gap[2], gap[1] + 1, EXACT_INT) then
@@ -129,12 +143,31 @@ for _, group in ipairs(seen) do
   end
 end
 
+for _, plan in ipairs(plans) do
+  local key = p .. 'plan:' .. plan[1]
+  local stored = redis.call('HGET', key, plan[2])
+  local older = true
+  if stored then
+    local ok_old, old = pcall(cjson.decode, stored)
+    if ok_old and type(old) == 'table' and type(old[1]) == 'number' and type(old[2]) == 'number' then
+      older = old[1] < plan[3] or (old[1] == plan[3] and old[2] <= plan[4])
+    end
+  end
+  if older then
+    redis.call('HSET', key, plan[2], plan[5])
+    redis.call('ZADD', p .. 'plans', plan[1], plan[1])
+  end
+end
+
 if batch.trim ~= null then
   local old = redis.call('ZRANGEBYSCORE', p .. 'buckets', '-inf', '(' .. batch.trim)
   for _, b in ipairs(old) do
     for m = 1, 7 do redis.call('DEL', p .. 'w:' .. b .. ':' .. metrics[m]) end
   end
   if #old > 0 then redis.call('ZREMRANGEBYSCORE', p .. 'buckets', '-inf', '(' .. batch.trim) end
+  local old_plans = redis.call('ZRANGEBYSCORE', p .. 'plans', '-inf', '(' .. batch.trim)
+  for _, b in ipairs(old_plans) do redis.call('DEL', p .. 'plan:' .. b) end
+  if #old_plans > 0 then redis.call('ZREMRANGEBYSCORE', p .. 'plans', '-inf', '(' .. batch.trim) end
 end
 
 if not current then redis.call('HSETNX', p .. 'epoch', topic, redis.call('TIME')[1]) end
