@@ -3,19 +3,21 @@
 :func:`hostile` yields :class:`Hostile` messages, deterministically per seed, cycling through
 :data:`CASES`: invalid JSON, non-UTF-8 bytes, empty and huge payloads and keys, deep nesting, wrong types,
 NaN and Infinity, huge and negative numbers, timestamps in 1970 and 2200 and from the far future, unknown
-event types, ids that are too long or not printable. Each is built from a real event of the stream it is
-mixed into (``like``), so everything but the broken part looks right.
+event types, ids that are too long or not printable, and plans that are malformed or too far ahead. Each is
+built from a real event of the stream it is mixed into (``like``), so everything but the broken part looks
+right.
 
 Every hostile message must end in the DLQ with a reason. Most break the event contract outright
-(:func:`tidecast.stream.events.validate` rejects them); the two ``ts_*`` cases that are valid on their own
-are rejected by the ingest's time guards: ``ts_1970`` is ``late`` once a partition has a watermark, and
-``ts_far_future`` (2199) is ``future`` (more than ``TIDECAST_MAX_FUTURE`` past the wall clock). Mix them
-into a stream after its first bucket, so that every partition has a watermark.
+(:func:`tidecast.stream.events.validate` rejects them); the three :data:`TIME_GUARDED` cases that are
+valid on their own are rejected by the ingest's time guards: ``ts_1970`` is ``late`` once a partition has a
+watermark, ``ts_far_future`` (2199) is ``future`` (more than ``TIDECAST_MAX_FUTURE`` past the wall clock),
+and ``plan_far_ahead`` plans a bucket beyond the planning horizon. Mix them into a stream after its first
+bucket, so that every partition has a watermark.
 
 >>> like = {"event_id": "e1", "type": "sale", "ts": "2026-01-05T10:00:00+00:00", "sku": "A", "qty": 1}
 >>> corpus = list(hostile([like], 2 * len(CASES), seed=1))
 >>> len(corpus), sorted({m.case for m in corpus}) == sorted(CASES)
-(58, True)
+(66, True)
 >>> from tidecast.stream.events import InvalidEvent, validate
 >>> def rejected(message):
 ...     try:
@@ -43,8 +45,9 @@ HUGE_CASES = ("huge_payload", "huge_key")
 HUGE_EVERY = 10
 """The huge cases come in one cycle through :data:`CASES` of every ``HUGE_EVERY`` (the first one included), so a
 large corpus stays a few megabytes per thousand messages."""
-TIME_GUARDED = ("ts_1970", "ts_far_future")
-"""Cases that are valid events taken alone: the ingest rejects them as ``late`` and ``future``."""
+TIME_GUARDED = ("ts_1970", "ts_far_future", "plan_far_ahead")
+"""Cases that are valid events taken alone: the ingest rejects them as ``late``, ``future``, and a plan for a
+bucket beyond the planning horizon."""
 
 
 class Hostile(NamedTuple):
@@ -65,6 +68,12 @@ def _with(doc: dict, **changes: object) -> bytes:
 
 def _without(doc: dict, name: str) -> bytes:
     return _dumps({k: v for k, v in doc.items() if k != name})
+
+
+def _plan(doc: dict, **fields: object) -> bytes:
+    """A plan for the series of ``doc``, issued at its time, with ``fields``."""
+    return _dumps({"event_id": f"{doc['event_id']}-plan", "type": "plan", "ts": doc["ts"], "store": doc.get("store")
+                   or "all", "sku": doc["sku"], **fields})
 
 
 _Case = Callable[[dict, random.Random], tuple[bytes | None, bytes]]
@@ -106,6 +115,10 @@ CASES: dict[str, _Case] = {
     "long_id": lambda d, r: (None, _with(d, event_id="e" * 201)),
     "control_chars": lambda d, r: (None, _with(d, sku="A\x00\x1b[31m")),
     "colon_in_store": lambda d, r: (None, _with(d, store="a:b")),
+    "plan_far_ahead": lambda d, r: (None, _plan(d, promo=True, **{"for": "2199-01-01T00:00:00+00:00"})),
+    "plan_wrong_type": lambda d, r: (None, _plan(d, promo=r.choice(["yes", 1, None, [True]]), **{"for": d["ts"]})),
+    "plan_negative_price": lambda d, r: (None, _plan(d, price=-r.uniform(0.01, 100), **{"for": d["ts"]})),
+    "plan_missing_for": lambda d, r: (None, _plan(d, open=False)),
 }
 
 

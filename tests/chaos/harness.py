@@ -38,7 +38,7 @@ from pathlib import Path
 import orjson
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from pipeline import TIDECAST, env_for, recount
+from pipeline import TIDECAST, env_for, expected_plans, recount
 
 from tidecast import infra
 from tidecast.config import Endpoints, Settings
@@ -46,9 +46,10 @@ from tidecast.infra.processes import die_with_parent, pid_runs
 from tidecast.producers.event_sender import route
 from tidecast.producers.faults import with_faults
 from tidecast.producers.fuzz import hostile
-from tidecast.producers.synthetic import SyntheticConfig, generate
+from tidecast.producers.synthetic import SyntheticConfig, generate, planned_promotions
 from tidecast.stream.adapters.kafka_clients import create_topics, producer_config
 from tidecast.stream.adapters.redis_store import RedisWindowStore
+from tidecast.stream.events import NO_EVENT
 from tidecast.stream.timebuckets import Buckets
 
 COUNT_FIELDS = {1: "sale lines", 4: "views", 5: "add-to-carts", 6: "promo lines"}
@@ -88,9 +89,15 @@ class Report:
     hostile_sent: int = 0
     hostile_bytes: int = 0
     ingested: int = 0
+    """The store's ``ingested`` counter: valid events and plans."""
     lost: dict[str, float] = field(default_factory=dict)
     doubled: dict[str, float] = field(default_factory=dict)
     windows_differing: int = 0
+    plans_sent: int = 0
+    plans: int = 0
+    plans_wrong: int = 0
+    """Planned (bucket, target)s missing from Redis or stored with other values than the last plan sent."""
+    plans_unexpected: int = 0
     hostile_missing_from_dlq: int = 0
     dlq_without_reason: int = 0
     dlq_messages: int = 0
@@ -111,6 +118,7 @@ class Report:
     @property
     def ok(self) -> bool:
         return not (any(self.lost.values()) or any(self.doubled.values()) or self.windows_differing
+                    or self.plans_wrong or self.plans_unexpected
                     or self.hostile_missing_from_dlq or self.dlq_without_reason or self.forecasts_missing
                     or self.ids_per_forecast_max > 1 or self.crashes or self.sigterm_nonzero
                     or self.sigterm_exit_s > 10)
@@ -275,6 +283,7 @@ class Day:
     messages: list[tuple[str, bytes | None, bytes, str | None]]
     valid: list[dict]
     duplicates: int
+    plans: list[dict] = field(default_factory=list)
 
 
 def build_days(plan: Plan, settings: Settings) -> list[Day]:
@@ -286,6 +295,9 @@ def build_days(plan: Plan, settings: Settings) -> list[Day]:
     for doc in generate(config):
         by_day[doc_bucket(doc, buckets)].append(doc)
     first = min(by_day)
+    plans_by_day: dict[int, list[dict]] = defaultdict(list)
+    for doc in planned_promotions(config, ahead_days=7):  # sent on the day they are issued (the first: earlier)
+        plans_by_day[max(first, doc_bucket(doc, buckets))].append(doc)
     corpus = list(hostile(by_day[first][:2000], plan.fuzz, seed=plan.seed))
     spread: dict[int, list] = defaultdict(list)
     for message in corpus:
@@ -294,6 +306,9 @@ def build_days(plan: Plan, settings: Settings) -> list[Day]:
     for d in range(plan.days):
         messages: list[tuple[str, bytes | None, bytes, str | None]] = []
         valid, duplicates = [], 0
+        for doc in plans_by_day[first + d]:
+            topic, key = route(doc, settings.topics)
+            messages.append((topic, key, orjson.dumps(doc), None))
         for out in with_faults(by_day[first + d], malformed=0.0, duplicates=plan.duplicates, seed=plan.seed + d):
             assert out.doc is not None
             topic, key = route(out.doc, settings.topics)
@@ -305,7 +320,7 @@ def build_days(plan: Plan, settings: Settings) -> list[Day]:
         for bad in spread[d]:
             topic = rng.choice(settings.topics.inputs)
             messages.insert(rng.randint(len(messages) // 10, len(messages)), (topic, bad.key, bad.value, bad.case))
-        days.append(Day(messages, valid, duplicates))
+        days.append(Day(messages, valid, duplicates, plans_by_day[first + d]))
     return days
 
 
@@ -368,6 +383,7 @@ class Chaos:
         create_topics(settings.kafka_bootstrap, settings.topics.all, settings.partitions)
         days = build_days(plan, settings)
         total = sum(len(d.valid) for d in days)
+        records = total + sum(len(d.plans) for d in days)  # what the store's `ingested` counts: plans too
         self._kill_marks = sorted(self.rng.sample(range(1000, int(total * 0.97)), plan.ingest_kills))
         schedule = self._schedule()
         self.say(f"chaos: {plan.series} series x {plan.days} days, {total:,} events, {plan.fuzz:,} hostile; "
@@ -404,7 +420,7 @@ class Chaos:
                 self.say(f"  day {d + 1}/{plan.days}: {len(day.valid):,} events sent"
                          + (f", {', '.join(faults)}" if faults else "")
                          + f"; kills so far {self.report.kills}")
-            self._until(lambda: self._stats_ingested() == total, "every event ingested", timeout=300)
+            self._until(lambda: self._stats_ingested() == records, "every event and plan ingested", timeout=300)
             last = self.buckets.iso(self.buckets.start_ms(first + plan.days - 1))
             self._until(lambda: forecasts.seen(last), f"the last forecasts ({last})", timeout=180)
         finally:
@@ -415,6 +431,8 @@ class Chaos:
             time.sleep(1.0)  # the last forecasts reach the reader
             forecasts.stop()
         self.report.events, self.valid = total, [doc for day in days for doc in day.valid]
+        self.plans = [doc for day in days for doc in day.plans]
+        self.report.plans_sent = len(self.plans)
         self.report.duplicates_sent = sum(d.duplicates for d in days)
         self._check(forecasts, first)
         self.report.seconds = time.monotonic() - started
@@ -463,7 +481,7 @@ class Chaos:
         with self.crew.lock:
             self.crew.hold_ingest = False
         self._until(lambda: len(self.crew.ingest) == self.plan.ingest_workers, "the workers back")
-        self._until(lambda: self._stats_ingested() >= sum(len(x.valid) for x in days[: d + 1]),
+        self._until(lambda: self._stats_ingested() >= sum(len(x.valid) + len(x.plans) for x in days[: d + 1]),
                     "the rebuild to re-read the history", timeout=300)
         with self.crew.lock:
             self.crew.expect_lost = False
@@ -524,6 +542,19 @@ class Chaos:
                 lines.append(f"--- {proc.log.name}\n{dump.stdout}{dump.stderr}")
         (self.logs / "diagnosis.txt").write_text("\n".join(lines))
 
+    def _check_plans(self) -> None:
+        """The stored plans against a last-write-wins recount of the plans sent."""
+        expected = expected_plans(self.plans, self.buckets)
+        self.report.plans = len(expected)
+        if not expected:
+            return
+        first, last = min(b for b, _ in expected), max(b for b, _ in expected)
+        stored = {(b, target): entry.values for b, targets in self.store.read_plans(first, last).items()
+                  for target, entry in targets.items()}
+        self.report.plans_wrong = sum(1 for key, doc in expected.items()
+                                      if tuple(stored.get(key, ())) != plan_values(doc))
+        self.report.plans_unexpected = len(stored.keys() - expected.keys())
+
     # -- the checks -------------------------------------------------------------------------------------------
     def _check(self, forecasts: Forecasts, first: int) -> None:
         report, settings = self.report, self.settings
@@ -544,6 +575,8 @@ class Chaos:
             differs |= abs(want[2] - got[2]) > 1e-9 * max(1.0, abs(want[2]))
             report.windows_differing += differs
         report.lost, report.doubled = dict(lost), dict(doubled)
+
+        self._check_plans()
 
         dlq = read_dlq_raw(settings)
         report.dlq_messages = len(dlq)
@@ -573,6 +606,13 @@ class Chaos:
         report.forecasts_missing = missing
         report.forecasts_published = forecasts.messages
         report.ids_per_forecast_max = max((len(ids) for ids in forecasts.ids.values()), default=0)
+
+
+def plan_values(doc: dict) -> tuple:
+    """A plan event's values as the store keeps them (:data:`tidecast.stream.events.PLAN_FIELDS` order)."""
+    event = doc.get("event")
+    return (doc.get("promo"), doc.get("price"), doc.get("open"), NO_EVENT if "event" in doc and event is None
+            else event)
 
 
 def read_dlq_raw(settings: Settings, timeout: float = 60.0) -> list[bytes]:

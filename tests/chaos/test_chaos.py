@@ -21,9 +21,10 @@ def test_chaos_loses_doubles_and_crashes_nothing(tmp_path: Path) -> None:
     assert report.kills == {"ingest": CI.ingest_kills, "forecaster": CI.forecaster_kills}
     assert len(report.faults) == 3
     assert report.crashes == []
-    assert report.ingested == report.events
+    assert report.ingested == report.events + report.plans_sent
     assert not any(report.lost.values()) and not any(report.doubled.values()), (report.lost, report.doubled)
     assert report.windows_differing == 0
+    assert report.plans > 100 and report.plans_wrong == 0 and report.plans_unexpected == 0
     assert report.hostile_missing_from_dlq == 0 and report.dlq_without_reason == 0
     assert report.dlq_largest_bytes <= DLQ_MAX_BYTES * 4 // 3 + 1400  # the documented bound (docs/events.md)
     assert report.origins == CI.days - 1 and report.forecasts_missing == 0

@@ -16,6 +16,7 @@ from tidecast.config import Settings
 from tidecast.producers.event_sender import EventSender
 from tidecast.producers.faults import Outgoing
 from tidecast.stream.adapters.redis_store import RedisWindowStore
+from tidecast.stream.timebuckets import Buckets
 
 
 def env_for(settings: Settings) -> dict[str, str]:
@@ -113,3 +114,15 @@ def read_dlq(settings: Settings, timeout: float = 30.0) -> list[dict]:
             break
     consumer.close()
     return messages
+
+
+def expected_plans(docs: list[dict], buckets: Buckets) -> dict[tuple[int, str], dict]:
+    """Last write wins by (issue time, send order): an independent recount."""
+    latest: dict[tuple[int, str], tuple] = {}
+    for n, doc in enumerate(docs):
+        target = f"{doc['store']}:{doc['sku']}" if "sku" in doc else doc["store"]
+        key = (buckets.index(int(datetime.fromisoformat(doc["for"]).timestamp() * 1000)), target)
+        order = (datetime.fromisoformat(doc["ts"]), n)
+        if key not in latest or order > latest[key][0]:
+            latest[key] = (order, doc)
+    return {key: doc for key, (_, doc) in latest.items()}

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import jsonschema
 import pytest
 import redis
-from pipeline import TIDECAST, env_for, produce
+from pipeline import TIDECAST, env_for, expected_plans, produce
 from tail_reader import read_forecasts
 from test_forecast import SCHEMA
 
@@ -46,18 +46,6 @@ def plan_docs(series: list[tuple[str, str]], start: datetime, rng: random.Random
                 docs.append({"event_id": f"p-{store}-{day}-{revision}", "type": "plan", "ts": issued, "for": target,
                              "store": store, "open": rng.random() < 0.9, "event": None if day % 7 else "market"})
     return docs
-
-
-def expected_plans(docs: list[dict], buckets: Buckets) -> dict[tuple[int, str], dict]:
-    """Last write wins by (issue time, send order): an independent recount."""
-    latest: dict[tuple[int, str], tuple] = {}
-    for n, doc in enumerate(docs):
-        target = f"{doc['store']}:{doc['sku']}" if "sku" in doc else doc["store"]
-        key = (buckets.index(int(datetime.fromisoformat(doc["for"]).timestamp() * 1000)), target)
-        order = (datetime.fromisoformat(doc["ts"]), n)
-        if key not in latest or order > latest[key][0]:
-            latest[key] = (order, doc)
-    return {key: doc for key, (_, doc) in latest.items()}
 
 
 def ingest(settings: Settings, until_idle: float) -> subprocess.Popen:
