@@ -33,6 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -325,8 +326,6 @@ def build_days(plan: Plan, settings: Settings) -> list[Day]:
 
 
 def doc_bucket(doc: dict, buckets: Buckets) -> int:
-    from datetime import datetime
-
     ts = doc["ts"]
     return buckets.index(ts if isinstance(ts, int) else round(datetime.fromisoformat(ts).timestamp() * 1000))
 
@@ -362,19 +361,17 @@ class Chaos:
         return pid
 
     def pause(self, name: str, needle: str, seconds: float) -> None:
+        """SIGSTOP the server for ``seconds`` (no ingest kill meanwhile: one fault at a time), then SIGCONT."""
         pid = self.server_pid(name, needle)
         self.say(f"  pausing {name} (PID {pid}) for {seconds:g} s")
+        self._quiet.set()
         os.kill(pid, signal.SIGSTOP)
         try:
-            self._wait(seconds)
+            time.sleep(seconds)
         finally:
             os.kill(pid, signal.SIGCONT)
+            self._quiet.clear()
         self.report.faults.append(f"{name} paused {seconds:g} s")
-
-    def _wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
 
     # -- the run ----------------------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -403,13 +400,9 @@ class Chaos:
                 else:
                     self._produce(producer, day)
                 if "broker" in faults:
-                    self._quiet.set()
                     self.pause("kafka", "tansu", plan.broker_outage_s)
-                    self._quiet.clear()
                 if "redis" in faults:
-                    self._quiet.set()
                     self.pause("redis", "valkey-server", plan.redis_outage_s)
-                    self._quiet.clear()
                 if "forecaster-now" in faults:
                     time.sleep(self.rng.uniform(0, 0.5))
                     self.crew.kill_forecaster()
