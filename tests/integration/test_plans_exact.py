@@ -55,7 +55,7 @@ def ingest(settings: Settings, until_idle: float) -> subprocess.Popen:
 
 def test_plans_exactly_once_through_kafka_and_redis(settings: Settings) -> None:
     settings = replace(settings, retention=90, idle_timeout_seconds=1)
-    config = SyntheticConfig(series=60, days=DAYS, seed=11, clicks=False)
+    config = SyntheticConfig(series=60, days=DAYS, seed=11)  # with clicks: enough records to kill a worker mid-way
     sales = list(generate(config))
     series = sorted({(doc.get("store") or "all", doc["sku"]) for doc in sales})
     plans = plan_docs(series, config.start, random.Random(5))
