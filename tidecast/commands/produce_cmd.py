@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="fields known ahead, among promo, price, open, event (mapped by --columns): also sent "
                            "as plan events issued TIDECAST_HORIZON buckets before each row's bucket, as "
                            "backtest --known replays them (docs/whatif.md)")
+    file.add_argument("--until", type=_iso, metavar="TIME",
+                      help="send only events before TIME (ISO-8601): the history as known then; with --known, "
+                           "the plans issued before TIME for later buckets too")
     file.add_argument("--tz", default="UTC", help="time zone of naive timestamps (default UTC)")
     file.add_argument("--date-format", metavar="FMT",
                       help="strptime format of times that are not ISO-8601, e.g. %%m/%%d/%%Y (default: detect "
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         docs = read_events(args.path, columns, args.tz, date_format)
         if args.known:
             docs = _with_plans(docs, args.known, columns, settings)
+        if args.until is not None:
+            docs = _before(docs, int(args.until.timestamp() * 1000))
         rejects = RejectTally()
         with EventSender(settings, endpoints.kafka) as sender:
             for doc in progress(docs, f"sending {args.path.name}", total=count_rows(args.path), unit="rows"):
@@ -111,6 +116,25 @@ def _with_plans(docs, known: str, columns: dict[str, str], settings: Settings):
     if unmapped:
         raise ConfigError(f"--known {', '.join(unmapped)}: not mapped by --columns (add e.g. {unmapped[0]}=COLUMN)")
     return with_plans(docs, fields, Buckets(settings.bucket_seconds), settings.horizon)
+
+
+def _before(docs, until_ms: int):
+    """The events whose ``ts`` (a plan's: its issue time) is before ``until_ms``; rows whose time cannot be read
+    pass, for the ingest to dead-letter.
+
+    >>> docs = [{"ts": "2015-07-17T00:00:00+00:00"}, {"ts": "2015-07-18T00:00:00+00:00"}, {"ts": "?"}]
+    >>> list(_before(docs, 1437177600000))  # 2015-07-18
+    [{'ts': '2015-07-17T00:00:00+00:00'}, {'ts': '?'}]
+    """
+    from tidecast.stream.events import InvalidEvent, parse_ts
+
+    for doc in docs:
+        try:
+            if isinstance(doc, dict) and parse_ts(doc.get("ts")) >= until_ms:
+                continue
+        except InvalidEvent:
+            pass
+        yield doc
 
 
 def invalid_reason(doc: dict | bytes) -> str | None:

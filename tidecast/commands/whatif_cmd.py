@@ -60,9 +60,12 @@ def _print(report: dict) -> None:
     from tidecast.models.quantiles import interval80_pair, quantile_label
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a file or pipe: no wrapped cells
     pair = interval80_pair(report["quantiles"])
     band = "" if pair is None else "-".join(quantile_label(report["quantiles"][i]) for i in pair)
     console.print(f"model version {report['model_version']}, last closed bucket {report['last_closed']}")
+    width = 10 if report["bucket_seconds"] % 86_400 == 0 else 16  # the date, or the date and time
     for scenario in report["scenarios"]:
         for series in scenario["series"]:
             table = Table("bucket", "baseline plan", "scenario plan", "baseline mean", "scenario mean", "change",
@@ -71,7 +74,7 @@ def _print(report: dict) -> None:
             for b in series["buckets"]:
                 base, alt, diff = b["baseline"]["mean"], b["scenario"]["mean"], b["difference"]["mean"]
                 pct = f" ({diff / base:+.0%})" if base > 0 else ""
-                cells = [b["start"][:16], _plan(b["baseline_plan"]), _plan(b["plan"]) if b["changed"] else "=",
+                cells = [b["start"][:width], _plan(b["baseline_plan"]), _plan(b["plan"]) if b["changed"] else "=",
                          f"{base:,.1f}", f"{alt:,.1f}", f"{diff:+,.1f}{pct}"]
                 if pair:
                     cells += [_band(b["baseline"]["quantiles"], pair), _band(b["scenario"]["quantiles"], pair)]
