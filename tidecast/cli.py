@@ -26,6 +26,7 @@ from tidecast.commands import (
     produce_cmd,
     rebuild_cmd,
     tail_cmd,
+    whatif_cmd,
 )
 from tidecast.config import ConfigError, ServiceError, Settings
 from tidecast.infra import InfraError
@@ -34,7 +35,8 @@ from tidecast.stream.ingest import StateLost
 from tidecast.stream.timebuckets import parse_duration
 
 COMMANDS = (
-    infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, tail_cmd, inspect_cmd, rebuild_cmd, demo_cmd, backtest_cmd,
+    infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, whatif_cmd, tail_cmd, inspect_cmd, rebuild_cmd, demo_cmd,
+    backtest_cmd,
 )
 """The command modules, in ``--help`` order; each adds its parsers (``forecast_cmd``: forecast and run)."""
 

@@ -5,7 +5,8 @@ Kafka sink, the loops that drive them, and the signal handling they share.
 - :func:`run_ingest`: one ingest worker until stopped or idle (``tidecast ingest``);
 - :func:`run_forecast`: the forecaster alone, closing buckets as the watermarks pass (``tidecast forecast``);
 - :func:`run_ingest_and_forecast`: both on one thread, buckets closed between polls (``tidecast run``, the demo);
-- :func:`stop_on_signals`: SIGINT/SIGTERM ask the running loop to finish cleanly.
+- :func:`stop_on_signals`: SIGINT/SIGTERM ask the running loop to finish cleanly;
+- :func:`build_read_only`: the forecaster resumed read-only, for ``tidecast whatif`` (no lease, no Kafka).
 
 The commands keep the flags and what is printed. torch, the learner, kafka and redis are imported when a
 loop is started, not with this module.
@@ -186,6 +187,32 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
         checkpoints.release()
         raise
     return LiveForecaster(forecaster, sink, store, settings, endpoints, checkpoints)
+
+
+def build_read_only(settings: Settings, endpoints: Endpoints) -> Forecaster:
+    """The live forecaster as a restart would resume it (its checkpoint, the Redis windows and plans), for a
+    what-if: it takes no lease (the running forecaster keeps its own), connects no Kafka, and can neither save
+    the checkpoint nor publish (:func:`tidecast.stream.whatif.read_only`). No checkpoint, an unreadable one or
+    one of another shape is a :class:`ConfigError` (exit 2)."""
+    from tidecast.models import checkpoint
+    from tidecast.models.learner import OnlineLearner
+    from tidecast.stream.adapters.redis_clients import redis_client
+    from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
+    from tidecast.stream.forecaster import CheckpointMismatch
+    from tidecast.stream.whatif import read_only
+
+    client = redis_client(settings, endpoints.redis)
+    key = RedisCheckpoints.key_for(settings.topic_prefix, "all")
+    blob = RedisCheckpoints(client, settings.topic_prefix).load()
+    where = f"Redis key {key} on {redact(endpoints.redis)}"
+    if blob is None:
+        raise ConfigError(f"{where}: no checkpoint: no model has closed a bucket yet (tidecast run or forecast first)")
+    try:
+        state = checkpoint.loads(blob)
+        return read_only(forecaster_config(settings, ()), RedisWindowStore(client, settings.topic_prefix),
+                         OnlineLearner(learner_config(settings)), blob, lambda _: state)
+    except (checkpoint.CheckpointError, CheckpointMismatch) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def dead_on_this_host(holder: str) -> bool:

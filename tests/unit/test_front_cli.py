@@ -27,6 +27,7 @@ HELP_LINES = (
     "ingest consume clicks and sales into the Redis feature windows",
     "forecast close buckets as watermarks pass: learn, forecast, publish",
     "run ingest and forecast together (the single-machine default)",
+    "whatif forecast chosen series under other plans, read-only (no learning)",
     "tail follow the forecast topic",
     "inspect show a series' windows or the ingest counters",
     "demo run the whole pipeline end to end on the embedded servers",
@@ -53,7 +54,8 @@ def test_a_command_parses_with_its_own_flags() -> None:
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["inspect", "stats", "--json"], ["infra", "status"], ["infra", "up"], ["tail"],
-    ["produce", "synthetic"], ["ingest"], ["forecast"], ["run"], ["demo"], ["backtest", "history.csv"],
+    ["produce", "synthetic"], ["ingest"], ["forecast"], ["run"], ["whatif", "s.jsonl"], ["demo"],
+    ["backtest", "history.csv"],
 ])
 def test_parsing_a_light_command_imports_nothing_heavy(argv: list[str]) -> None:
     code = (

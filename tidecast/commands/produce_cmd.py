@@ -42,6 +42,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--columns",
         help="FIELD=COLUMN,... mapping, fields ts,sku,store,qty,price,revenue,promo,open,event,event_id,type,action",
     )
+    file.add_argument("--known", metavar="FIELD,...",
+                      help="fields known ahead, among promo, price, open, event (mapped by --columns): also sent "
+                           "as plan events issued TIDECAST_HORIZON buckets before each row's bucket, as "
+                           "backtest --known replays them (docs/whatif.md)")
+    file.add_argument("--until", type=_iso, metavar="TIME",
+                      help="send only events before TIME (ISO-8601): the history as known then; with --known, "
+                           "the plans issued before TIME for later buckets too")
     file.add_argument("--tz", default="UTC", help="time zone of naive timestamps (default UTC)")
     file.add_argument("--date-format", metavar="FMT",
                       help="strptime format of times that are not ISO-8601, e.g. %%m/%%d/%%Y (default: detect "
@@ -70,6 +77,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         columns = parse_columns(args.columns)
         date_format = resolve_date_format(args.path, columns, args.date_format)
         docs = read_events(args.path, columns, args.tz, date_format)
+        if args.known:
+            docs = _with_plans(docs, args.known, columns, settings)
+        if args.until is not None:
+            docs = _before(docs, int(args.until.timestamp() * 1000))
         rejects = RejectTally()
         with EventSender(settings, endpoints.kafka) as sender:
             for doc in progress(docs, f"sending {args.path.name}", total=count_rows(args.path), unit="rows"):
@@ -86,8 +97,44 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                       highlight=False, soft_wrap=True)
             if rejects.total > sent / 2:
                 err.print(f"most rows of {args.path.name} are invalid: check --columns and --tz", style="yellow")
-    err.print(f"sent {sent:,} messages to {settings.topics.clicks} / {settings.topics.sales}")
+    err.print(f"sent {sent:,} messages to {settings.topics.clicks} / {settings.topics.sales}"
+              + (f" / {settings.topics.plans}" if getattr(args, "known", None) else ""))
     return 0
+
+
+def _with_plans(docs, known: str, columns: dict[str, str], settings: Settings):
+    """The rows, each preceded by its plan event (:func:`tidecast.stream.backtest.known_plans.with_plans`)."""
+    from tidecast.config import ConfigError
+    from tidecast.stream.backtest.known_plans import check_known, with_plans
+    from tidecast.stream.timebuckets import Buckets
+
+    try:
+        fields = check_known(name.strip() for name in known.split(",") if name.strip())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    unmapped = [name for name in fields if name not in columns]
+    if unmapped:
+        raise ConfigError(f"--known {', '.join(unmapped)}: not mapped by --columns (add e.g. {unmapped[0]}=COLUMN)")
+    return with_plans(docs, fields, Buckets(settings.bucket_seconds), settings.horizon)
+
+
+def _before(docs, until_ms: int):
+    """The events whose ``ts`` (a plan's: its issue time) is before ``until_ms``; rows whose time cannot be read
+    pass, for the ingest to dead-letter.
+
+    >>> docs = [{"ts": "2015-07-17T00:00:00+00:00"}, {"ts": "2015-07-18T00:00:00+00:00"}, {"ts": "?"}]
+    >>> list(_before(docs, 1437177600000))  # 2015-07-18
+    [{'ts': '2015-07-17T00:00:00+00:00'}, {'ts': '?'}]
+    """
+    from tidecast.stream.events import InvalidEvent, parse_ts
+
+    for doc in docs:
+        try:
+            if isinstance(doc, dict) and parse_ts(doc.get("ts")) >= until_ms:
+                continue
+        except InvalidEvent:
+            pass
+        yield doc
 
 
 def invalid_reason(doc: dict | bytes) -> str | None:
