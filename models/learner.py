@@ -259,8 +259,9 @@ class OnlineLearner:
                 q = pred.numpy()
                 if self.config.calibrate:
                     q = self.calibrator.apply(q, b.scale, self.spec.scale_eps)
-                out[lo:hi] = q * b.scale[:, None, None]
-                mean[lo:hi] = (m * torch.from_numpy(b.scale)[:, None]).numpy()
+                bound = np.float32(self.spec.clip)  # the range of the labels it learned from (see _loss)
+                out[lo:hi] = np.minimum(q, bound) * b.scale[:, None, None]
+                mean[lo:hi] = np.minimum(m.numpy(), bound) * b.scale[:, None]
         if self.config.count_aware:
             # the model's quantiles are those of the counts spread over y +/- 1/2; the matching quantile of
             # the count itself is the nearest integer (a p10 of 0.02 means "0", and must cover a zero)
@@ -292,9 +293,21 @@ class OnlineLearner:
         pred, mean = self.model(batch["x"], batch["sku"], batch["store"])
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
-        y = batch["y"] / scale[:, None]
+        y = self._scaled_labels(batch["y"], scale)
         # the two parts share no trainable parameter (the mean head reads a detached representation)
         return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
+
+    def _scaled_labels(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Labels ``[N, H]`` in scaled units, censored at the input bound ``spec.clip`` (50 scales).
+
+        A label beyond it cannot be told from the inputs: a store reopening after a month closed has a window
+        of zeros, so a scale of ``scale_eps`` (1 unit), and its first days' sales read as 20,000 scales. The
+        Poisson loss's gradient grows with the label (``1 - y / mean``), so a few such samples taught the mean
+        head to answer an empty window with tens of thousands of scales (Rossmann: means of 0.5 million units
+        for a store selling 15,000). Censoring leaves every quantile below the bound as it was (a quantile of
+        ``min(y, B)`` is ``min(quantile, B)``); the mean loses only what lies beyond ``B`` times the recent level.
+        """
+        return (y / scale[:, None]).clamp(max=self.spec.clip)
 
     def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> tuple[float, float, float]:
         """Prequential loss and bias of the labels that matured at ``t`` (step ``back`` of each fresh sample).
@@ -311,7 +324,7 @@ class OnlineLearner:
         with torch.no_grad():
             scale = fresh["scale"]
             pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0][idx, step]  # [n, Q]
-            y = (fresh["y"][idx, step] / scale)[:, None]
+            y = self._scaled_labels(fresh["y"], scale)[idx, step][:, None]
             half = (0.5 / scale)[:, None] if self.config.count_aware else None
             loss = pinball_loss(pred[:, None], y, torch.ones(n, 1, dtype=torch.bool), self._taus,
                                 None if half is None else half[:, 0])
