@@ -46,8 +46,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .calibration import QuantileCalibrator
-from .features import FeatureSpec, SampleBatch, build_batch, hash_ids
+from .calibration import QuantileCalibrator, publish
+from .features import UNITS, FeatureSpec, SampleBatch, build_batch, hash_ids
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
@@ -248,6 +248,7 @@ class OnlineLearner:
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
         mean = np.empty((n, self.config.horizon), np.float32)
+        level = series_level(hist, seen, t)
         self.model.eval()
         with torch.inference_mode():
             for lo in range(0, n, chunk):
@@ -258,15 +259,12 @@ class OnlineLearner:
                                      torch.from_numpy(store_ids[lo:hi]))
                 q = pred.numpy()
                 if self.config.calibrate:
-                    q = self.calibrator.apply(q, b.scale, self.spec.scale_eps)
+                    q = self.calibrator.apply(q, self.calibrator.bands(level[lo:hi]))
                 bound = np.float32(self.spec.clip)  # the range of the labels it learned from (see _loss)
                 out[lo:hi] = np.minimum(q, bound) * b.scale[:, None, None]
                 mean[lo:hi] = np.minimum(m.numpy(), bound) * b.scale[:, None]
-        if self.config.count_aware:
-            # the model's quantiles are those of the counts spread over y +/- 1/2; the matching quantile of
-            # the count itself is the nearest integer (a p10 of 0.02 means "0", and must cover a zero)
-            np.floor(out + 0.5, out=out)
-        return Forecast(out, mean)
+        # the median rounded to a whole count, the other levels not (docs/architecture.md, "Published quantiles")
+        return Forecast(publish(out, median_index(self.config.quantiles)), mean)
 
     # ------------------------------------------------------------------- learn
     def _pairs(self, seen: np.ndarray, t: int, lo: int, hi: int, want: int) -> tuple[np.ndarray, np.ndarray]:
@@ -362,7 +360,7 @@ class OnlineLearner:
         fresh_b.x = self._plans(fresh_b, hist, plans, t, rows)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
         signal, bias, drift = self._control(fresh, back, t)
-        self._calibrate(fresh, back)
+        self._calibrate(fresh, back, self.calibrator.bands(series_level(hist, seen, t)[rows]))
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -384,9 +382,10 @@ class OnlineLearner:
             self.quarantine_until = max(self.quarantine_until, int(t) + cfg.quarantine)
         return signal, bias, drift
 
-    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> None:
+    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray, band: np.ndarray) -> None:
         """Update the quantile calibration from the labels that matured at ``t`` (step ``back`` of each fresh
-        sample), scored before learning from them, as the forecasts that met them were."""
+        sample, ``band`` its series' volume band), scored before learning from them, as the forecasts that met
+        them were."""
         if not self.config.calibrate or len(back) == 0:
             return
         n, horizon = len(back), self.config.horizon
@@ -398,8 +397,7 @@ class OnlineLearner:
         # forecaster forecasts series active within the retention) and would pull the slow band's offsets
         sold = np.asarray((fresh["x"][:, : self.spec.lags] > 0).any(dim=1).numpy())
         matured &= fresh["mask"].numpy() & sold[:, None]
-        self.calibrator.update(pred, fresh["y"].numpy(), matured, fresh["scale"].numpy(), self.config.count_aware,
-                               self.spec.scale_eps)
+        self.calibrator.update(pred, fresh["y"].numpy(), matured, fresh["scale"].numpy(), band, self.spec.clip)
 
     def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
                        t: int) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor]]:
@@ -512,6 +510,20 @@ class OnlineLearner:
         learner = cls(LearnerConfig.from_dict(state["config"]))
         learner.load_state_dict(state)
         return learner
+
+
+def series_level(history: np.ndarray, first_seen: np.ndarray, t: int) -> np.ndarray:
+    """Each series' mean units per bucket over ``history`` (ending at bucket ``t``), from its first activity on.
+
+    >>> h = np.zeros((2, 4, 7), np.float32); h[:, :, 0] = [[1, 2, 3, 2], [0, 0, 4, 2]]
+    >>> series_level(h, np.array([0, 12]), t=13).tolist()   # the second series started at bucket 12
+    [2.0, 3.0]
+    """
+    n_pos = history.shape[1]
+    first = np.asarray(first_seen, np.int64) - (int(t) - (n_pos - 1))  # array position of the first activity
+    active = np.arange(n_pos) >= np.clip(first, 0, n_pos - 1)[:, None]
+    units = np.where(active, history[..., UNITS], 0.0).sum(axis=1)
+    return (units / np.maximum(active.sum(axis=1), 1)).astype(np.float64)
 
 
 def _check_format(state: object) -> None:
