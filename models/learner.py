@@ -95,6 +95,7 @@ class LearnerConfig:
     calibration_rate: float = 0.2  # its step size per close, scaled units
     seed: int = 0
     plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
+    mean_prior: bool = True  # the mean head corrects the recent mean, not the scale (mean + scale_eps)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
@@ -256,7 +257,7 @@ class OnlineLearner:
                 b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
                 x = self._plans(b, hist[lo:hi], None if plans is None else plans[lo:hi], t)
                 pred, m = self.model(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
-                                     torch.from_numpy(store_ids[lo:hi]))
+                                     torch.from_numpy(store_ids[lo:hi]), self._rate(torch.from_numpy(b.scale)))
                 q = pred.numpy()
                 if self.config.calibrate:
                     q = self.calibrator.apply(q, self.calibrator.bands(level[lo:hi]))
@@ -288,12 +289,17 @@ class OnlineLearner:
 
     def _loss(self, batch: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = batch["scale"]
-        pred, mean = self.model(batch["x"], batch["sku"], batch["store"])
+        pred, mean = self.model(batch["x"], batch["sku"], batch["store"], self._rate(scale))
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
         y = self._scaled_labels(batch["y"], scale)
         # the two parts share no trainable parameter (the mean head reads a detached representation)
         return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
+
+    def _rate(self, scale: torch.Tensor) -> torch.Tensor | None:
+        """Each sample's recent mean units in scaled units (``1 - scale_eps / scale``), the mean head's
+        starting point when ``mean_prior``; None otherwise."""
+        return 1.0 - self.spec.scale_eps / scale if self.config.mean_prior else None
 
     def _scaled_labels(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """Labels ``[N, H]`` in scaled units, censored at the input bound ``spec.clip`` (50 scales).

@@ -208,7 +208,8 @@ def test_a_learner_state_of_another_format_is_refused_like_a_checkpoint() -> Non
 # Re-pinned again for issue 10 (published quantiles): p10 and p90 are no longer rounded to whole counts, the
 # median still is (docs/architecture.md, "Published quantiles"), and the calibration tracks the published
 # values with the series' band. The medians are unchanged; p10 and p90 moved by under a unit from their old
-# rounded values. The means did not move (labels censored at 50 scales: none of these reaches the bound).
+# rounded values. The means moved: the mean head now corrects each series' recent mean instead of its scale
+# (LearnerConfig.mean_prior); s1:sku0001 sold nothing in its last 10 buckets, and its mean went 0.72 -> 0.02.
 PINNED_SERIES = ["s0:sku0000", "s0:sku0001", "s1:sku0000", "s1:sku0001", "s2:sku0000", "s3:sku0000"]
 PINNED_QUANTILES = [
     [[0.4277, 7, 15.4659], [0.0641, 5, 14.8065], [0.1812, 5, 15.6723]],
@@ -219,8 +220,8 @@ PINNED_QUANTILES = [
     [[0.6172, 10, 22.6012], [0.1172, 7, 21.6967], [0.2757, 7, 22.745]],
 ]
 PINNED_MEANS = [
-    [6.27149, 5.31537, 5.22998], [2.46802, 2.12887, 2.12407], [2.43355, 2.12915, 2.08004],
-    [0.72343, 0.67413, 0.66968], [0.88733, 0.81356, 0.79833], [9.16806, 7.80851, 7.65433],
+    [7.95983, 7.70578, 7.61946], [2.3373, 2.26556, 2.25203], [2.29541, 2.26245, 2.22793],
+    [0.0197309, 0.0211678, 0.0206069], [0.147049, 0.151767, 0.14772], [12.0984, 11.7567, 11.5617],
 ]
 
 
