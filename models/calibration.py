@@ -9,27 +9,34 @@ Candes and Tibshirani (2023, "Conformal PID Control for Time Series Prediction",
 gradient step on the pinball loss that generalises the adaptive conformal inference of Gibbs and Candes
 (2021, "Adaptive Conformal Inference Under Distribution Shift", NeurIPS)::
 
-    theta <- theta - gamma * mean_over_labels( P(y < q) - tau )
+    theta <- theta - gamma * mean_over_labels( 1{y below q} - tau )
 
 so in the long run the share of actuals below each calibrated quantile matches its level, in each band and
 step, whatever the model does (Gibbs and Candes' long-run coverage guarantee holds for any sequence, as the
-offsets stay bounded). For counts ``P(y < q)`` is the randomised indicator ``clip(q - y + 1/2, 0, 1)``:
-the count spread over ``y +/- 1/2``, as in the count-aware pinball loss (:mod:`tidecast.models.loss`), so a
-p10 of 0 next to a zero actual counts as half a miss, not a whole one.
+offsets stay bounded). The indicator is taken on what is *published* (the calibrated quantile, in units,
+as the forecast message carries it) against the actual count, with the scorer's convention for ties: an
+actual equal to a lower quantile is not below it, one equal to an upper quantile is not above it (the 80%
+band is closed). It is the gradient of the pinball loss on the published values, the loss WSPL averages, so
+the offsets move towards what the scorer rewards and coverage80 counts what its level says. (The network
+itself learns the count-aware loss, a count spread over ``y +/- 1/2``: that smooth gradient is what a small
+model learns well from; the calibration then answers for the published values.)
 
-Bands (``BAND_EDGES``, units per bucket of the series' recent mean): slow movers, whose counts are mostly
-0 and 1, are calibrated apart from the rest. The median is left alone (``fixed``): the point forecast
+Bands (``BAND_EDGES``, mean units per bucket): slow movers, whose counts are mostly 0 and 1, are calibrated
+apart from the rest. The band is the *series'*: its mean over the whole history the learner sees at the close
+(the panel's ``lags + horizon`` buckets, from its first sale on), the same for the forecast made at a close and
+for the labels scored there, so a fast series in a quiet week is not calibrated with the slow ones (the
+sample's own 28-bucket window mixed them). The median is left alone (``fixed``): the point forecast
 stays the network's. Calibrated quantiles are kept non-negative and monotone: each level below the median
 at most the median, each above at least it, then a running maximum along the levels.
 
 >>> import numpy as np
 >>> cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1, gamma=0.5)
 >>> q = np.array([[[0.0, 1.0, 3.0]]], np.float32)          # [N, H, Q] scaled quantiles, one series
->>> scale = np.ones(1, np.float32)
->>> cal.update(q, np.array([[1.0]], np.float32), np.ones((1, 1), bool), scale, count_aware=True)
->>> cal.offsets[0, 0].round(3).tolist()                     # p90 was far above the actual: moved down
+>>> scale, band = np.ones(1, np.float32), cal.bands(np.array([0.2]))  # a slow series: band 0
+>>> cal.update(q, np.array([[1.0]], np.float32), np.ones((1, 1), bool), scale, band)
+>>> cal.offsets[0, 0].round(3).tolist()                     # p10 below the actual, p90 above: outwards less
 [0.05, 0.0, -0.05]
->>> cal.apply(q, scale).astype(float).round(2).tolist()
+>>> cal.apply(q, band).astype(float).round(2).tolist()
 [[[0.05, 1.0, 2.95]]]
 """
 
@@ -40,10 +47,28 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BAND_EDGES", "QuantileCalibrator"]
+__all__ = ["BAND_EDGES", "QuantileCalibrator", "publish"]
 
 BAND_EDGES: tuple[float, ...] = (0.5, 2.0, 8.0)
-"""Volume bands by the series' recent mean units per bucket: < 0.5, 0.5-2, 2-8, >= 8."""
+"""Volume bands by the series' mean units per bucket: < 0.5, 0.5-2, 2-8, >= 8."""
+
+
+def publish(units: np.ndarray, median: int | None) -> np.ndarray:
+    """The published quantiles ``[..., Q]`` (units) of the model's continuous ones: the median rounded to the
+    nearest whole count (the count's own median, which no fractional value beats on absolute error), the other
+    levels as they are but kept on their side of it. See docs/architecture.md, "Published quantiles".
+
+    >>> publish(np.array([[0.3, 0.45, 2.6], [0.2, 1.6, 3.1]]), 1).round(2).tolist()
+    [[0.0, 0.0, 2.6], [0.2, 2.0, 3.1]]
+    """
+    out = np.array(units, dtype=units.dtype, copy=True)
+    if median is None:
+        return out
+    mid = np.floor(out[..., median : median + 1] + 0.5)
+    out[..., :median] = np.minimum(out[..., :median], mid)
+    out[..., median + 1 :] = np.maximum(out[..., median + 1 :], mid)
+    out[..., median] = mid[..., 0]
+    return out
 
 
 class QuantileCalibrator:
@@ -61,13 +86,14 @@ class QuantileCalibrator:
         self.offsets = np.zeros((len(self.edges) + 1, horizon, len(self.taus)), np.float64)
         self.updates = 0
 
-    def bands(self, scale: np.ndarray, scale_eps: float = 1.0) -> np.ndarray:
-        """Band index of each series from its scale (recent mean units + ``scale_eps``)."""
-        return np.searchsorted(self.edges, np.asarray(scale, np.float64) - scale_eps, side="right")
+    def bands(self, level: np.ndarray) -> np.ndarray:
+        """Band index of each series from its volume ``level`` (mean units per bucket, see :data:`BAND_EDGES`)."""
+        return np.searchsorted(self.edges, np.asarray(level, np.float64), side="right")
 
-    def apply(self, q: np.ndarray, scale: np.ndarray, scale_eps: float = 1.0) -> np.ndarray:
-        """Calibrated scaled quantiles ``[N, H, Q]``: offsets added, >= 0, monotone, the fixed level kept."""
-        out = q + self.offsets[self.bands(scale, scale_eps)].astype(q.dtype)
+    def apply(self, q: np.ndarray, band: np.ndarray) -> np.ndarray:
+        """Calibrated scaled quantiles ``[N, H, Q]``: offsets of each series' ``band`` added, >= 0, monotone,
+        the fixed level kept."""
+        out = q + self.offsets[band].astype(q.dtype)
         if self.fixed is not None:
             mid = q[..., self.fixed : self.fixed + 1]
             out[..., : self.fixed] = np.minimum(out[..., : self.fixed], mid)
@@ -76,15 +102,18 @@ class QuantileCalibrator:
         np.maximum(out, 0.0, out=out)
         return np.maximum.accumulate(out, axis=-1)
 
-    def update(self, q: np.ndarray, y: np.ndarray, mask: np.ndarray, scale: np.ndarray, count_aware: bool,
-               scale_eps: float = 1.0) -> None:
+    def update(self, q: np.ndarray, y: np.ndarray, mask: np.ndarray, scale: np.ndarray, band: np.ndarray,
+               bound: float = np.inf) -> None:
         """One quantile-tracking step from matured labels: ``q`` [N, H, Q] the network's scaled quantiles
-        (uncalibrated), ``y`` [N, H] units, ``mask`` [N, H] the labels that matured now."""
-        band = self.bands(scale, scale_eps)
+        (uncalibrated), ``y`` [N, H] units, ``mask`` [N, H] the labels that matured now, ``band`` [N] each
+        series' band; the forecasts were published as ``publish(min(calibrated, bound) * scale)`` (units)."""
         raw = q + self.offsets[band]
-        cal = self.apply(q, scale, scale_eps)
-        diff = cal * scale[:, None, None] - y[..., None]  # units
-        below = np.clip(diff + 0.5, 0.0, 1.0) if count_aware else (diff > 0) + 0.5 * (diff == 0)
+        cal = self.apply(q, band)
+        published = publish(np.minimum(cal, bound) * scale[:, None, None], self.fixed)
+        # the pinball loss's gradient on the published values, a tie counted as inside the closed band the
+        # scorer counts (an actual equal to p10 is not below it; one equal to p90 is not above it)
+        upper = self.taus > 0.5
+        below = np.where(upper, published >= y[..., None], published > y[..., None]).astype(np.float64)
         grad = below - self.taus
         # a bound that holds the quantile (0, the median, the level below) blocks the move it asks for: no
         # step then, or the offset would run away (a p10 of all-zero series cannot go below 0)

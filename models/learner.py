@@ -46,8 +46,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .calibration import QuantileCalibrator
-from .features import FeatureSpec, SampleBatch, build_batch, hash_ids
+from .calibration import QuantileCalibrator, publish
+from .features import UNITS, FeatureSpec, SampleBatch, build_batch, hash_ids
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateControlConfig, RateController
 from .network import QuantileNet
@@ -95,6 +95,7 @@ class LearnerConfig:
     calibration_rate: float = 0.2  # its step size per close, scaled units
     seed: int = 0
     plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
+    mean_prior: bool = True  # the mean head corrects the recent mean, not the scale (mean + scale_eps)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
@@ -248,6 +249,7 @@ class OnlineLearner:
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
         mean = np.empty((n, self.config.horizon), np.float32)
+        level = series_level(hist, seen, t)
         self.model.eval()
         with torch.inference_mode():
             for lo in range(0, n, chunk):
@@ -255,17 +257,15 @@ class OnlineLearner:
                 b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
                 x = self._plans(b, hist[lo:hi], None if plans is None else plans[lo:hi], t)
                 pred, m = self.model(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
-                                     torch.from_numpy(store_ids[lo:hi]))
+                                     torch.from_numpy(store_ids[lo:hi]), self._rate(torch.from_numpy(b.scale)))
                 q = pred.numpy()
                 if self.config.calibrate:
-                    q = self.calibrator.apply(q, b.scale, self.spec.scale_eps)
-                out[lo:hi] = q * b.scale[:, None, None]
-                mean[lo:hi] = (m * torch.from_numpy(b.scale)[:, None]).numpy()
-        if self.config.count_aware:
-            # the model's quantiles are those of the counts spread over y +/- 1/2; the matching quantile of
-            # the count itself is the nearest integer (a p10 of 0.02 means "0", and must cover a zero)
-            np.floor(out + 0.5, out=out)
-        return Forecast(out, mean)
+                    q = self.calibrator.apply(q, self.calibrator.bands(level[lo:hi]))
+                bound = np.float32(self.spec.clip)  # the range of the labels it learned from (see _loss)
+                out[lo:hi] = np.minimum(q, bound) * b.scale[:, None, None]
+                mean[lo:hi] = np.minimum(m.numpy(), bound) * b.scale[:, None]
+        # the median rounded to a whole count, the other levels not (docs/architecture.md, "Published quantiles")
+        return Forecast(publish(out, median_index(self.config.quantiles)), mean)
 
     # ------------------------------------------------------------------- learn
     def _pairs(self, seen: np.ndarray, t: int, lo: int, hi: int, want: int) -> tuple[np.ndarray, np.ndarray]:
@@ -289,12 +289,29 @@ class OnlineLearner:
 
     def _loss(self, batch: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = batch["scale"]
-        pred, mean = self.model(batch["x"], batch["sku"], batch["store"])
+        pred, mean = self.model(batch["x"], batch["sku"], batch["store"], self._rate(scale))
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
-        y = batch["y"] / scale[:, None]
+        y = self._scaled_labels(batch["y"], scale)
         # the two parts share no trainable parameter (the mean head reads a detached representation)
         return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
+
+    def _rate(self, scale: torch.Tensor) -> torch.Tensor | None:
+        """Each sample's recent mean units in scaled units (``1 - scale_eps / scale``), the mean head's
+        starting point when ``mean_prior``; None otherwise."""
+        return 1.0 - self.spec.scale_eps / scale if self.config.mean_prior else None
+
+    def _scaled_labels(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Labels ``[N, H]`` in scaled units, censored at the input bound ``spec.clip`` (50 scales).
+
+        A label beyond it cannot be told from the inputs: a store reopening after a month closed has a window
+        of zeros, so a scale of ``scale_eps`` (1 unit), and its first days' sales read as 20,000 scales. The
+        Poisson loss's gradient grows with the label (``1 - y / mean``), so a few such samples taught the mean
+        head to answer an empty window with tens of thousands of scales (Rossmann: means of 0.5 million units
+        for a store selling 15,000). Censoring leaves every quantile below the bound as it was (a quantile of
+        ``min(y, B)`` is ``min(quantile, B)``); the mean loses only what lies beyond ``B`` times the recent level.
+        """
+        return (y / scale[:, None]).clamp(max=self.spec.clip)
 
     def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> tuple[float, float, float]:
         """Prequential loss and bias of the labels that matured at ``t`` (step ``back`` of each fresh sample).
@@ -311,7 +328,7 @@ class OnlineLearner:
         with torch.no_grad():
             scale = fresh["scale"]
             pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0][idx, step]  # [n, Q]
-            y = (fresh["y"][idx, step] / scale)[:, None]
+            y = self._scaled_labels(fresh["y"], scale)[idx, step][:, None]
             half = (0.5 / scale)[:, None] if self.config.count_aware else None
             loss = pinball_loss(pred[:, None], y, torch.ones(n, 1, dtype=torch.bool), self._taus,
                                 None if half is None else half[:, 0])
@@ -349,7 +366,7 @@ class OnlineLearner:
         fresh_b.x = self._plans(fresh_b, hist, plans, t, rows)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
         signal, bias, drift = self._control(fresh, back, t)
-        self._calibrate(fresh, back)
+        self._calibrate(fresh, back, self.calibrator.bands(series_level(hist, seen, t)[rows]))
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -371,9 +388,10 @@ class OnlineLearner:
             self.quarantine_until = max(self.quarantine_until, int(t) + cfg.quarantine)
         return signal, bias, drift
 
-    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> None:
+    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray, band: np.ndarray) -> None:
         """Update the quantile calibration from the labels that matured at ``t`` (step ``back`` of each fresh
-        sample), scored before learning from them, as the forecasts that met them were."""
+        sample, ``band`` its series' volume band), scored before learning from them, as the forecasts that met
+        them were."""
         if not self.config.calibrate or len(back) == 0:
             return
         n, horizon = len(back), self.config.horizon
@@ -385,8 +403,7 @@ class OnlineLearner:
         # forecaster forecasts series active within the retention) and would pull the slow band's offsets
         sold = np.asarray((fresh["x"][:, : self.spec.lags] > 0).any(dim=1).numpy())
         matured &= fresh["mask"].numpy() & sold[:, None]
-        self.calibrator.update(pred, fresh["y"].numpy(), matured, fresh["scale"].numpy(), self.config.count_aware,
-                               self.spec.scale_eps)
+        self.calibrator.update(pred, fresh["y"].numpy(), matured, fresh["scale"].numpy(), band, self.spec.clip)
 
     def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
                        t: int) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor]]:
@@ -499,6 +516,20 @@ class OnlineLearner:
         learner = cls(LearnerConfig.from_dict(state["config"]))
         learner.load_state_dict(state)
         return learner
+
+
+def series_level(history: np.ndarray, first_seen: np.ndarray, t: int) -> np.ndarray:
+    """Each series' mean units per bucket over ``history`` (ending at bucket ``t``), from its first activity on.
+
+    >>> h = np.zeros((2, 4, 7), np.float32); h[:, :, 0] = [[1, 2, 3, 2], [0, 0, 4, 2]]
+    >>> series_level(h, np.array([0, 12]), t=13).tolist()   # the second series started at bucket 12
+    [2.0, 3.0]
+    """
+    n_pos = history.shape[1]
+    first = np.asarray(first_seen, np.int64) - (int(t) - (n_pos - 1))  # array position of the first activity
+    active = np.arange(n_pos) >= np.clip(first, 0, n_pos - 1)[:, None]
+    units = np.where(active, history[..., UNITS], 0.0).sum(axis=1)
+    return (units / np.maximum(active.sum(axis=1), 1)).astype(np.float64)
 
 
 def _check_format(state: object) -> None:

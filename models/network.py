@@ -6,7 +6,9 @@ An MLP reads the series inputs ``x`` (which include the target-bucket calendar, 
 
 A second, smaller head reads the same representation to give the mean per step (``softplus``, so >= 0),
 the point forecast that squared-error metrics and replenishment sums call for: for lumpy demand the mean
-sits well above the median. The representation is *detached* on its way into the mean head, so learning
+sits well above the median. Given each series' recent ``rate`` (its recent mean in scaled units), the mean
+head corrects that rate instead of the scale (recent mean + 1 unit), so an untrained mean is the recent mean.
+The representation is *detached* on its way into the mean head, so learning
 the mean never changes the quantiles.
 
 Outputs are non-negative and non-decreasing along the quantile axis *by construction*: the lowest quantile
@@ -61,6 +63,10 @@ PLAN_BOUND = 4.0
 """The plan path moves a raw score by at most this much (``4 tanh(effect / 4)``): enough to take a closed
 day's forecast to about 0 or to lift a promotion's several-fold, never enough to blow a forecast up when a
 plan meets a history unlike any it learned from (a store reopening after months, whose scale is tiny)."""
+
+
+RATE_FLOOR = 0.02
+"""The least recent rate (scaled units) the mean head starts from: about a sale in 50 buckets."""
 
 
 class QuantileNet(nn.Module):
@@ -129,7 +135,7 @@ class QuantileNet(nn.Module):
             self.head.weight.mul_(0.1)
             self.skip.weight.zero_()
             self.mean_head.weight.mul_(0.1)
-            self.mean_head.bias.fill_(_inverse_softplus(1.0))  # an untrained mean: the series' scale
+            self.mean_head.bias.fill_(_inverse_softplus(1.0))  # an untrained mean: the scale, or the rate given
             self.mean_skip.weight.zero_()
             prior = initial_quantiles(quantiles)
             steps = [prior[0]] + [b - a for a, b in itertools.pairwise(prior)]
@@ -137,10 +143,11 @@ class QuantileNet(nn.Module):
             self.head.bias.copy_(bias.repeat(horizon))
 
     def forward(
-        self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor
+        self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` [N, D], ids [N, 2] -> scaled quantiles [N, H, Q] (non-negative, monotone in Q) and scaled
-        means [N, H] (non-negative)."""
+        means [N, H] (non-negative). ``rate`` [N]: each series' recent mean in scaled units; the mean head then
+        learns a correction to it (``softplus(raw + softplus^-1(rate))``) instead of to the scale."""
         plans = None
         if self.plan_channels:
             cut = x.shape[1] - self.horizon * self.plan_channels
@@ -149,6 +156,9 @@ class QuantileNet(nn.Module):
         hidden = self.body(z)
         raw = (self.head(hidden) + self.skip(x)).view(-1, self.horizon, self.n_quantiles)
         mean_raw = self.mean_head(self.mean_body(hidden.detach())) + self.mean_skip(x)
+        if rate is not None:
+            r = rate.clamp(RATE_FLOOR, 1.0)[:, None]
+            mean_raw = mean_raw + (r + torch.log(-torch.expm1(-r))) - _inverse_softplus(1.0)
         if plans is not None and self.plan_path is not None and self.plan_mean is not None:
             steps = (-1, self.horizon, hidden.shape[1])
             bound = PLAN_BOUND

@@ -7,43 +7,60 @@ import pytest
 
 from tidecast.models.calibration import QuantileCalibrator
 from tidecast.models.features import dormancy_features
-from tidecast.models.learner import LearnerConfig, OnlineLearner
+from tidecast.models.learner import LearnerConfig, OnlineLearner, series_level
 
 SMALL = LearnerConfig(horizon=3, lags=8, aux_lags=2, scale_window=8, hidden=16, batch_size=32,
                       replay_capacity=64, sku_buckets=64, store_buckets=8)
 
 
 def test_offsets_reach_the_levels_on_counts() -> None:
-    """Too-wide quantiles of Poisson(4) counts are tracked to their levels (randomised, count-aware)."""
+    """Too-wide quantiles of Poisson(4) counts are tracked until the published band misses what its levels say:
+    10% of the actuals below p10 and 10% above p90, counted as the scorer counts (a closed band)."""
     rng = np.random.default_rng(0)
     cal = QuantileCalibrator(horizon=2, quantiles=(0.1, 0.5, 0.9), fixed=1, gamma=0.2)
     scale = np.full(500, 5.0, np.float32)  # mean 4 units: band 2-8
+    band = cal.bands(np.full(500, 4.0))
     q = np.broadcast_to(np.array([0.0, 0.8, 2.0], np.float32), (500, 2, 3)).copy()  # p90 10 units: far too high
-    for _ in range(300):
+    below, above = [], []
+    for i in range(400):
         y = rng.poisson(4.0, (500, 2)).astype(np.float32)
-        cal.update(q, y, np.ones((500, 2), bool), scale, count_aware=True)
-    units = cal.apply(q, scale) * scale[:, None, None]
-    y = rng.poisson(4.0, 200_000)
-    below = [np.mean(np.clip(units[0, 0, j] - y + 0.5, 0, 1)) for j in (0, 2)]
-    assert below == pytest.approx([0.1, 0.9], abs=0.03)
-    assert units[0, 0, 1] == pytest.approx(4.0)  # the median is left alone
+        units = cal.apply(q, band) * scale[:, None, None]
+        if i >= 100:
+            below.append(np.mean(y < units[..., 0]))
+            above.append(np.mean(y > units[..., 2]))
+        cal.update(q, y, np.ones((500, 2), bool), scale, band)
+    assert [np.mean(below), np.mean(above)] == pytest.approx([0.1, 0.1], abs=0.02)
+    assert (cal.apply(q, band) * scale[:, None, None])[0, 0, 1] == pytest.approx(4.0)  # the median is left alone
 
 
 def test_calibrated_quantiles_stay_ordered_and_non_negative() -> None:
     cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1)
     cal.offsets[:] = [[-3.0, 0.0, -3.0]]  # would cross the median and go below zero
-    out = cal.apply(np.array([[[0.2, 1.0, 1.5]]], np.float32), np.ones(1, np.float32))
+    out = cal.apply(np.array([[[0.2, 1.0, 1.5]]], np.float32), np.zeros(1, np.int64))
     assert out.tolist() == [[[0.0, 1.0, 1.0]]]
 
 
 def test_a_bound_holding_a_quantile_does_not_move_its_offset() -> None:
-    """All-zero actuals ask a p10 at 0 to go lower still: it cannot, so its offset must not run away (it moves
-    once, until the bound at 0 holds the quantile, then stays)."""
+    """All-zero actuals: a p90 at 0 (held there by the median) is asked to go lower still; it cannot, so its
+    offset must not run away (it moves once, until the bound holds the quantile, then stays). The p10 at 0
+    covers every zero, is asked up, and swings around 0 without running away either way."""
     cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1)
+    band = cal.bands(np.zeros(10))
     for _ in range(50):
         cal.update(np.zeros((10, 1, 3), np.float32), np.zeros((10, 1), np.float32), np.ones((10, 1), bool),
-                   np.ones(10, np.float32), count_aware=True)
-    assert cal.offsets[0, 0, 0] == pytest.approx(-0.2 * 0.4)
+                   np.ones(10, np.float32), band)
+    assert cal.offsets[0, 0, 2] == pytest.approx(-0.2 * 0.1)
+    assert -0.2 <= cal.offsets[0, 0, 0] <= 0.2
+
+
+def test_bands_are_the_series_volume_over_its_history() -> None:
+    hist = np.zeros((3, 10, 7), np.float32)
+    hist[0, :, 0] = 0.3  # slow
+    hist[1, :, 0] = [20, 20, 20, 20, 20, 20, 0, 0, 0, 0]  # fast, in a quiet week: still fast
+    hist[2, 8:, 0] = 3.0  # launched two buckets ago (first_seen): its level is over its own two buckets
+    level = series_level(hist, np.array([0, 0, 108]), t=109)
+    cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1)
+    assert cal.bands(level).tolist() == [0, 3, 2]
 
 
 def test_dormancy_tells_a_dead_item_from_a_quiet_one() -> None:

@@ -131,7 +131,7 @@ def test_the_mean_forecast_learns_the_mean_of_lumpy_demand_where_the_median_cann
         lrn.learn(window(values, pos), seen, stores, skus, START + pos, DAY)
     fc = lrn.forecast(window(values, 150), seen, stores, skus, START + 150, DAY)
     assert float(np.median(fc.quantiles[..., 1])) <= 1.0
-    assert 3.4 < float(fc.mean.mean()) < 4.6, float(fc.mean.mean())  # untrained: about 5.4
+    assert 3.4 < float(fc.mean.mean()) < 4.6, float(fc.mean.mean())  # untrained: about the recent mean
 
 
 def test_longer_buckets_take_more_steps_per_close() -> None:
@@ -217,3 +217,39 @@ def test_fixed_rate_never_moves() -> None:
     lrn = OnlineLearner(dataclasses.replace(CFG, adaptive_lr=False))
     infos = [lrn.learn(window(values, pos), seen, stores, skus, START + pos, DAY) for pos in range(10, 90)]
     assert {i["lr_multiplier"] for i in infos} == {1.0} and not any(i["drift"] for i in infos)
+
+
+def test_a_store_reopening_after_a_long_closure_gets_a_bounded_mean() -> None:
+    # Rossmann's stores closed for a month or more (store 348: 28 days, then 19,637 units): while closed the
+    # window holds only zeros, the scale is scale_eps (1 unit), and the first days after the reopening read as
+    # thousands of scales. Learnt as they were, those labels taught the mean head to forecast 0.5 million units
+    # (a 14-22x the store's level here). Labels are censored at the input bound (LearnerConfig._scaled_labels).
+    n, length, closed = 10, 160, 50
+    rng = np.random.default_rng(0)
+    level = rng.uniform(3000.0, 9000.0, n)
+    week = np.array([1.0, 0.9, 0.9, 1.0, 1.2, 1.1, 0.0])  # closed on Sundays, as Rossmann's stores
+    values = np.zeros((n, length, len(CHANNELS)), np.float32)
+    values[..., UNITS] = rng.poisson(level[:, None] * week[(START + np.arange(length)) % 7][None, :])
+    for i, start in enumerate(rng.integers(20, length - closed - 10, n)):
+        values[i, start : start + closed] = 0.0  # a long run of zeros, then back to normal
+    values[..., REVENUE] = values[..., UNITS] * 4.0
+    seen, stores, skus = ids(n)
+    lrn, worst = OnlineLearner(CFG), 0.0
+    for pos in range(10, length - 1):
+        fc = lrn.forecast(window(values, pos), seen, stores, skus, START + pos, DAY)
+        worst = max(worst, float((fc.mean / level[:, None]).max()))
+        lrn.learn(window(values, pos), seen, stores, skus, START + pos, DAY)
+    assert worst < 4.0, worst  # uncensored labels: 22.2
+
+
+def test_an_untrained_mean_is_the_recent_mean_not_the_scale() -> None:
+    # the scale is the recent mean + scale_eps (1 unit): a slow item selling 0.2 a day has a scale of 1.2, and
+    # a mean head that starts from the scale forecasts six times its sales until it learns otherwise
+    hist = np.zeros((2, CFG.lags + CFG.horizon, len(CHANNELS)), np.float32)
+    hist[0, :, UNITS] = 4.0
+    hist[1, ::5, UNITS] = 1.0  # 0.2 a day
+    seen, stores, skus = ids(2)
+    fc = OnlineLearner(CFG).forecast(hist, seen, stores, skus, START + 40, DAY)
+    np.testing.assert_allclose(fc.mean.mean(axis=1), [4.0, hist[1, -CFG.scale_window:, UNITS].mean()], rtol=0.1)
+    prior_off = OnlineLearner(dataclasses.replace(CFG, mean_prior=False))
+    assert prior_off.forecast(hist, seen, stores, skus, START + 40, DAY).mean[1].mean() > 0.9  # about the scale
