@@ -117,7 +117,8 @@ def test_a_promotion_raises_its_bucket_and_a_closure_gives_zero(trained: Trained
     opened = {o.series: o for o in report.outcomes if o.scenario == "open"}
     assert len(closed) == 12 and all(o.series.startswith("s0:") for o in closed)
     assert sum(o.mean[1] for o in closed) < 0.1 * sum(o.mean[1] for o in opened.values())
-    assert all(o.quantiles[1, 0] == 0 for o in closed)  # the low quantile of a closed day is 0
+    assert all(o.quantiles[1, 0] < 0.5 for o in closed)  # the low quantile of a closed day: under half a unit
+    # (p10 and p90 are published unrounded, the median as a whole count: docs/architecture.md)
     assert snapshot(trained.store) == before  # nothing written to the store
 
 
