@@ -25,6 +25,8 @@ import numpy as np
 
 from ..metrics import bucket_column
 from ..quantiles import DEFAULT_QUANTILES, check_quantiles
+from .base_rows import pad_rows, take
+from .known import KnownInputs
 from .residuals import ResidualQuantiles, Scale
 
 __all__ = ["DEFAULT_QUANTILES", "Baseline", "StreamingBaseline", "pad_rows", "take"]
@@ -46,8 +48,9 @@ class Baseline(Protocol):
         """Buckets seen so far: the next forecast's origin."""
         ...
 
-    def update(self, y: np.ndarray) -> None:
-        """Learn one bucket: ``y`` [S'] units per series (S' >= n_series; NaN = series not started yet)."""
+    def update(self, y: np.ndarray, plans: np.ndarray | None = None, revenue: np.ndarray | None = None) -> None:
+        """Learn one bucket: ``y`` [S'] units per series (S' >= n_series; NaN = series not started yet);
+        ``plans`` [S', H, 8] of the next H buckets and ``revenue`` [S'] when known (see :mod:`.known`)."""
         ...
 
     def point_forecast(self) -> np.ndarray:
@@ -61,23 +64,6 @@ class Baseline(Protocol):
     def fit(self, history: np.ndarray) -> Baseline:
         """Replay ``history`` [S, t] bucket by bucket through ``update``; returns self."""
         ...
-
-
-def take(a: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-    """``a[idx]``, or ``a`` itself when ``idx`` is None (all series)."""
-    return a if idx is None else a[idx]
-
-
-def pad_rows(a: np.ndarray, n: int, fill: float | int | bool) -> np.ndarray:
-    """``a`` with its first axis grown to ``n``, new rows set to ``fill``.
-
-    >>> pad_rows(np.array([1.0, 2.0]), 3, np.nan).tolist()
-    [1.0, 2.0, nan]
-    """
-    if a.shape[0] >= n:
-        return a
-    extra = np.full((n - a.shape[0], *a.shape[1:]), fill, dtype=a.dtype)
-    return np.concatenate([a, extra])
 
 
 class StreamingBaseline(ABC):
@@ -124,6 +110,7 @@ class StreamingBaseline(ABC):
         self._res = ResidualQuantiles(
             self.horizon, q, window=residual_window, max_series=residual_series, min_count=residual_min_count
         )
+        self.known = KnownInputs(self.horizon)
 
     # ----------------------------------------------------------- subclass API
     @abstractmethod
@@ -147,18 +134,28 @@ class StreamingBaseline(ABC):
     def t(self) -> int:
         return self._t
 
-    def update(self, y: np.ndarray) -> None:
-        """Learn bucket ``t``: ``y`` [S'] (S' >= n_series; extra entries are new series; NaN = unknown)."""
+    def update(self, y: np.ndarray, plans: np.ndarray | None = None, revenue: np.ndarray | None = None) -> None:
+        """Learn bucket ``t``: ``y`` [S'] (S' >= n_series; extra entries are new series; NaN = unknown).
+
+        ``plans`` [S', H, 8]: the plans of buckets ``t+1 .. t+H`` known now, ``revenue`` [S'] bucket ``t``'s
+        (:mod:`.known`). Once plans were given, a bucket planned closed is forecast 0 and its error and units
+        are left out of the residual quantiles and the level; before, both are ignored."""
         y = bucket_column(y, self.n_series)
         if y.size > self.n_series:
             self._grow(y.size)
             self._level = pad_rows(self._level, y.size, np.nan)
             self._nobs = pad_rows(self._nobs, y.size, 0)
+        known = self.known
+        if known.given or plans is not None:
+            known.begin(y.size, y, revenue)
         idx = self._res.sample(y.size)
-        self._res.score(self._t, y[idx])
+        opened = np.where(known.closed_now(), np.nan, y) if known.given else y
+        self._res.score(self._t, opened[idx])
         self._learn(y)
-        self._update_level(y)
+        self._update_level(opened)
         self._t += 1
+        if known.given or plans is not None:
+            known.end(plans)
         self._res.remember(self._t, self._clean(self._point(idx), idx), self._scale(idx))
 
     def fit(self, history: np.ndarray) -> StreamingBaseline:
@@ -186,7 +183,10 @@ class StreamingBaseline(ABC):
         offsets = np.maximum.accumulate(self._res.offsets(), axis=1)
         out = np.multiply(self._scale(rows)[:, None, None], offsets[None, :, :])
         out += point[:, :, None]
-        return np.maximum(out, 0.0, out=out)
+        np.maximum(out, 0.0, out=out)
+        if self.known.given:  # planned closed: nothing sold, at every quantile
+            out[self.known.closed_ahead(rows)] = 0.0
+        return out
 
     # ---------------------------------------------------------------- helpers
     def _update_level(self, y: np.ndarray) -> None:
@@ -205,6 +205,9 @@ class StreamingBaseline(ABC):
         return lvl if self.scale == "level" else np.sqrt(lvl)
 
     def _clean(self, p: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-        """Point forecasts made finite, and 0 for series with no finite value yet."""
+        """Point forecasts made finite, and 0 for series with no finite value yet or buckets planned closed."""
         seen = take(self._nobs, idx)[:, None] > 0
-        return np.where(seen & np.isfinite(p), p, 0.0)
+        ok = seen & np.isfinite(p)
+        if self.known.given:
+            ok &= ~self.known.closed_ahead(idx)
+        return np.where(ok, p, 0.0)

@@ -13,6 +13,11 @@ of the finite values among the last w buckets for each window w, the phase ``j %
 ``start_epoch + j * bucket_seconds``), day of week (buckets of a day or less), hour of day (buckets under a
 day) and month. Missing lags are NaN (LightGBM routes them natively). Targets are clipped at 0.
 
+Given plans (``update(y, plans=..., revenue=...)``, ``backtest --known``), every refit from then on adds the
+plan of the target bucket and the promo and price of the bucket before it (:mod:`.lgbm_plans`); each label
+is learned with the plan known one bucket before it, and a forecast step reads the plan known at its origin.
+A bucket planned closed is forecast 0 and fed back as 0 to the next steps.
+
 Cost: a refit is a batch job inside ``update`` (seconds to tens of seconds for a million rows on 2 threads);
 a forecast is H ``predict`` calls over S rows.
 
@@ -33,6 +38,7 @@ import numpy as np
 
 from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows
+from .lgbm_plans import PLAN_FEATURES, STORED, forecast_columns, stored_column, train_columns
 
 _DAY = 86_400
 
@@ -114,6 +120,8 @@ class LightGBMTweedie(StreamingBaseline):
         self._hist = np.full((0, 64), np.nan, dtype=np.float32)  # [S, capacity]; columns < t are used
         self._booster: Any = None
         self._last_fit = 0
+        self._stored: np.ndarray | None = None  # [S, capacity, 5] plans and prices per bucket, once plans come
+        self._with_plans = False  # whether the booster was trained with PLAN_FEATURES
 
     # -------------------------------------------------------------- features
     @property
@@ -123,7 +131,7 @@ class LightGBMTweedie(StreamingBaseline):
             names += ["dow"] if self.bucket_seconds <= _DAY else []
             names += ["hour"] if self.bucket_seconds < _DAY else []
             names += ["month"]
-        return names
+        return names + list(PLAN_FEATURES) * self._with_plans
 
     def _calendar(self, j: np.ndarray) -> list[np.ndarray]:
         """Calendar features of target buckets ``j`` (int array)."""
@@ -163,11 +171,15 @@ class LightGBMTweedie(StreamingBaseline):
             c = ccnt[i, j] - ccnt[i, lo]
             cols.append(np.where(c > 0, s / np.maximum(c, 1), np.nan).astype(np.float32))
         cols += self._calendar(j)
+        if self._with_plans and self._stored is not None:
+            cols += train_columns(self._stored, i, j)
         return np.column_stack(cols), np.maximum(y[i, j], 0.0)
 
     # ----------------------------------------------------------- subclass API
     def _grow(self, n: int) -> None:
         self._hist = pad_rows(self._hist, n, np.nan)
+        if self._stored is not None:
+            self._stored = pad_rows(self._stored, n, np.nan)
 
     def _learn(self, y: np.ndarray) -> None:
         if self.t >= self._hist.shape[1]:
@@ -175,13 +187,26 @@ class LightGBMTweedie(StreamingBaseline):
             grown[:, : self._hist.shape[1]] = self._hist
             self._hist = grown
         self._hist[:, self.t] = y
+        if self.known.given:
+            self._store_plans()
         seen = self.t + 1
         if seen >= self.refit_every and (self._booster is None or seen - self._last_fit >= self.refit_every):
             self._fit(seen)
 
+    def _store_plans(self) -> None:
+        """Keep the plan and observed price of the bucket being learned (:func:`.lgbm_plans.stored_column`)."""
+        shape = self._hist.shape
+        if self._stored is None or self._stored.shape[:2] != shape:
+            grown = np.full((*shape, STORED), np.nan, np.float16)
+            if self._stored is not None:
+                grown[: self._stored.shape[0], : self._stored.shape[1]] = self._stored
+            self._stored = grown
+        self._stored[:, self.t] = stored_column(self.known)
+
     def _fit(self, seen: int) -> None:
         import lightgbm as lgb
 
+        self._with_plans = self._stored is not None
         x, target = self._train_set(seen)
         if target.size == 0:
             return
@@ -213,8 +238,13 @@ class LightGBMTweedie(StreamingBaseline):
                 c = ok.sum(axis=1)
                 cols.append(np.where(c > 0, np.where(ok, win, 0).sum(axis=1) / np.maximum(c, 1), np.nan))
             j = np.full(buf.shape[0], self.t + h, dtype=np.int64)
-            x = np.column_stack(cols + self._calendar(j)).astype(np.float64)
+            cols += self._calendar(j)
+            if self._with_plans and self._stored is not None:
+                cols += forecast_columns(self._stored, self.known, idx, self.t, h)
+            x = np.column_stack(cols).astype(np.float64)
             pred = np.maximum(self._booster.predict(x, num_threads=threads), 0.0)
+            if self.known.given:  # planned closed: 0, and 0 is what the next steps see as their lag
+                pred[self.known.closed_ahead(idx)[:, h]] = 0.0
             out[:, h] = pred
             buf[:, end] = pred
         return out

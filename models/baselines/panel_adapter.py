@@ -44,6 +44,7 @@ from tidecast.stream.windows import UNITS as _UNITS
 
 from ..learner import Forecast
 from .base import StreamingBaseline
+from .known import KnownInputs
 from .residuals import ResidualQuantiles
 
 __all__ = ["STATE_FORMAT", "BaselineLearner"]
@@ -60,12 +61,13 @@ def _is_plain(value: object) -> bool:
 
 
 def _plain_state(obj: object) -> dict[str, Any]:
-    """``vars(obj)`` with arrays as tensors and nested residual quantiles as dicts; _NotPlain otherwise."""
+    """``vars(obj)`` with arrays as tensors and nested residual quantiles and known inputs as dicts; _NotPlain
+    otherwise."""
     out: dict[str, Any] = {}
     for key, value in vars(obj).items():
         if isinstance(value, np.ndarray):
             out[key] = torch.from_numpy(value.copy())
-        elif isinstance(value, ResidualQuantiles):
+        elif isinstance(value, ResidualQuantiles | KnownInputs):
             out[key] = _plain_state(value)
         elif _is_plain(value) or (isinstance(value, tuple) and all(_is_plain(v) for v in value)):
             out[key] = value
@@ -77,7 +79,7 @@ def _plain_state(obj: object) -> dict[str, Any]:
 def _load_plain_state(obj: object, state: dict[str, Any]) -> None:
     for key, value in state.items():
         current = getattr(obj, key)
-        if isinstance(current, ResidualQuantiles):
+        if isinstance(current, ResidualQuantiles | KnownInputs):
             _load_plain_state(current, value)
         else:
             setattr(obj, key, value.numpy().copy() if isinstance(value, torch.Tensor) else value)

@@ -11,6 +11,13 @@ first season is all zeros), so the components are initialised here instead, with
 (``level = mean of the first m values``, ``trend = 0``, ``season_i = y_i - level``), and river's
 ``learn_one`` / ``forecast`` do the rest. Before a series has m values its forecast is the mean of its values.
 
+Holt-Winters takes no inputs (and river's SNARIMAX takes them per series, with one coefficient per series and
+input, too slow and too few promotions per series to learn from), so given plans (``backtest --known``) a global
+linear model learns what a plan adds (:class:`~.plan_effects.PlanEffects`: promo, event and relative price,
+each with its known flag, scaled by the series' level) from the one-step residuals; the series models learn
+the units less that effect, and a day planned closed as their own forecast (a closing neither drags the level
+nor the season), and the forecast adds the effect of the plans known at the origin.
+
 Example:
     >>> import numpy as np
     >>> b = RiverTS(horizon=2, season=2, alpha=0.5, beta=0.1, gamma=0.5)
@@ -27,6 +34,7 @@ from river import time_series
 
 from ..quantiles import DEFAULT_QUANTILES
 from .base import StreamingBaseline, pad_rows
+from .plan_effects import PlanEffects
 
 
 class RiverTS(StreamingBaseline):
@@ -68,6 +76,7 @@ class RiverTS(StreamingBaseline):
         self._first = np.zeros((0, self._k))
         self._nfirst = np.zeros(0, dtype=np.int64)
         self._ready = np.zeros(0, dtype=bool)
+        self.effects = PlanEffects()  # what plans add, once plans are given (see the module docstring)
 
     def _grow(self, n: int) -> None:
         self._models.extend([None] * (n - len(self._models)))
@@ -97,7 +106,30 @@ class RiverTS(StreamingBaseline):
         m._initialized = True
         return m
 
+    def _planned(self, y: np.ndarray) -> np.ndarray:
+        """What the series models learn from bucket ``y`` given its plan: ``y`` less the plan's effect, and
+        their own one-step forecast where it was planned closed; the effects learn from the residuals."""
+        known, out = self.known, y.copy()
+        rows = np.flatnonzero(self._ready[: y.size] & np.isfinite(y))
+        if rows.size == 0:
+            return out
+        one = np.fromiter((self._models[i].forecast(1)[0] for i in rows.tolist()), float, rows.size)
+        scale = self._effect_scale(rows)
+        x = self.effects.features(known.now[rows], known.now_rel[rows])
+        effect = scale * self.effects.predict(x)
+        closed = known.closed_now()[rows]
+        fit = ~closed & (scale > 0)
+        self.effects.learn(x[fit], (y[rows][fit] - one[fit]) / scale[fit])
+        out[rows] = np.where(closed, one, y[rows] - effect)
+        return out
+
+    def _effect_scale(self, idx: np.ndarray | None) -> np.ndarray:
+        level = self._level if idx is None else self._level[idx]
+        return np.where(np.isfinite(level), np.maximum(level, 1.0), 0.0)
+
     def _learn(self, y: np.ndarray) -> None:
+        if self.known.given:
+            y = self._planned(y)
         ok = np.isfinite(y)
         ready = self._ready
         models = self._models
@@ -123,4 +155,8 @@ class RiverTS(StreamingBaseline):
             m = self._models[i]
             if m is not None:
                 out[j] = m.forecast(h)
+        if self.known.given and self.effects.rows >= self.effects.min_rows:
+            ahead = self.known.ahead[rows]
+            x = self.effects.features(ahead, self.known.price_rel(ahead, rows))
+            out += self._effect_scale(rows)[:, None] * self.effects.predict(x)
         return out

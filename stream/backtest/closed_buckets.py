@@ -36,7 +36,8 @@ from tidecast.stream.windows import REVENUE, UNITS
 @dataclass
 class Closed:
     """One bucket close as the sink saw it: units and revenue of bucket ``t`` [S] and tidecast's forecasts
-    (``published`` panel rows, quantiles ``values`` [n, H, Q], means ``mean`` [n, H])."""
+    (``published`` panel rows, quantiles ``values`` [n, H, Q], means ``mean`` [n, H]); with ``--known``, the
+    plans of ``t+1 .. t+H`` known then, float32 [S, H, 8], for the baselines."""
 
     t: int
     units: np.ndarray
@@ -44,14 +45,17 @@ class Closed:
     published: np.ndarray
     values: np.ndarray
     mean: np.ndarray
+    plans: np.ndarray | None = None
 
 
 class ClosedBuckets:
     """The forecaster's sink: snapshots each close (the panel moves on at the next one) into :attr:`closed`."""
 
-    def __init__(self, buckets: Buckets, panel: Callable[[], SeriesPanel]) -> None:
+    def __init__(self, buckets: Buckets, panel: Callable[[], SeriesPanel],
+                 plans: Callable[[int], np.ndarray | None] | None = None) -> None:
         self.buckets = buckets
         self.panel = panel
+        self.plans = plans  # the plans of t+1 .. t+H at close t (the panel's rows), for the baselines
         self.closed: list[Closed] = []
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
@@ -62,6 +66,7 @@ class ClosedBuckets:
         idx = np.fromiter((index[name] for name in series), np.int64, len(series))
         t = self.buckets.index(batch.origin_ms) - 1
         self.closed.append(
-            Closed(t, last[:, UNITS].astype(np.float64), last[:, REVENUE].astype(np.float64), idx, values, mean)
+            Closed(t, last[:, UNITS].astype(np.float64), last[:, REVENUE].astype(np.float64), idx, values, mean,
+                   None if self.plans is None else self.plans(t))
         )
         return len(series)

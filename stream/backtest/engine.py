@@ -54,6 +54,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
+
 from tidecast.models.learner import OnlineLearner
 from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
 from tidecast.stream.backtest.config import GC_THRESHOLDS, PLANS_TOPIC, TOPIC, BacktestConfig
@@ -68,6 +70,7 @@ from tidecast.stream.backtest.scoring import Lineup
 from tidecast.stream.backtest.workers import BaselineWorker, split_baselines
 from tidecast.stream.forecaster import Forecaster, ForecasterConfig
 from tidecast.stream.ingest import IngestBatch, PartitionIngestor, PartitionState, Record
+from tidecast.stream.plan_history import resolve
 from tidecast.stream.ports import Learner, MemoryCheckpoints
 from tidecast.stream.rejects import RejectTally
 from tidecast.stream.window_store import WindowStore
@@ -113,7 +116,8 @@ class Backtest:
                                                self.retention, store.load_partition(PLANS_TOPIC, 0),
                                                bounds=config.bounds)
         self.plan_offset = 0
-        self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel)
+        self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel,
+                                  self._plans_ahead if config.known else None)
         self.forecaster = self._forecaster()
         self.offset = 0
         self.first_bucket: int | None = None
@@ -314,10 +318,23 @@ class Backtest:
         if self.rows is not None:
             self.rows.names.extend(new_series)
         for worker in self.baseline_workers:
-            worker.close_bucket(closed.t, closed.units, closed.revenue, new_series)
+            worker.close_bucket(closed.t, closed.units, closed.revenue, new_series, closed.plans)
         self.lineup.close_bucket(
-            closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean)
+            closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean), closed.plans
         )
+
+    def _plans_ahead(self, t: int) -> np.ndarray:
+        """The plans of ``t+1 .. t+H`` known at close ``t``, for the panel's series: the forecaster's own (it
+        read them for its learner), else read from the store."""
+        started = time.perf_counter()
+        history, series = self.forecaster.plans, self.forecaster.panel.series
+        if history is not None and history.t == t:
+            plans = history.window()[:, history.length:].copy()
+        else:
+            plans = resolve(self.store.read_plans(t + 1, t + self.config.horizon), series, t + 1,
+                            self.config.horizon)[0]
+        self.timings["plans_baselines"] += time.perf_counter() - started
+        return plans
 
     def _close_forecasts(self) -> None:
         """Close ``config.forecasts`` (a header only if nothing was scored) and append the workers' parts."""

@@ -88,9 +88,11 @@ class Lineup:
         units: np.ndarray,
         revenue: np.ndarray,
         tidecast: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        plans: np.ndarray | None = None,
     ) -> None:
         """Bucket ``t`` closed with ``units`` and ``revenue`` [S]; ``tidecast`` = (published rows, quantiles
-        [n, H, Q], means [n, H])."""
+        [n, H, Q], means [n, H]); ``plans`` [S, H, 8] of ``t+1 .. t+H`` known now (``--known``; every baseline
+        gets them, see :mod:`tidecast.models.baselines.known`)."""
         cfg = self.config
         n = units.size
         started = time.perf_counter()
@@ -119,7 +121,10 @@ class Lineup:
             self.timings[TIDECAST] += time.perf_counter() - started
         for name, model in self.baselines.items():
             started = time.perf_counter()
-            model.update(units)
+            if plans is None:
+                model.update(units)
+            else:
+                model.update(units, plans=plans, revenue=revenue)
             forecasts[name] = model.forecast()
             means[name] = model.point_forecast()
             self.timings[name] += time.perf_counter() - started

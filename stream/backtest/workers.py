@@ -22,6 +22,7 @@ import numpy as np
 from tidecast.stream.backtest.config import TIDECAST, BacktestConfig
 from tidecast.stream.backtest.forecast_file import ForecastRows, part_path
 from tidecast.stream.backtest.forecast_recorder import record
+from tidecast.stream.backtest.plan_feed import PlanReceiver, PlanSender
 from tidecast.stream.backtest.scoring import Lineup
 
 
@@ -45,16 +46,20 @@ class BaselineWorker:
         self.process.start()
         child.close()
         self.names = list(baselines)
+        self.plans = PlanSender()
 
     def start(self, first_bucket: int) -> None:
         """Build the worker's :class:`Lineup` at the first closed bucket."""
         self._send(("start", first_bucket))
 
-    def close_bucket(self, t: int, units: np.ndarray, revenue: np.ndarray, new_series: Sequence[str] = ()) -> None:
+    def close_bucket(self, t: int, units: np.ndarray, revenue: np.ndarray, new_series: Sequence[str] = (),
+                     plans: np.ndarray | None = None) -> None:
         """Bucket ``t`` closed with ``units`` and ``revenue`` [S]: the worker's :meth:`Lineup.close_bucket`.
 
-        ``new_series``: the ids of the series added since the last close (for ``config.forecasts``)."""
-        self._send(("close_bucket", t, units, revenue, list(new_series)))
+        ``new_series``: the ids of the series added since the last close (for ``config.forecasts``); ``plans``:
+        those of ``t+1 .. t+H`` (``--known``), sent as what changed since the last close (:mod:`.plan_feed`)."""
+        sent = None if plans is None else self.plans.encode(plans)
+        self._send(("close_bucket", t, units, revenue, list(new_series), sent))
 
     def outcome(self) -> dict:
         """The worker's :meth:`Lineup.outcome` (None if it never started); the process ends."""
@@ -97,6 +102,7 @@ def _serve(
     parent_end.close()  # our copy of the parent's end: without it, a dead parent would never read as EOF
     lineup: Lineup | None = None
     rows: ForecastRows | None = None
+    plans = PlanReceiver()
     try:
         while True:
             message = conn.recv()
@@ -110,7 +116,9 @@ def _serve(
                 assert lineup is not None, "a bucket closed before the start message"
                 if rows is not None:
                     rows.names.extend(message[4])
-                lineup.close_bucket(*message[1:4])
+                sent = message[5]
+                lineup.close_bucket(message[1], message[2], message[3], None,
+                                    None if sent is None else plans.decode(sent))
             elif message[0] == "end":
                 if rows is not None:
                     rows.close()
