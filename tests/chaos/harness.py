@@ -39,7 +39,7 @@ from pathlib import Path
 import orjson
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from pipeline import TIDECAST, env_for, expected_plans, recount
+from pipeline import TIDECAST, env_for, expected_plans, read_dlq_raw, recount
 
 from tidecast import infra
 from tidecast.config import Endpoints, Settings
@@ -564,7 +564,7 @@ class Chaos:
 
         self._check_plans()
 
-        dlq = read_dlq_raw(settings)
+        dlq = read_dlq_raw(settings, timeout=60.0)
         report.dlq_messages = len(dlq)
         report.dlq_largest_bytes = max((len(raw) for raw in dlq), default=0)
         reasons: dict[str, int] = defaultdict(int)
@@ -599,27 +599,6 @@ def plan_values(doc: dict) -> tuple:
     event = doc.get("event")
     return (doc.get("promo"), doc.get("price"), doc.get("open"), NO_EVENT if "event" in doc and event is None
             else event)
-
-
-def read_dlq_raw(settings: Settings, timeout: float = 60.0) -> list[bytes]:
-    """Every DLQ message's bytes, from the beginning to the high watermark."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                             fetch_max_bytes=16 * 1024 * 1024)
-    parts = [TopicPartition(settings.topics.dlq, p) for p in consumer.partitions_for_topic(settings.topics.dlq)]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        batch = consumer.poll(timeout_ms=500)
-        for records in batch.values():
-            values.extend(r.value for r in records)
-        marks = [consumer.highwater(tp) for tp in parts]
-        caught_up = None not in marks and all(consumer.position(tp) >= m for tp, m in zip(parts, marks, strict=True))
-        if not batch and caught_up:
-            break
-    consumer.close()
-    return values
 
 
 def run(plan: Plan, home: Path, say: Callable[[str], None] = print) -> Report:

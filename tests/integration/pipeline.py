@@ -97,23 +97,29 @@ def assert_windows_equal(stored: dict, expected: dict) -> None:
 
 
 def read_dlq(settings: Settings, timeout: float = 30.0) -> list[dict]:
-    """Every message on the DLQ topic, from the beginning to the current high watermark."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    """Every message on the DLQ topic, from the beginning to the current high watermark, parsed."""
+    return [orjson.loads(value) for value in read_dlq_raw(settings, timeout)]
+
+
+def read_dlq_raw(settings: Settings, timeout: float = 30.0) -> list[bytes]:
+    """Every DLQ message's bytes, from the beginning to the current high watermark."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                             fetch_max_bytes=16 * 1024 * 1024)
     parts = [TopicPartition(settings.topics.dlq, p) for p in consumer.partitions_for_topic(settings.topics.dlq)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
-    messages: list[dict] = []
+    values: list[bytes] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch = consumer.poll(timeout_ms=500)
         for records in batch.values():
-            messages.extend(orjson.loads(r.value) for r in records)
+            values.extend(r.value for r in records)
         marks = [consumer.highwater(tp) for tp in parts]  # known once a fetch for the partition returned
         caught_up = None not in marks and all(consumer.position(tp) >= m for tp, m in zip(parts, marks, strict=True))
         if not batch and caught_up:
             break
     consumer.close()
-    return messages
+    return values
 
 
 def expected_plans(docs: list[dict], buckets: Buckets) -> dict[tuple[int, str], dict]:
