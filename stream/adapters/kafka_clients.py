@@ -58,11 +58,11 @@ def security_config(settings: Settings) -> dict[str, object]:
 
 MAX_POLL_INTERVAL_MS = 45_000
 """A group member's ``max_poll_interval_ms``, which is also its rebalance timeout: how long the coordinator waits
-for every known member to rejoin before it assigns partitions without them. kafka-python's default is 300 s;
-the embedded broker waits that long for a member that died mid-rebalance instead of expiring its 6 s session,
-so workers restarted after a crash sat five minutes without partitions (seen in the chaos run). A worker polls
-at least every few hundred milliseconds; one stuck longer (a Redis outage retried past 45 s) leaves the group
-and rejoins, and its commits, fenced meanwhile, are reloaded from the store (see the ingest worker)."""
+for every known member to rejoin before it assigns partitions without them (kafka-python's default: 300 s). A
+worker polls at least every few hundred milliseconds; one stuck longer (a Redis outage retried past 45 s) leaves
+the group and rejoins, and its commits, fenced meanwhile, are reloaded from the store (see the ingest worker).
+It does not cure a 300 s join stall seen on the embedded broker after two workers stopped at once
+(docs/benchmarks.md, Chaos)."""
 
 
 def consumer_config(settings: Settings, bootstrap: str, group: str | None, *, reset: str) -> dict:
