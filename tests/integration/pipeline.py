@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
+import signal
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -36,6 +39,32 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 
 TIDECAST = [sys.executable, "-m", "tidecast.cli"]
+
+
+def start_ingest(settings: Settings, until_idle: float) -> subprocess.Popen:
+    """``tidecast ingest --until-idle`` on ``settings``, its stderr kept for the test's message."""
+    return subprocess.Popen([*TIDECAST, "ingest", "--until-idle", str(until_idle)], env=env_for(settings),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def sigkill_midway(settings: Settings, store: RedisWindowStore, kills: int, step: tuple[int, int],
+                   rng: random.Random) -> list[int]:
+    """Start an ingest worker and SIGKILL it once it has ingested ``rng.randint(*step)`` more records, ``kills``
+    times; returns the stored ``ingested`` count after each kill."""
+    after = []
+    for _ in range(kills):
+        before = store.stats().counters["ingested"]
+        worker = start_ingest(settings, until_idle=30)
+        target = before + rng.randint(*step)
+        deadline = time.monotonic() + 120
+        while store.stats().counters["ingested"] < target and worker.poll() is None:
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.02)
+        assert worker.poll() is None, "the worker finished before it could be killed"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        after.append(store.stats().counters["ingested"])
+    return after
 
 
 def produce(settings: Settings, stream: Iterable[Outgoing]) -> dict:

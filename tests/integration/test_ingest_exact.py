@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import itertools
 import random
-import signal
 import subprocess
-import time
 
 import pytest
 import redis
-from pipeline import TIDECAST, assert_windows_equal, env_for, produce, read_dlq, recount, stored_windows
+from pipeline import (
+    assert_windows_equal,
+    produce,
+    read_dlq,
+    recount,
+    sigkill_midway,
+    start_ingest,
+    stored_windows,
+)
 
 from tidecast.config import Settings
 from tidecast.producers.faults import with_faults
@@ -33,10 +39,7 @@ def produced(settings: Settings) -> dict:
 
 
 def ingest(settings: Settings, until_idle: float = 3.0) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*TIDECAST, "ingest", "--until-idle", str(until_idle)],
-        env=env_for(settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    return start_ingest(settings, until_idle)
 
 
 def check(settings: Settings, produced: dict, exactly_once_dlq: bool) -> None:
@@ -68,21 +71,8 @@ def test_windows_equal_an_independent_recount(settings: Settings, produced: dict
 
 def test_sigkill_five_times_mid_stream_loses_and_doubles_nothing(settings: Settings, produced: dict) -> None:
     store = RedisWindowStore(redis.Redis.from_url(settings.redis_url), settings.topic_prefix)
-    rng = random.Random(3)
-    kills = 0
-    while kills < 5:
-        before = store.stats().counters["ingested"]
-        worker = ingest(settings, until_idle=30)
-        target = before + rng.randint(15_000, 30_000)
-        deadline = time.monotonic() + 120
-        while store.stats().counters["ingested"] < target and worker.poll() is None:
-            assert time.monotonic() < deadline, "the worker made no progress"
-            time.sleep(0.02)
-        assert worker.poll() is None, "the worker finished before it could be killed"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-        kills += 1
-        assert store.stats().counters["ingested"] < EVENTS
+    after = sigkill_midway(settings, store, kills=5, step=(15_000, 30_000), rng=random.Random(3))
+    assert max(after) < EVENTS
     worker = ingest(settings)
     _, stderr = worker.communicate(timeout=300)
     assert worker.returncode == 0, stderr.decode()[-2000:]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 from kafka import KafkaConsumer
-from pipeline import TIDECAST, assert_windows_equal, env_for, produce, recount, stored_windows
+from pipeline import assert_windows_equal, produce, recount, start_ingest, stored_windows
 
 from tidecast import infra
 from tidecast.config import Endpoints, Settings
@@ -64,8 +64,7 @@ def store_of(settings: Settings) -> RedisWindowStore:
 
 
 def ingest(settings: Settings, until_idle: float) -> subprocess.Popen:
-    return subprocess.Popen([*TIDECAST, "ingest", "--until-idle", str(until_idle)], env=env_for(settings),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return start_ingest(settings, until_idle)
 
 
 def finished(worker: subprocess.Popen, timeout: float = 300) -> str:

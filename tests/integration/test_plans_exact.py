@@ -4,16 +4,14 @@ plans equal an independent last-write-wins recount, and the published forecasts 
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import jsonschema
 import pytest
 import redis
-from pipeline import TIDECAST, env_for, expected_plans, produce
+from pipeline import TIDECAST, env_for, expected_plans, produce, sigkill_midway, start_ingest
 from tail_reader import read_forecasts
 from test_forecast import SCHEMA
 
@@ -48,11 +46,6 @@ def plan_docs(series: list[tuple[str, str]], start: datetime, rng: random.Random
     return docs
 
 
-def ingest(settings: Settings, until_idle: float) -> subprocess.Popen:
-    return subprocess.Popen([*TIDECAST, "ingest", "--until-idle", str(until_idle)], env=env_for(settings),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 def test_plans_exactly_once_through_kafka_and_redis(settings: Settings) -> None:
     settings = replace(settings, retention=90, idle_timeout_seconds=1)
     config = SyntheticConfig(series=60, days=DAYS, seed=11)  # with clicks: enough records to kill a worker mid-way
@@ -69,18 +62,8 @@ def test_plans_exactly_once_through_kafka_and_redis(settings: Settings) -> None:
 
     store = RedisWindowStore(redis.Redis.from_url(settings.redis_url), settings.topic_prefix)
     total = len(mixed)
-    for _ in range(3):
-        before = store.stats().counters["ingested"]
-        worker = ingest(settings, until_idle=30)
-        target = before + rng.randint(total // 8, total // 5)
-        deadline = time.monotonic() + 120
-        while store.stats().counters["ingested"] < target and worker.poll() is None:
-            assert time.monotonic() < deadline, "the worker made no progress"
-            time.sleep(0.02)
-        assert worker.poll() is None, "the worker finished before it could be killed"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-    worker = ingest(settings, until_idle=4)
+    sigkill_midway(settings, store, kills=3, step=(total // 8, total // 5), rng=rng)
+    worker = start_ingest(settings, until_idle=4)
     _, stderr = worker.communicate(timeout=300)
     assert worker.returncode == 0, stderr.decode()[-2000:]
 
