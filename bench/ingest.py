@@ -5,7 +5,7 @@
 Produces a synthetic stream (1% malformed, 1% duplicates) to fresh topics on the embedded servers, then
 reads it twice: once with a bare KafkaConsumer that only touches each record (the raw rate), once with
 the full ingest worker (validate + dedup + bucket + Redis Lua commit + offsets + DLQ). Both rates are
-counted from the first record to the last one handled, so the consumer-group join is not in either.
+counted from the first record to the last one handled, so the workers' start (joining the membership) is not in either.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tidecast.consumers.ingest_worker import IngestWorker
 from tidecast.producers.event_sender import EventSender
 from tidecast.producers.faults import with_faults
 from tidecast.producers.synthetic import SyntheticConfig, generate
+from tidecast.stream.adapters.ingest_members import RedisMembership
 from tidecast.stream.adapters.kafka_clients import consumer_config, create_topics
 from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.timebuckets import parse_duration
@@ -82,7 +83,8 @@ def main() -> None:
         console.print(f"produced {sent:,} messages in {produce_s:.1f}s ({sent / produce_s:,.0f}/s)")
         raw_rates = [raw_consume(settings, sent) for _ in range(2)]
         store = RedisWindowStore(redis.Redis.from_url(endpoints.redis), settings.topic_prefix)
-        progress = IngestWorker(settings, endpoints.kafka, store).run(until_idle=2.0)
+        progress = IngestWorker(settings, endpoints.kafka, store,
+                                RedisMembership(store.client, settings.topic_prefix)).run(until_idle=2.0)
         memory = redis.Redis.from_url(endpoints.redis).info("memory")["used_memory"]
     raw = max(raw_rates)
     table = Table(title=f"ingest vs raw consume: {sent:,} messages, {args.series} series, bucket {args.bucket}")

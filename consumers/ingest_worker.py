@@ -1,4 +1,11 @@
-"""The ingest worker: a consumer-group member on the clicks and sales topics that feeds the windows.
+"""The ingest worker: one of the processes that split the input partitions and feed the windows.
+
+The workers of a topic prefix split the partition numbers among themselves through a membership set in Redis
+(:mod:`tidecast.stream.ownership`, :mod:`tidecast.stream.adapters.ingest_members`): each beats every heartbeat
+interval (2 s), gives up what the view of the live workers hands to another at once, and takes what two views
+agree on; one that stops or dies is counted out after the session timeout (6 s) or at once on a clean stop.
+Kafka's consumer-group protocol is not used (the embedded broker wedges groups; see the membership module):
+the consumer is assigned its partitions, and the fence on every commit is the stored offset, as before.
 
 Per poll batch and partition: :class:`~tidecast.stream.ingest.PartitionIngestor` classifies the records,
 rejects go to the DLQ, and the batch (window deltas + offsets + watermark + counters) is committed to
@@ -16,10 +23,10 @@ record past the stored offset. At startup the worker warns when the input topics
 windows span.
 
 Outages: Redis calls and the DLQ acknowledgements ride out an outage of up to ``TIDECAST_OUTAGE_TIMEOUT``
-(:mod:`tidecast.stream.adapters.retry`). A worker that lost its group membership (paused past the session
-timeout, say) finds its commits fenced: it drops what it had not committed, reloads its partitions from the store
-and carries on as a member again. The rebalance callbacks never raise into kafka-python: a failure there marks
-the partitions for a reload from the store before the next batch.
+(:mod:`tidecast.stream.adapters.retry`). A worker that lost its membership (paused past the session timeout,
+say) finds its commits fenced: it drops what it had not committed, reloads its partitions from the store and
+carries on as a member again. A failure to load a partition taken marks the partitions for a reload from the
+store before the next batch.
 
 >>> from tidecast.stream.ingest import PartitionIngestor, Record
 >>> from tidecast.stream.timebuckets import Buckets
@@ -47,7 +54,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     IllegalStateError,
     InvalidRecordError,
@@ -59,9 +66,10 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from tidecast.config import Settings
+from tidecast.config import ServiceError, Settings
 from tidecast.consumers.committer import Ack, Committer, Fenced
 from tidecast.consumers.dlq import dlq_key, dlq_message
+from tidecast.consumers.heartbeat import Heartbeat
 from tidecast.stream.adapters.kafka_clients import (
     consumer_config,
     producer_config,
@@ -71,10 +79,16 @@ from tidecast.stream.adapters.kafka_clients import (
 from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage, RetryingStore
 from tidecast.stream.events import Bounds
 from tidecast.stream.ingest import IngestBatch, PartitionIngestor, RecordsDeleted, Reject, StateLost
+from tidecast.stream.ownership import Membership, Ownership, owner_id
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
 
 log = logging.getLogger(__name__)
+
+MAX_LOOP_SILENCE = 45.0
+"""Seconds the poll loop may go without reading a membership view before its heartbeat stops beating, so the
+other workers take its partitions (Kafka's ``max.poll.interval.ms``); ``tidecast run`` closes buckets between
+polls, and a close of a large panel takes seconds to a minute: the limit is generous."""
 
 _RECORD_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError)
 """Kafka's refusals of one record (too large, invalid): retrying it would fail forever. Every other failure
@@ -161,12 +175,19 @@ class IngestWorker:
         settings: Settings,
         bootstrap: str,
         store: WindowStore,
+        members: Membership,
         max_poll_records: int = 5000,
         on_progress: Callable[[IngestProgress], None] | None = None,
     ) -> None:
         self.settings = settings
         timeout = settings.outage_timeout_seconds
         self.store = RetryingStore(store, Outage("Redis", timeout, REDIS_ERRORS))
+        member = owner_id()
+        self.heartbeat = Heartbeat(members, member, settings.session_timeout_ms,
+                                   settings.heartbeat_interval_ms / 1000, max_silence=MAX_LOOP_SILENCE)
+        self.ownership = Ownership(member, ())
+        self._topic_numbers: dict[str, set[int]] = {}
+        self._view_at: float | None = None
         self.kafka_acks = Outage("Kafka (DLQ acknowledgements)", timeout, (KafkaTimeoutError,))
         self.buckets = Buckets(settings.bucket_seconds)
         self.on_progress = on_progress
@@ -188,7 +209,7 @@ class IngestWorker:
         self.committer = self._new_committer()
         self._stop = False
         self._reload = False
-        """Set when a commit was fenced or a rebalance callback failed: reload every partition from the store."""
+        """Set when a commit was fenced or a partition taken could not be loaded: reload every held partition."""
         self._failure: BaseException | None = None
         """An error that must stop the worker, raised by the poll loop (a callback must not raise it)."""
         self.bounds = Bounds(settings.max_qty, settings.max_price)
@@ -207,15 +228,16 @@ class IngestWorker:
         ``tick`` runs on this thread between polls, at most every ``tick_every`` seconds (``tidecast run``
         closes buckets there, so forecasting never falls far behind ingest).
         """
-        topics = list(self.settings.topics.ingested)
-        self.consumer.subscribe(topics, listener=_Rebalance(self))
         self._last_activity = time.monotonic()
         last_report = last_kafka_commit = last_tick = 0.0
         try:
+            self.ownership = Ownership(self.ownership.me, self._partition_numbers())
+            self.heartbeat.start()
             while not self._stop:
+                self._follow_membership()
                 self._recover()
                 try:
-                    polled = self.consumer.poll(timeout_ms=200, max_records=self.max_poll_records)
+                    polled = self._poll()
                 except OffsetOutOfRangeError as exc:  # records deleted before they were read (retention)
                     self._out_of_range(exc)
                     continue
@@ -296,8 +318,66 @@ class IngestWorker:
         try:
             self.committer.close()
         finally:
-            self.producer.close(timeout=10)
-            self.consumer.close(autocommit=False)
+            try:
+                self.producer.close(timeout=10)
+                self.consumer.close(autocommit=False)
+            finally:
+                self.heartbeat.close()
+
+    def _partition_numbers(self) -> list[int]:
+        """The partition numbers of the input topics (the union: a partition number's Redis keys cover it in
+        every topic); a topic the broker does not know is skipped with a warning."""
+        for topic in self.settings.topics.ingested:
+            found = self.consumer.partitions_for_topic(topic)
+            if found is None:
+                log.warning("topic %s does not exist: not read", topic)
+            self._topic_numbers[topic] = set(found or ())
+        numbers = set().union(*self._topic_numbers.values())
+        if not numbers:
+            raise ServiceError(f"none of the input topics {', '.join(self.settings.topics.ingested)} exists: "
+                               "create them (`tidecast infra up` does) or check TIDECAST_TOPIC_PREFIX")
+        return sorted(numbers)
+
+    def _follow_membership(self) -> None:
+        """Give up and take partitions as the newest view of the live workers says
+        (:class:`~tidecast.stream.ownership.Ownership`). A view older than the session timeout, or lapsed (see
+        :mod:`tidecast.consumers.heartbeat`), means the others may have counted this worker out: it drops
+        everything first (its uncommitted batches would be fenced anyway) and takes its share again from the
+        next views."""
+        view = self.heartbeat.latest()
+        if view is None:
+            return
+        stale = time.monotonic() - view.at > self.settings.session_timeout_ms / 1000
+        if (view.lapsed or stale) and self.ownership.held:
+            self._revoked(self._topic_partitions(self.ownership.forget()), lost=True)
+            log.warning("membership lapsed: gave up every partition, taking them again from the next views")
+            self.consumer.assign([])
+        if stale or view.at == self._view_at:
+            return
+        self._view_at = view.at
+        given_up, taken = self.ownership.update(view.members)
+        if given_up:
+            self._revoked(self._topic_partitions(given_up))
+        if given_up or taken:
+            log.info("holding partitions %s of %d live worker(s)", sorted(self.ownership.held) or "none",
+                     len(view.members))
+            self.consumer.assign(self._topic_partitions(self.ownership.held))
+            try:
+                self._assigned(self._topic_partitions(taken))
+            except Exception as exc:  # Redis away past the retries, say: the reload tries again (and stops)
+                log.warning("could not load the partitions taken (%s): retrying before the next batch", exc)
+                self._reload = True
+
+    def _topic_partitions(self, numbers: frozenset[int]) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for p in sorted(numbers) for topic, has in self._topic_numbers.items()
+                if p in has]
+
+    def _poll(self) -> dict:
+        """The next records of the held partitions; none (after the poll's wait) while nothing is held."""
+        if not self.consumer.assignment():
+            time.sleep(0.2)
+            return {}
+        return self.consumer.poll(timeout_ms=200, max_records=self.max_poll_records)
 
     def _ingest(self, tp: TopicPartition, records: list) -> None:
         self.last_record[tp] = time.monotonic()
@@ -431,7 +511,7 @@ class IngestWorker:
         forget them. Never raises: a failed commit marks the worker for a reload (see :meth:`_commit_failed`)."""
         try:
             if lost:
-                raise Fenced(f"{len(revoked)} partition(s) lost with the group membership")
+                raise Fenced(f"{len(revoked)} partition(s) lost with the membership")
             self.committer.drain()
         except BaseException as exc:
             self._commit_failed(exc)
@@ -463,23 +543,3 @@ def check_retention(settings: Settings, bootstrap: str) -> list[str]:
 
 def _wall_ms() -> int:
     return int(time.time() * 1000)
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, worker: IngestWorker) -> None:
-        self.worker = worker
-
-    """Never raises into kafka-python ("User rebalance callback throws an error" would end the worker)."""
-
-    def on_partitions_revoked(self, revoked):
-        self.worker._revoked(list(revoked))
-
-    def on_partitions_lost(self, lost):
-        self.worker._revoked(list(lost), lost=True)
-
-    def on_partitions_assigned(self, assigned):
-        try:
-            self.worker._assigned(list(assigned))
-        except BaseException as exc:
-            log.warning("could not load the assigned partitions (%s): retrying before the next batch", exc)
-            self.worker._reload = True

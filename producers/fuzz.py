@@ -11,8 +11,9 @@ Every hostile message must end in the DLQ with a reason. Most break the event co
 (:func:`tidecast.stream.events.validate` rejects them); the three :data:`TIME_GUARDED` cases that are
 valid on their own are rejected by the ingest's time guards: ``ts_1970`` is ``late`` once a partition has a
 watermark, ``ts_far_future`` (2199) is ``future`` (more than ``TIDECAST_MAX_FUTURE`` past the wall clock),
-and ``plan_far_ahead`` plans a bucket beyond the planning horizon. Mix them into a stream after its first
-bucket, so that every partition has a watermark.
+and ``plan_far_ahead`` plans a bucket beyond the planning horizon. Send them into partitions that already
+hold an earlier event (the chaos harness gives them the key of a first-day event): the first record of a
+partition has no watermark to be late against, so a ``ts_1970`` there is applied.
 
 >>> like = {"event_id": "e1", "type": "sale", "ts": "2026-01-05T10:00:00+00:00", "sku": "A", "qty": 1}
 >>> corpus = list(hostile([like], 2 * len(CASES), seed=1))

@@ -259,7 +259,9 @@ class Settings:
     horizon: int = 14
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     session_timeout_ms: int = 6_000
+    """An ingest worker that has not renewed its membership (in Redis) for this long is counted out."""
     heartbeat_interval_ms: int = 2_000
+    """How often an ingest worker renews its membership and follows the split of the partitions."""
     group_id: str = field(default="")
     # --- ingest bounds (poison-pill guards) ---
     max_qty: float = MAX_QTY

@@ -235,13 +235,15 @@ def run_ingest(
     until_idle: float | None,
     on_progress: Callable[[IngestProgress], None] | None = None,
 ) -> IngestProgress:
-    """One worker of the consumer group, until SIGINT/SIGTERM or ``until_idle`` seconds without a record."""
+    """One ingest worker (of however many run), until SIGINT/SIGTERM or ``until_idle`` seconds without a record."""
     from tidecast.consumers.ingest_worker import IngestWorker
+    from tidecast.stream.adapters.ingest_members import RedisMembership
     from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
 
     store = RedisWindowStore(redis_client(settings, endpoints.redis, caller_retries=True), settings.topic_prefix)
-    worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
+    worker = IngestWorker(settings, endpoints.kafka, store, RedisMembership(store.client, settings.topic_prefix),
+                          on_progress=on_progress)
     with stop_on_signals() as stop:
         stop.call(worker.stop)
         return worker.run(until_idle=until_idle)
@@ -311,12 +313,14 @@ def run_ingest_and_forecast(
     (``()``: they are left alone).
     """
     from tidecast.consumers.ingest_worker import IngestWorker
+    from tidecast.stream.adapters.ingest_members import RedisMembership
     from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisWindowStore
 
     settings, endpoints = live.settings, live.endpoints
     # the worker's own client and outage watch (it retries its own calls), beside the forecaster's
     store = RedisWindowStore(redis_client(settings, endpoints.redis, caller_retries=True), settings.topic_prefix)
+    members = RedisMembership(store.client, settings.topic_prefix)
 
     holds = _Holds(live, on_hold)
     with stop_on_signals(signals) as stop:
@@ -328,7 +332,7 @@ def run_ingest_and_forecast(
             holds.check()
 
         while True:
-            worker = IngestWorker(settings, endpoints.kafka, store, on_progress=on_progress)
+            worker = IngestWorker(settings, endpoints.kafka, store, members, on_progress=on_progress)
             stop.call(worker.stop)
             worker.run(until_idle=until_idle, tick=tick)
             if stop.requested or not again():

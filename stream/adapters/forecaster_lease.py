@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -48,6 +46,7 @@ import redis
 from tidecast.config import ServiceError
 from tidecast.stream.adapters.redis_store import RedisCheckpoints
 from tidecast.stream.adapters.retry import Outage
+from tidecast.stream.ownership import owner_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,7 +128,7 @@ class LeasedCheckpoints:
         self.key = RedisCheckpoints.key_for(prefix, name)
         self.lease = self.lease_key(prefix, name)
         self.ttl_ms = int(ttl_ms)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner_id()
         self.outage = outage
         self.notice_key = f"{self.lease}-retaken:{self.owner}"
         self.digest = ""

@@ -1,8 +1,7 @@
 """kafka-python client settings shared by every tidecast consumer and producer, and topic creation.
 
-Measured on the embedded broker (DESIGN.md): a session timeout of 6 s with a 2 s heartbeat gets a new
-group member its partitions in about 3 s instead of 23 s; large fetches keep the consumer busy. Topics are
-created with their final partition count (the embedded broker cannot add partitions later).
+Large fetches keep the consumer busy. Topics are created with their final partition count (the embedded broker
+cannot add partitions later).
 
 Every client gets the settings' SASL/TLS options through :func:`security_config` (``TIDECAST_KAFKA_*``,
 docs/operations.md).
@@ -56,17 +55,10 @@ def security_config(settings: Settings) -> dict[str, object]:
     return config
 
 
-MAX_POLL_INTERVAL_MS = 45_000
-"""A group member's ``max_poll_interval_ms``, which is also its rebalance timeout: how long the coordinator waits
-for every known member to rejoin before it assigns partitions without them (kafka-python's default: 300 s). A
-worker polls at least every few hundred milliseconds; one stuck longer (a Redis outage retried past 45 s) leaves
-the group and rejoins, and its commits, fenced meanwhile, are reloaded from the store (see the ingest worker).
-It does not cure a 300 s join stall seen on the embedded broker after two workers stopped at once
-(docs/benchmarks.md, Chaos)."""
-
-
 def consumer_config(settings: Settings, bootstrap: str, group: str | None, *, reset: str) -> dict:
-    """Keyword arguments for ``KafkaConsumer``: manual offsets (Redis holds the truth).
+    """Keyword arguments for ``KafkaConsumer``: manual offsets (Redis holds the truth). ``group`` names the
+    consumer group the ingest workers commit their offsets under, for lag tools only: they are assigned their
+    partitions (:mod:`tidecast.stream.ownership`) and never join the group.
 
     ``reset`` is kafka-python's ``auto_offset_reset``, stated by every caller: ``"earliest"`` for the readers
     (forecast tail, bench), ``"none"`` for the ingest worker, which seeks every partition itself and must hear
@@ -82,10 +74,6 @@ def consumer_config(settings: Settings, bootstrap: str, group: str | None, *, re
         **FETCH,
         **security_config(settings),
     }
-    if group is not None:
-        config["session_timeout_ms"] = settings.session_timeout_ms
-        config["heartbeat_interval_ms"] = settings.heartbeat_interval_ms
-        config["max_poll_interval_ms"] = MAX_POLL_INTERVAL_MS
     return config
 
 

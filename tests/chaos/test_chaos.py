@@ -15,7 +15,7 @@ from tidecast.config import DLQ_MAX_BYTES
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.timeout(1500)  # ~95 s; up to ~400 s when the open 300 s join stall after the FLUSHALL occurs
+@pytest.mark.timeout(900)  # ~95 s on a quiet machine
 def test_chaos_loses_doubles_and_crashes_nothing(tmp_path: Path) -> None:
     report = run(CI, tmp_path)
     assert report.events > 40_000 and report.hostile_sent == CI.fuzz

@@ -6,13 +6,15 @@ counts the gap and goes on from the log start. Never a silent skip."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import orjson
 import pytest
 from kafka import TopicPartition
 from kafka.errors import NoOffsetForPartitionError, OffsetOutOfRangeError
+from stand_ins import AssignedConsumer, offline_worker
 
 from tidecast.config import Settings
-from tidecast.consumers import ingest_worker
 from tidecast.consumers.ingest_worker import IngestWorker
 from tidecast.stream.ingest import PartitionIngestor, Record, RecordsDeleted, StateLost
 from tidecast.stream.timebuckets import Buckets
@@ -23,29 +25,22 @@ LOG = [Record(n, orjson.dumps({"event_id": f"e{n}", "type": "sale", "ts": 1_767_
                                "qty": 1})) for n in range(60)]
 
 
-class RetainingConsumer:
+class RetainingConsumer(AssignedConsumer):
     """One partition of ``LOG`` whose oldest records can be deleted (``log_start``); 10 records a poll.
     ``before_poll[n]`` runs in poll n after the assignment, before the fetch (as retention would)."""
 
+    TOPICS: ClassVar[dict[str, set[int]]] = {"t.sales": {0}}
+
     def __init__(self, **config: object) -> None:
-        self.config = config
+        super().__init__(**config)
         self.log_start = 0
         self.position_of: int | None = None
         self.polls = 0
-        self.listener = None
         self.paused: set[TopicPartition] = set()
         self.before_poll: dict[int, object] = {}
 
-    def subscribe(self, topics, listener) -> None:
-        self.listener = listener
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP}
-
     def poll(self, timeout_ms: int, max_records: int) -> dict:
         self.polls += 1
-        if self.polls == 1:
-            self.listener.on_partitions_assigned([TP])
         action = self.before_poll.get(self.polls)
         if callable(action):
             action()
@@ -79,28 +74,13 @@ class RetainingConsumer:
     def position(self, tp) -> int | None:
         return self.position_of
 
-    def commit_async(self, offsets) -> None:
-        pass
 
-    def close(self, autocommit: bool = False) -> None:
-        pass
-
-
-class NoProducer:
-    def __init__(self, **config: object) -> None:
-        pass
-
-    def close(self, timeout: float | None = None) -> None:
-        pass
 
 
 def make_worker(monkeypatch: pytest.MonkeyPatch, store: MemoryWindowStore, allow_gaps: bool = False,
                 ) -> tuple[IngestWorker, RetainingConsumer]:
-    monkeypatch.setattr(ingest_worker, "KafkaConsumer", RetainingConsumer)
-    monkeypatch.setattr(ingest_worker, "KafkaProducer", NoProducer)
-    monkeypatch.setattr(ingest_worker, "check_retention", lambda settings, bootstrap: [])  # no broker to ask
     settings = Settings(topic_prefix="t.", outage_timeout_seconds=1, allow_gaps=allow_gaps)
-    worker = IngestWorker(settings, "127.0.0.1:1", store)
+    worker = offline_worker(monkeypatch, RetainingConsumer, settings, store)
     return worker, worker.consumer  # type: ignore[return-value]
 
 

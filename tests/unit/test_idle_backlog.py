@@ -8,9 +8,9 @@ from __future__ import annotations
 import orjson
 import pytest
 from kafka import TopicPartition
+from stand_ins import offline_worker
 
 from tidecast.config import Settings
-from tidecast.consumers import ingest_worker
 from tidecast.consumers.ingest_worker import IngestWorker
 from tidecast.stream.ingest import PartitionIngestor, Record
 from tidecast.stream.timebuckets import Buckets
@@ -38,13 +38,6 @@ class Lagging:
         pass
 
 
-class NoProducer:
-    def __init__(self, **config: object) -> None:
-        pass
-
-    def close(self, timeout: float | None = None) -> None:
-        pass
-
 
 def sale(n: int, ts: int) -> Record:
     return Record(n, orjson.dumps({"event_id": f"e{n}", "type": "sale", "ts": ts, "sku": "A", "qty": 1}))
@@ -52,11 +45,8 @@ def sale(n: int, ts: int) -> Record:
 
 @pytest.fixture
 def worker(monkeypatch: pytest.MonkeyPatch) -> IngestWorker:
-    monkeypatch.setattr(ingest_worker, "KafkaConsumer", Lagging)
-    monkeypatch.setattr(ingest_worker, "KafkaProducer", NoProducer)
-    monkeypatch.setattr(ingest_worker, "check_retention", lambda settings, bootstrap: [])
     store = MemoryWindowStore()
-    worker = IngestWorker(Settings(topic_prefix="t.", idle_timeout_seconds=5), "127.0.0.1:1", store)
+    worker = offline_worker(monkeypatch, Lagging, Settings(topic_prefix="t.", idle_timeout_seconds=5), store)
     for tp, days in ((BEHIND, 1), (AHEAD, 20)):  # BEHIND has read day 1 of its backlog, AHEAD is at day 20
         ingestor = PartitionIngestor(tp.topic, tp.partition, Buckets(86_400), 7_200_000, 56,
                                      store.load_partition(tp.topic, tp.partition))

@@ -1,15 +1,20 @@
-"""A worker that lost its group membership rejoins: its fenced commits make it reload its partitions from the
-store and carry on (never exit with ``Fenced``), and its rebalance callbacks never raise into kafka-python."""
+"""A worker whose partition another worker committed, or whose membership lapsed, reloads its partitions from
+the store and carries on (never exits with ``Fenced``); a partition it cannot load is retried before the next
+batch, and a Redis outage past the outage timeout stops it."""
 
 from __future__ import annotations
+
+import time
+from typing import ClassVar
 
 import orjson
 import pytest
 import redis
 from kafka import TopicPartition
+from stand_ins import AssignedConsumer, offline_worker
 
 from tidecast.config import Settings
-from tidecast.consumers import ingest_worker
+from tidecast.consumers.heartbeat import View
 from tidecast.consumers.ingest_worker import IngestWorker
 from tidecast.stream.adapters.retry import OutageError
 from tidecast.stream.ingest import PartitionIngestor, Record
@@ -22,25 +27,19 @@ LOG = [Record(n, orjson.dumps({"event_id": f"e{n}", "type": "sale", "ts": 1_767_
                                "qty": 1})) for n in range(40)]
 
 
-class FakeConsumer:
+class FakeConsumer(AssignedConsumer):
     """One partition of ``LOG``, 10 records a poll from the position; ``before_poll[n]`` runs before poll n."""
 
+    TOPICS: ClassVar[dict[str, set[int]]] = {"t.sales": {0}}
+
     def __init__(self, **config: object) -> None:
+        super().__init__(**config)
         self.position_of = 0
         self.polls = 0
-        self.listener = None
         self.before_poll: dict[int, object] = {}
-
-    def subscribe(self, topics, listener) -> None:
-        self.listener = listener
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP}
 
     def poll(self, timeout_ms: int, max_records: int) -> dict:
         self.polls += 1
-        if self.polls == 1:
-            self.listener.on_partitions_assigned([TP])
         action = self.before_poll.get(self.polls)
         if callable(action):
             action()
@@ -57,27 +56,12 @@ class FakeConsumer:
     def position(self, tp) -> int:
         return self.position_of
 
-    def commit_async(self, offsets) -> None:
-        pass
 
-    def close(self, autocommit: bool = False) -> None:
-        pass
-
-
-class FakeProducer:
-    def __init__(self, **config: object) -> None:
-        pass
-
-    def close(self, timeout: float | None = None) -> None:
-        pass
 
 
 @pytest.fixture
 def worker(monkeypatch: pytest.MonkeyPatch) -> IngestWorker:
-    monkeypatch.setattr(ingest_worker, "KafkaConsumer", FakeConsumer)
-    monkeypatch.setattr(ingest_worker, "KafkaProducer", FakeProducer)
-    monkeypatch.setattr(ingest_worker, "check_retention", lambda settings, bootstrap: [])  # no broker to ask
-    return IngestWorker(SETTINGS, "127.0.0.1:1", MemoryWindowStore())
+    return offline_worker(monkeypatch, FakeConsumer, SETTINGS, MemoryWindowStore())
 
 
 def units(store: MemoryWindowStore) -> float:
@@ -101,35 +85,32 @@ def test_a_worker_whose_partition_was_committed_by_another_member_reloads_and_ca
     assert units(inner) == 40  # every record once: ours, theirs, then ours again from their offset
 
 
-def test_a_lost_membership_drops_the_speculative_state_without_raising(worker: IngestWorker) -> None:
+def test_a_lapsed_membership_drops_the_speculative_state_and_takes_the_partition_again(
+    worker: IngestWorker,
+) -> None:
     inner: MemoryWindowStore = worker.store.store  # type: ignore[attr-defined]
     consumer: FakeConsumer = worker.consumer  # type: ignore[assignment]
+    latest = worker.heartbeat.latest
 
-    def lose_and_regain() -> None:
+    def lapse() -> None:  # this worker was counted out; the partition's new owner went on meanwhile
         worker.committer.drain()
         stored = inner.load_partition("t.sales", 0)
         theirs = PartitionIngestor("t.sales", 0, Buckets(86_400), 7200_000, 56, stored)
-        assert inner.commit(theirs.apply(LOG[stored.next_offset:stored.next_offset + 10]))  # the new owner goes on
-        consumer.listener.on_partitions_lost({TP})  # kafka-python: the generation is lost
-        consumer.listener.on_partitions_assigned([TP])
+        assert inner.commit(theirs.apply(LOG[stored.next_offset:stored.next_offset + 10]))
+        lapsed = [View([worker.ownership.me], time.monotonic(), lapsed=True)]
+        worker.heartbeat.latest = lambda: lapsed.pop() if lapsed else latest()  # type: ignore[method-assign]
 
-    consumer.before_poll[3] = lose_and_regain
-    worker.run(until_idle=0.3)
+    consumer.before_poll[3] = lapse
+    worker.run(until_idle=0.5)
     assert units(inner) == 40
 
 
-def test_rebalance_callbacks_never_raise_and_a_real_failure_stops_the_worker(worker: IngestWorker) -> None:
-    consumer: FakeConsumer = worker.consumer  # type: ignore[assignment]
+def test_a_partition_that_cannot_be_loaded_is_retried_and_a_long_outage_stops_the_worker(
+    worker: IngestWorker,
+) -> None:
+    def refused(*args: object) -> None:
+        raise redis.ConnectionError("Connection refused")
 
-    def redis_gone() -> None:
-        def refused(*args: object) -> None:
-            raise redis.ConnectionError("Connection refused")
-
-        worker.store.store.load_partition = refused  # type: ignore[attr-defined]
-        worker.store.store.commit = refused  # type: ignore[attr-defined]
-        consumer.listener.on_partitions_revoked([TP])  # must not raise
-        consumer.listener.on_partitions_assigned([TP])  # must not raise either
-
-    consumer.before_poll[2] = redis_gone
+    worker.store.store.load_partition = refused  # type: ignore[attr-defined]
     with pytest.raises(OutageError, match="Redis unreachable for 1s"):
         worker.run(until_idle=5)

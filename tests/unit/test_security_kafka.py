@@ -170,6 +170,7 @@ def test_the_reader_senders_publisher_and_worker_get_them(
 ) -> None:
     from tidecast.consumers import forecast_reader, ingest_worker
     from tidecast.producers import event_sender, forecast_publisher
+    from tidecast.stream.ownership import MemoryMembership
     from tidecast.stream.window_store import MemoryWindowStore
 
     for module, names in ((forecast_reader, ["KafkaConsumer"]), (event_sender, ["KafkaProducer"]),
@@ -181,7 +182,7 @@ def test_the_reader_senders_publisher_and_worker_get_them(
     assert list(forecast_reader.follow(s, "127.0.0.1:9092", from_beginning=True, until_idle=0.0)) == []
     event_sender.EventSender(s, "127.0.0.1:9092").close()
     forecast_publisher.KafkaForecastSink(s, "127.0.0.1:9092").close()
-    worker = ingest_worker.IngestWorker(s, "127.0.0.1:9092", MemoryWindowStore())
+    worker = ingest_worker.IngestWorker(s, "127.0.0.1:9092", MemoryWindowStore(), MemoryMembership())
     worker.committer.close()
     assert len(recorder) == 5  # reader, sender, publisher, worker's consumer and its dead-letter producer
     for kwargs in recorder:

@@ -10,7 +10,7 @@ The live view's labels and point forecast follow ``TIDECAST_QUANTILES``:
 
 >>> board = Board(season=7, quantiles=(0.05, 0.5, 0.95))
 >>> board.median, board.render().renderables[0].plain
-(1, 'waiting for the consumer group...')
+(1, 'waiting for the ingest workers...')
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Board:
         self.season = season
         self.quantiles = tuple(quantiles)
         self.median = median_index(self.quantiles)
-        self.ingest = "waiting for the consumer group..."
+        self.ingest = "waiting for the ingest workers..."
         self.close = "no bucket closed yet"
         self.closed = 0
         self.published = 0

@@ -52,7 +52,7 @@ def run_both(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.stream.timebuckets import Buckets
 
     buckets = Buckets(settings.bucket_seconds)
-    state = {"ingest": "joining the consumer group...", "close": "no bucket closed yet"}
+    state = {"ingest": "joining the ingest workers...", "close": "no bucket closed yet"}
     closed = 0
     with live.build(settings, resolve(settings)) as forecaster, \
             Live(Text(""), console=err, auto_refresh=False) as screen:

@@ -1,4 +1,4 @@
-"""``tidecast ingest``: run one ingest worker of the consumer group until stopped (or idle).
+"""``tidecast ingest``: run one ingest worker (start N for N-way parallelism) until stopped (or idle).
 
 >>> import argparse
 >>> sub = argparse.ArgumentParser().add_subparsers()
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.live import run_ingest
 
     endpoints = resolve(settings)
-    with Live(Text("joining the consumer group..."), console=err, transient=False, auto_refresh=False) as screen:
+    with Live(Text("joining the ingest workers..."), console=err, transient=False, auto_refresh=False) as screen:
         run_ingest(settings, endpoints, args.until_idle,
                    on_progress=lambda progress: screen.update(Text(describe(progress)), refresh=True))
     return 0
