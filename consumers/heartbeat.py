@@ -6,6 +6,10 @@ On its own thread, a busy loop (``tidecast run`` closing a bucket between polls 
 membership, as Kafka's heartbeat thread does; a loop that has not asked for a view for ``max_silence`` seconds
 (stuck) stops the beats, so the others take its partitions, as Kafka's ``max.poll.interval.ms`` does.
 
+A member that ``is_dead`` says is gone (the live wiring: a worker on this host whose process no longer exists,
+as a SIGKILLed worker restarted by a supervisor leaves behind) is removed from the membership at once, so its
+partitions move now rather than after the session timeout.
+
 A view is ``lapsed`` when, since the previous view the loop read, two successful beats were further apart than
 the session timeout (Redis was away, the process was stopped): the others may have counted this worker out
 meanwhile, so the worker gives everything up and takes its share again from the next views.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tidecast.stream.ownership import Membership
@@ -42,8 +47,8 @@ class Heartbeat:
     """Beats for ``member`` every ``interval`` seconds on a daemon thread (see the module docstring)."""
 
     def __init__(self, members: Membership, member: str, ttl_ms: int, interval: float,
-                 max_silence: float = 45.0) -> None:
-        self.members, self.member, self.ttl_ms = members, member, ttl_ms
+                 max_silence: float = 45.0, is_dead: Callable[[str], bool] = lambda member: False) -> None:
+        self.members, self.member, self.ttl_ms, self.is_dead = members, member, ttl_ms, is_dead
         self.interval, self.max_silence = interval, max_silence
         self._view: View | None = None
         self._lapse = False
@@ -79,6 +84,14 @@ class Heartbeat:
         except Exception as exc:  # Redis away: the membership lapses after the session timeout instead
             log.info("could not leave the membership (%s): it lapses by itself", exc)
 
+    def _evict_dead(self, members: list[str]) -> list[str]:
+        """``members`` without the ones ``is_dead`` says are gone, which are removed from the membership."""
+        dead = [m for m in members if m != self.member and self.is_dead(m)]
+        for member in dead:
+            log.info("removed %s from the ingest membership: its process is gone", member)
+            self.members.leave(member)
+        return [m for m in members if m not in dead]
+
     def _run(self) -> None:
         last_ok: float | None = None
         failing = False
@@ -89,7 +102,7 @@ class Heartbeat:
                 self._done.wait(self.interval)
                 continue
             try:
-                members = self.members.beat(self.member, self.ttl_ms)
+                members = self._evict_dead(self.members.beat(self.member, self.ttl_ms))
             except Exception as exc:  # Redis away: the loop sees the view age and the lapse
                 if not failing:
                     log.warning("membership beat failed (%s): retrying every %.0f s", exc, self.interval)

@@ -178,13 +178,15 @@ class IngestWorker:
         members: Membership,
         max_poll_records: int = 5000,
         on_progress: Callable[[IngestProgress], None] | None = None,
+        member_is_dead: Callable[[str], bool] = lambda member: False,
     ) -> None:
         self.settings = settings
         timeout = settings.outage_timeout_seconds
         self.store = RetryingStore(store, Outage("Redis", timeout, REDIS_ERRORS))
         member = owner_id()
         self.heartbeat = Heartbeat(members, member, settings.session_timeout_ms,
-                                   settings.heartbeat_interval_ms / 1000, max_silence=MAX_LOOP_SILENCE)
+                                   settings.heartbeat_interval_ms / 1000, max_silence=MAX_LOOP_SILENCE,
+                                   is_dead=member_is_dead)
         self.ownership = Ownership(member, ())
         self._topic_numbers: dict[str, set[int]] = {}
         self._view_at: float | None = None

@@ -216,8 +216,9 @@ def build_read_only(settings: Settings, endpoints: Endpoints) -> Forecaster:
 
 
 def dead_on_this_host(holder: str) -> bool:
-    """Whether a lease holder ``host:pid:tag`` is a process of this host that is gone (a SIGKILLed forecaster):
-    its lease can be taken over at once instead of after its time to live.
+    """Whether a holder ``host:pid:tag`` (a forecaster's lease, an ingest worker's membership) is a process of
+    this host that is gone (SIGKILLed): its lease or partitions can be taken over at once instead of after its
+    time to live.
 
     >>> dead_on_this_host(f"{socket.gethostname()}:{os.getpid()}:abc"), dead_on_this_host("elsewhere:1:abc")
     (False, False)
@@ -243,7 +244,7 @@ def run_ingest(
 
     store = RedisWindowStore(redis_client(settings, endpoints.redis, caller_retries=True), settings.topic_prefix)
     worker = IngestWorker(settings, endpoints.kafka, store, RedisMembership(store.client, settings.topic_prefix),
-                          on_progress=on_progress)
+                          on_progress=on_progress, member_is_dead=dead_on_this_host)
     with stop_on_signals() as stop:
         stop.call(worker.stop)
         return worker.run(until_idle=until_idle)
@@ -332,7 +333,8 @@ def run_ingest_and_forecast(
             holds.check()
 
         while True:
-            worker = IngestWorker(settings, endpoints.kafka, store, members, on_progress=on_progress)
+            worker = IngestWorker(settings, endpoints.kafka, store, members, on_progress=on_progress,
+                                  member_is_dead=dead_on_this_host)
             stop.call(worker.stop)
             worker.run(until_idle=until_idle, tick=tick)
             if stop.requested or not again():

@@ -1,11 +1,13 @@
-"""How the ingest workers split the partitions from views of the live workers (stream/ownership.py)."""
+"""How the ingest workers split the partitions from views of the live workers (stream/ownership.py), and the
+heartbeat that keeps a worker's membership (consumers/heartbeat.py)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidecast.stream.ownership import Ownership, share
+from tidecast.consumers.heartbeat import Heartbeat
+from tidecast.stream.ownership import MemoryMembership, Ownership, share
 
 NAMES = ["a", "b", "c", "d", "e"]
 views = st.lists(st.sets(st.sampled_from(NAMES), min_size=1), min_size=1, max_size=12)
@@ -39,3 +41,14 @@ def test_a_worker_gives_up_at_once_and_takes_only_when_two_views_agree() -> None
     assert a.update(["a"]) == (frozenset(), frozenset())  # b is gone for one view: not yet
     assert a.update(["a"]) == (frozenset(), frozenset({1, 3}))
     assert a.forget() == frozenset({0, 1, 2, 3}) and a.update(["a"]) == (frozenset(), frozenset())
+
+
+def test_the_heartbeat_removes_members_whose_process_is_gone() -> None:
+    members = MemoryMembership()
+    members.beat("host:1:dead", 60_000)
+    beat = Heartbeat(members, "host:2:me", ttl_ms=60_000, interval=60.0, is_dead=lambda m: m == "host:1:dead")
+    beat.start()
+    view = beat.wait_first(timeout=5)
+    beat.close()
+    assert view is not None and view.members == ["host:2:me"]
+    assert members.beat("host:3:other", 60_000) == ["host:3:other"]  # removed from the set, and the closer left
