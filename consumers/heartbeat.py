@@ -94,13 +94,16 @@ class Heartbeat:
 
     def _run(self) -> None:
         last_ok: float | None = None
-        failing = False
+        failing = stuck = False
         while not self._done.is_set():
             if time.monotonic() - self._asked > self.max_silence:
-                log.warning("the ingest loop has been stuck for over %.0f s: no more beats, the other workers take "
-                            "its partitions", self.max_silence)
+                if not stuck:
+                    log.warning("the ingest loop has been stuck for over %.0f s: no more beats, the other workers "
+                                "take its partitions", self.max_silence)
+                stuck = True
                 self._done.wait(self.interval)
                 continue
+            stuck = False
             try:
                 members = self._evict_dead(self.members.beat(self.member, self.ttl_ms))
             except Exception as exc:  # Redis away: the loop sees the view age and the lapse

@@ -12,7 +12,7 @@ set in the store (:mod:`tidecast.stream.adapters.ingest_members`) and gets back 
   give it up. A partition two workers hold for a moment anyway (views differ for a beat) is safe: every commit
   is a compare-and-set on the stored offset, so the second writer is fenced and reloads.
 
-Two workers, then a third one joining (one character per beat)::
+Two workers, then a third one joining (one column per beat)::
 
     view   {a,b}          {a,b,c}             {a,b,c}
     a      holds 0,2,4    gives up 2,4        holds 0,3

@@ -3,6 +3,8 @@ heartbeat that keeps a worker's membership (consumers/heartbeat.py)."""
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,3 +54,22 @@ def test_the_heartbeat_removes_members_whose_process_is_gone() -> None:
     beat.close()
     assert view is not None and view.members == ["host:2:me"]
     assert members.beat("host:3:other", 60_000) == ["host:3:other"]  # removed from the set, and the closer left
+
+
+def test_a_stuck_loop_stops_the_beats_so_its_membership_lapses() -> None:
+    members = MemoryMembership()
+    beat = Heartbeat(members, "stuck", ttl_ms=100, interval=0.01, max_silence=0.05)
+    beat.start()
+    assert beat.wait_first(timeout=5) is not None
+    time.sleep(0.5)  # the loop never asks for a view again
+    try:
+        assert members.beat("other", 100) == ["other"]
+        first = beat.latest()  # the loop is back: the beats resume, and a new view says it had lapsed
+        deadline = time.monotonic() + 5
+        view = first
+        while (view is None or view is first) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            view = beat.latest()
+        assert view is not None and view is not first and "stuck" in view.members and view.lapsed
+    finally:
+        beat.close()
