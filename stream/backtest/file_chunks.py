@@ -11,7 +11,7 @@ included). Both are read with :func:`tidecast.producers.files.read_events`; this
   event, or an observed zero when nothing sold), and :attr:`Chunk.closed` says how many there were;
 * groups the rows by event-time bucket (UTC), in order. :func:`chunks_in_order` streams a file that is
   already in bucket order and raises :class:`OutOfOrder` at the first row of an earlier bucket;
-  :func:`chunks_sorted` reads the whole file into memory (about 250 bytes per row) and sorts it (stable).
+  :func:`chunks_sorted` reads the whole file into memory (about 200 bytes per row) and sorts it (stable).
 
 The zeros reach the forecaster through :class:`~tidecast.stream.backtest.known_series_store.KnownSeriesStore`.
 
@@ -29,6 +29,7 @@ tidecast.stream.backtest.file_chunks.OutOfOrder: row 2 is in bucket 19719, after
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -38,8 +39,9 @@ import orjson
 from tidecast.stream.events import DEFAULT_STORE, MAX_ID_LENGTH, InvalidEvent, parse_ts
 from tidecast.stream.timebuckets import BUCKET_ORIGIN_MS, Buckets
 
-ROW_BYTES = 250
-"""Rough memory per row held by :func:`chunks_sorted` (the encoded event, its key and list slots)."""
+ROW_BYTES = 200
+"""Rough memory per row held by :func:`chunks_sorted`: the encoded event (Ta Feng: 150 bytes) and 26 bytes of
+offsets, time, bucket and flags."""
 
 
 class OutOfOrder(ValueError):
@@ -162,15 +164,26 @@ def chunks_in_order(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[
 def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Chunk]:
     """Like :func:`chunks_in_order` for input in any order: reads everything, then sorts by bucket (stable).
 
-    Memory: about :data:`ROW_BYTES` per row while sorting. Rows whose time cannot be read keep their place
-    after the previous readable row.
+    Memory: about :data:`ROW_BYTES` per row while sorting. The rows are kept in one buffer with their offsets,
+    times and buckets in typed arrays: kept as 800,000 separate small objects among the temporaries of
+    reading, they pinned a 4 KB allocator pool each (Ta Feng: 3.3 GB for 122 MB of rows). Rows whose time
+    cannot be read keep their place after the previous readable row.
+
+    >>> from tidecast.stream.timebuckets import Buckets
+    >>> rows = [{"event_id": "3", "type": "sale", "ts": "2024-01-02T09:00:00+00:00", "sku": "A", "qty": 1},
+    ...         {"event_id": "2", "type": "sale", "ts": "2024-01-01T00:00:00+00:00", "sku": "B", "qty": 0},
+    ...         b"not json",
+    ...         {"event_id": "1", "type": "sale", "ts": "2024-01-01T10:00:00+00:00", "sku": "A", "qty": 2}]
+    >>> [(c.bucket, len(c.records), c.zeros) for c in chunks_sorted(rows, Buckets(86_400))]
+    [(19719, 2, ['all:B']), (19720, 1, [])]
     """
     read = _Reader()
     index = buckets.index
-    keys: list[int] = []
-    stamps: list[int | None] = []
-    items: list[bytes | str] = []
+    unknown = -(1 << 62)
+    keys, stamps, ends = array("q"), array("q"), array("q")
+    zero = bytearray()  # 1 for a panel zero (its series' name), 0 for an event's bytes
     closed = bytearray()  # 1 for a row flagged open: false
+    data = bytearray()
     last: int | None = None
     for doc in docs:
         before = read.closed
@@ -178,18 +191,25 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
         closed.append(read.closed - before)
         if ts is not None:
             last = index(ts)
-        keys.append(last if last is not None else -(1 << 62))
-        stamps.append(ts)
-        items.append(item)
-    if not items:
+        keys.append(last if last is not None else unknown)
+        stamps.append(ts if ts is not None else unknown)
+        if type(item) is str:
+            zero.append(1)
+            data += item.encode()
+        else:
+            zero.append(0)
+            data += item
+        ends.append(len(data))
+    if not zero:
         return
-    key_array = np.asarray(keys, dtype=np.int64)
+    key_array = np.array(keys, dtype=np.int64)
     del keys
-    known = key_array > -(1 << 62)
+    known = key_array > unknown
     key_array[~known] = key_array[known].min() if known.any() else 0
     order = np.argsort(key_array, kind="stable")
     sorted_keys = key_array[order]
     bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
+    view = memoryview(data)
     for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]]), strict=True):
         records: list[bytes] = []
         zeros: list[str] = []
@@ -197,10 +217,10 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
         shut = 0
         for i in order[lo:hi].tolist():
             shut += closed[i]
-            item, items[i] = items[i], b""  # release as we go
-            if type(item) is str:
-                zeros.append(item)
+            row = bytes(view[ends[i - 1] if i else 0 : ends[i]])
+            if zero[i]:
+                zeros.append(row.decode())
                 zero_ts = stamps[i] if zero_ts is None else max(zero_ts, stamps[i])
             else:
-                records.append(item)
+                records.append(row)
         yield Chunk(int(sorted_keys[lo]), records, zeros, zero_ts, shut)
