@@ -28,48 +28,33 @@ say) finds its commits fenced: it drops what it had not committed, reloads its p
 carries on as a member again. A failure to load a partition taken marks the partitions for a reload from the
 store before the next batch.
 
->>> from tidecast.stream.ingest import PartitionIngestor, Record
->>> from tidecast.stream.timebuckets import Buckets
->>> batch = PartitionIngestor("sales", 0, Buckets(86_400), 0, 30).apply([Record(0, b"{"), Record(1, b"[]")])
->>> progress = IngestProgress(); progress.add(batch)
->>> progress.records, progress.invalid, progress.ingested
-(2, 2, 0)
+The topics a worker reads, under a topic prefix:
 
-A DLQ send that fails for its record alone (too large for the broker, say) is counted and skipped, so one
-record can never stall its partition; any other failure (the broker is gone) still stops the worker:
-
->>> from kafka.future import Future
->>> class Refused(Future):
-...     def get(self, timeout=None): raise MessageSizeTooLargeError("over 1 MB")
->>> DlqAck(Refused(), progress, ("sales", 0, 7)).get(timeout=1), progress.dlq_failed
-(None, 1)
+>>> Settings(topic_prefix="t.").topics.ingested
+('t.clicks', 't.sales', 't.plans')
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     IllegalStateError,
-    InvalidRecordError,
     KafkaTimeoutError,
-    MessageSizeTooLargeError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
-    RecordListTooLargeError,
 )
 from kafka.structs import OffsetAndMetadata
 
-from tidecast.config import ServiceError, Settings
-from tidecast.consumers.committer import Ack, Committer, Fenced
-from tidecast.consumers.dlq import dlq_key, dlq_message
-from tidecast.consumers.heartbeat import Heartbeat
+from tidecast.config import Settings
+from tidecast.consumers.assignment import Assignment
+from tidecast.consumers.committer import Committer, Fenced
+from tidecast.consumers.dlq import DlqAck, dlq_key, dlq_message, record_error
+from tidecast.consumers.ingest_progress import IngestProgress
 from tidecast.stream.adapters.kafka_clients import (
     consumer_config,
     producer_config,
@@ -79,93 +64,11 @@ from tidecast.stream.adapters.kafka_clients import (
 from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage, RetryingStore
 from tidecast.stream.events import Bounds
 from tidecast.stream.ingest import IngestBatch, PartitionIngestor, RecordsDeleted, Reject, StateLost
-from tidecast.stream.ownership import Membership, Ownership, owner_id
+from tidecast.stream.ownership import Membership
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
 
 log = logging.getLogger(__name__)
-
-MAX_LOOP_SILENCE = 45.0
-"""Seconds the poll loop may go without reading a membership view before its heartbeat stops beating, so the
-other workers take its partitions (Kafka's ``max.poll.interval.ms``); ``tidecast run`` closes buckets between
-polls, and a close of a large panel takes seconds to a minute: the limit is generous."""
-
-_RECORD_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError)
-"""Kafka's refusals of one record (too large, invalid): retrying it would fail forever. Every other failure
-(a time-out, a broker away) is not the record's fault and stops the worker as before."""
-
-
-@dataclass(slots=True)
-class IngestProgress:
-    """Running totals of this worker process (the store holds the durable ones)."""
-
-    records: int = 0
-    ingested: int = 0
-    duplicates: int = 0
-    late: int = 0
-    invalid: int = 0
-    dlq_failed: int = 0
-    """Rejects whose DLQ message Kafka refused for the record itself (too large, say): counted and skipped."""
-    first_record_at: float | None = None
-    last_commit_at: float | None = None
-
-    def add(self, batch: IngestBatch) -> None:
-        if self.first_record_at is None:
-            self.first_record_at = time.monotonic()
-        c = batch.counts
-        self.records += c.ingested + c.duplicates + c.late + c.invalid
-        self.ingested += c.ingested
-        self.duplicates += c.duplicates
-        self.late += c.late
-        self.invalid += c.invalid
-
-    @property
-    def busy_seconds(self) -> float:
-        """From the first record polled to the last batch committed."""
-        if self.first_record_at is None:
-            return 0.0
-        return (self.last_commit_at or time.monotonic()) - self.first_record_at
-
-    @property
-    def rate(self) -> float:
-        """Records per second while busy."""
-        return self.records / max(self.busy_seconds, 1e-9)
-
-
-def record_error(exc: BaseException) -> bool:
-    """True when a DLQ send failed because of its record alone (retrying cannot help)."""
-    return isinstance(exc, _RECORD_ERRORS)
-
-
-class DlqAck:
-    """A DLQ send's acknowledgement for the committer: a record error is counted and skipped, not raised."""
-
-    __slots__ = ("future", "progress", "source")
-    _lock = threading.Lock()  # the committer thread counts while the worker thread reads
-
-    def __init__(self, future: Ack | None, progress: IngestProgress, source: tuple[str, int, int],
-                 error: BaseException | None = None) -> None:
-        self.future, self.progress, self.source = future, progress, source
-        if error is not None:
-            self._skip(error)
-
-    def get(self, timeout: float | None = None) -> object:
-        if self.future is None:
-            return None
-        try:
-            return self.future.get(timeout=timeout)
-        except Exception as exc:
-            if not record_error(exc):
-                raise
-            self._skip(exc)
-            return None
-
-    def _skip(self, exc: BaseException) -> None:
-        with self._lock:
-            self.progress.dlq_failed += 1
-        topic, partition, offset = self.source
-        log.warning("could not send the DLQ message for %s:%d@%d, skipped: %s", topic, partition, offset, exc)
-
 
 class IngestWorker:
     """Consume, validate, bucket and commit until stopped or idle (see the module docstring)."""
@@ -183,13 +86,7 @@ class IngestWorker:
         self.settings = settings
         timeout = settings.outage_timeout_seconds
         self.store = RetryingStore(store, Outage("Redis", timeout, REDIS_ERRORS))
-        member = owner_id()
-        self.heartbeat = Heartbeat(members, member, settings.session_timeout_ms,
-                                   settings.heartbeat_interval_ms / 1000, max_silence=MAX_LOOP_SILENCE,
-                                   is_dead=member_is_dead)
-        self.ownership = Ownership(member, ())
-        self._topic_numbers: dict[str, set[int]] = {}
-        self._view_at: float | None = None
+        self.assignment = Assignment(members, settings, member_is_dead)
         self.kafka_acks = Outage("Kafka (DLQ acknowledgements)", timeout, (KafkaTimeoutError,))
         self.buckets = Buckets(settings.bucket_seconds)
         self.on_progress = on_progress
@@ -233,8 +130,8 @@ class IngestWorker:
         self._last_activity = time.monotonic()
         last_report = last_kafka_commit = last_tick = 0.0
         try:
-            self.ownership = Ownership(self.ownership.me, self._partition_numbers())
-            self.heartbeat.start()
+            self.assignment.start({topic: self.consumer.partitions_for_topic(topic)
+                                   for topic in self.settings.topics.ingested})
             while not self._stop:
                 self._follow_membership()
                 self._recover()
@@ -324,55 +221,28 @@ class IngestWorker:
                 self.producer.close(timeout=10)
                 self.consumer.close(autocommit=False)
             finally:
-                self.heartbeat.close()
-
-    def _partition_numbers(self) -> list[int]:
-        """The partition numbers of the input topics (the union: a partition number's Redis keys cover it in
-        every topic); a topic the broker does not know is skipped with a warning."""
-        for topic in self.settings.topics.ingested:
-            found = self.consumer.partitions_for_topic(topic)
-            if found is None:
-                log.warning("topic %s does not exist: not read", topic)
-            self._topic_numbers[topic] = set(found or ())
-        numbers = set().union(*self._topic_numbers.values())
-        if not numbers:
-            raise ServiceError(f"none of the input topics {', '.join(self.settings.topics.ingested)} exists: "
-                               "create them (`tidecast infra up` does) or check TIDECAST_TOPIC_PREFIX")
-        return sorted(numbers)
+                self.assignment.close()
 
     def _follow_membership(self) -> None:
-        """Give up and take partitions as the newest view of the live workers says
-        (:class:`~tidecast.stream.ownership.Ownership`). A view older than the session timeout, or lapsed (see
-        :mod:`tidecast.consumers.heartbeat`), means the others may have counted this worker out: it drops
-        everything first (its uncommitted batches would be fenced anyway) and takes its share again from the
-        next views."""
-        view = self.heartbeat.latest()
-        if view is None:
+        """Apply the change the newest membership view asks for (:meth:`Assignment.follow`): forget what was
+        dropped or given up (draining the commits of what was given up), assign what is held, load and seek
+        what was taken."""
+        change = self.assignment.follow()
+        if change is None:
             return
-        stale = time.monotonic() - view.at > self.settings.session_timeout_ms / 1000
-        if (view.lapsed or stale) and self.ownership.held:
-            self._revoked(self._topic_partitions(self.ownership.forget()), lost=True)
+        if change.dropped:
+            self._revoked(change.dropped, lost=True)
             log.warning("membership lapsed: gave up every partition, taking them again from the next views")
-            self.consumer.assign([])
-        if stale or view.at == self._view_at:
-            return
-        self._view_at = view.at
-        given_up, taken = self.ownership.update(view.members)
-        if given_up:
-            self._revoked(self._topic_partitions(given_up))
-        if given_up or taken:
-            log.info("holding partitions %s of %d live worker(s)", sorted(self.ownership.held) or "none",
-                     len(view.members))
-            self.consumer.assign(self._topic_partitions(self.ownership.held))
-            try:
-                self._assigned(self._topic_partitions(taken))
-            except Exception as exc:  # Redis away past the retries, say: the reload tries again (and stops)
-                log.warning("could not load the partitions taken (%s): retrying before the next batch", exc)
-                self._reload = True
-
-    def _topic_partitions(self, numbers: frozenset[int]) -> list[TopicPartition]:
-        return [TopicPartition(topic, p) for p in sorted(numbers) for topic, has in self._topic_numbers.items()
-                if p in has]
+        if change.given_up:
+            self._revoked(change.given_up)
+        held = self.assignment.held()
+        log.info("holding %d topic-partitions", len(held))
+        self.consumer.assign(held)
+        try:
+            self._assigned(change.taken)
+        except Exception as exc:  # Redis away past the retries, say: the reload tries again (and stops)
+            log.warning("could not load the partitions taken (%s): retrying before the next batch", exc)
+            self._reload = True
 
     def _poll(self) -> dict:
         """The next records of the held partitions; none (after the poll's wait) while nothing is held."""

@@ -193,7 +193,7 @@ def chunks_sorted(docs: Iterable[dict | bytes], buckets: Buckets) -> Iterator[Ch
             last = index(ts)
         keys.append(last if last is not None else unknown)
         stamps.append(ts if ts is not None else unknown)
-        if type(item) is str:
+        if isinstance(item, str):
             zero.append(1)
             data += item.encode()
         else:

@@ -90,15 +90,16 @@ def test_a_lapsed_membership_drops_the_speculative_state_and_takes_the_partition
 ) -> None:
     inner: MemoryWindowStore = worker.store.store  # type: ignore[attr-defined]
     consumer: FakeConsumer = worker.consumer  # type: ignore[assignment]
-    latest = worker.heartbeat.latest
+    heartbeat = worker.assignment.heartbeat
+    latest = heartbeat.latest
 
     def lapse() -> None:  # this worker was counted out; the partition's new owner went on meanwhile
         worker.committer.drain()
         stored = inner.load_partition("t.sales", 0)
         theirs = PartitionIngestor("t.sales", 0, Buckets(86_400), 7200_000, 56, stored)
         assert inner.commit(theirs.apply(LOG[stored.next_offset:stored.next_offset + 10]))
-        lapsed = [View([worker.ownership.me], time.monotonic(), lapsed=True)]
-        worker.heartbeat.latest = lambda: lapsed.pop() if lapsed else latest()  # type: ignore[method-assign]
+        lapsed = [View([worker.assignment.ownership.me], time.monotonic(), lapsed=True)]
+        heartbeat.latest = lambda: lapsed.pop() if lapsed else latest()  # type: ignore[method-assign]
 
     consumer.before_poll[3] = lapse
     worker.run(until_idle=0.5)
