@@ -47,7 +47,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BAND_EDGES", "QuantileCalibrator", "publish"]
+from .features import UNITS
+
+__all__ = ["BAND_EDGES", "QuantileCalibrator", "publish", "series_level"]
 
 BAND_EDGES: tuple[float, ...] = (0.5, 2.0, 8.0)
 """Volume bands by the series' mean units per bucket: < 0.5, 0.5-2, 2-8, >= 8."""
@@ -93,7 +95,7 @@ class QuantileCalibrator:
     def apply(self, q: np.ndarray, band: np.ndarray) -> np.ndarray:
         """Calibrated scaled quantiles ``[N, H, Q]``: offsets of each series' ``band`` added, >= 0, monotone,
         the fixed level kept."""
-        out = q + self.offsets[band].astype(q.dtype)
+        out = self._shifted(q, band)
         if self.fixed is not None:
             mid = q[..., self.fixed : self.fixed + 1]
             out[..., : self.fixed] = np.minimum(out[..., : self.fixed], mid)
@@ -102,12 +104,18 @@ class QuantileCalibrator:
         np.maximum(out, 0.0, out=out)
         return np.maximum.accumulate(out, axis=-1)
 
+    def _shifted(self, q: np.ndarray, band: np.ndarray) -> np.ndarray:
+        """``q`` plus its band's offsets, in ``q``'s dtype: :meth:`update` compares it with :meth:`apply`'s
+        result, so both must round alike (a float64 sum against a float32 one differs in the last bit, and
+        read as a bound holding the quantile half the time, it blocked every other step)."""
+        return q + self.offsets[band].astype(q.dtype)
+
     def update(self, q: np.ndarray, y: np.ndarray, mask: np.ndarray, scale: np.ndarray, band: np.ndarray,
                bound: float = np.inf) -> None:
         """One quantile-tracking step from matured labels: ``q`` [N, H, Q] the network's scaled quantiles
         (uncalibrated), ``y`` [N, H] units, ``mask`` [N, H] the labels that matured now, ``band`` [N] each
         series' band; the forecasts were published as ``publish(min(calibrated, bound) * scale)`` (units)."""
-        raw = q + self.offsets[band]
+        raw = self._shifted(q, band)
         cal = self.apply(q, band)
         published = publish(np.minimum(cal, bound) * scale[:, None, None], self.fixed)
         # the pinball loss's gradient on the published values, a tie counted as inside the closed band the
@@ -138,3 +146,17 @@ class QuantileCalibrator:
         if offsets.shape != self.offsets.shape:
             raise ValueError(f"calibration offsets of shape {offsets.shape}, expected {self.offsets.shape}")
         self.offsets, self.updates = offsets, int(state["updates"])
+
+
+def series_level(history: np.ndarray, first_seen: np.ndarray, t: int) -> np.ndarray:
+    """Each series' mean units per bucket over ``history`` (ending at bucket ``t``), from its first activity on.
+
+    >>> h = np.zeros((2, 4, 7), np.float32); h[:, :, 0] = [[1, 2, 3, 2], [0, 0, 4, 2]]
+    >>> series_level(h, np.array([0, 12]), t=13).tolist()   # the second series started at bucket 12
+    [2.0, 3.0]
+    """
+    n_pos = history.shape[1]
+    first = np.asarray(first_seen, np.int64) - (int(t) - (n_pos - 1))  # array position of the first activity
+    active = np.arange(n_pos) >= np.clip(first, 0, n_pos - 1)[:, None]
+    units = np.where(active, history[..., UNITS], 0.0).sum(axis=1)
+    return (units / np.maximum(active.sum(axis=1), 1)).astype(np.float64)

@@ -37,108 +37,28 @@ bucket does not learn it twice. ``model_version`` counts the learn calls (skippe
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from .calibration import QuantileCalibrator, publish
-from .features import UNITS, FeatureSpec, SampleBatch, build_batch, hash_ids
+from .calibration import QuantileCalibrator, publish, series_level
+from .features import SampleBatch, build_batch, hash_ids
+from .learner_config import LearnerConfig
 from .loss import pinball_loss, poisson_loss
-from .lr_control import RateControlConfig, RateController
+from .lr_control import RateController
 from .network import QuantileNet
-from .plan_features import plan_inputs, plan_width
-from .quantiles import DEFAULT_QUANTILES, check_quantiles, median_index
+from .plan_features import closed_steps, plan_inputs, plan_width
+from .prequential import matured_signals
+from .quantiles import median_index
 from .replay import ReplayBuffer
+
+__all__ = ["Forecast", "LearnerConfig", "OnlineLearner", "series_level"]
 
 STATE_FORMAT = "tidecast.learner/3"  # /2: the mean head; /3: dormancy inputs, quantile calibration
 _NO_QUARANTINE = -(2**62)
-
-
-@dataclass(frozen=True, slots=True)
-class LearnerConfig:
-    """Everything that shapes the model and its learning; frozen, and saved with every checkpoint."""
-
-    horizon: int = 14
-    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
-    lags: int = 28
-    aux_lags: int = 7
-    scale_window: int = 28
-    scale_eps: float = 1.0
-    hidden: int = 64
-    depth: int = 2
-    mean_hidden: int = 64
-    sku_buckets: int = 1 << 14
-    sku_dim: int = 16
-    store_buckets: int = 1 << 10
-    store_dim: int = 8
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    grad_clip: float = 10.0
-    batch_size: int = 1024
-    steps_per_learn: int = 2  # optimizer steps per close of a bucket of a day or less; per day spanned above
-    max_steps_per_learn: int = 16
-    recent_fraction: float = 0.5
-    replay_capacity: int = 16_384
-    replay_add: int = 1024
-    count_aware: bool = True
-    adaptive_lr: bool = True  # drift control: rate multiplier + quarantine; False = fixed rate
-    quarantine: int = 7  # buckets after a detected change whose origins are not learned from (0: off)
-    rate: RateControlConfig = field(default_factory=RateControlConfig)
-    forecast_chunk: int = 32_768
-    calibrate: bool = True  # online quantile calibration (models/calibration.py)
-    calibration_rate: float = 0.2  # its step size per close, scaled units
-    seed: int = 0
-    plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
-    mean_prior: bool = True  # the mean head corrects the recent mean, not the scale (mean + scale_eps)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
-            raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")
-        if self.max_steps_per_learn < self.steps_per_learn:
-            raise ValueError("need max_steps_per_learn >= steps_per_learn")
-
-    def steps_for(self, bucket_seconds: int) -> int:
-        """Optimizer steps per close: ``steps_per_learn`` per day the bucket spans (at least one day, at most
-        ``max_steps_per_learn``), so a year of weekly buckets learns about as much as a year of daily ones.
-
-        >>> cfg = LearnerConfig()
-        >>> cfg.steps_for(3_600), cfg.steps_for(86_400), cfg.steps_for(7 * 86_400), cfg.steps_for(28 * 86_400)
-        (2, 2, 14, 16)
-        """
-        days = max(1, round(bucket_seconds / 86_400))
-        return min(self.steps_per_learn * days, self.max_steps_per_learn)
-
-    @property
-    def features(self) -> FeatureSpec:
-        return FeatureSpec(self.horizon, self.lags, self.aux_lags, self.scale_window, self.scale_eps)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values only (safe for a weights-only checkpoint)."""
-        d = dataclasses.asdict(self)
-        d["quantiles"], d["betas"] = list(self.quantiles), list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown learner config fields: {sorted(unknown)}")
-        values = dict(d)
-        if "rate" in values:
-            values["rate"] = RateControlConfig(**values["rate"])
-        for name in ("quantiles", "betas"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
 
 
 class Forecast(NamedTuple):
@@ -226,6 +146,14 @@ class OnlineLearner:
         extra = plan_inputs(plans, hist, rows, ends, self.config.horizon, self.config.lags)
         return np.concatenate([b.x, extra], axis=1)
 
+    def _closed(self, x: Any) -> Any:
+        """Bool ``[N, H]`` (numpy or torch, as ``x``): the target steps a plan in ``x`` says are closed; the
+        network forecasts 0 there, so they are neither learned from nor calibrated. None without plans."""
+        if not self.config.plans:
+            return None
+        return closed_steps(x[:, x.shape[1] - plan_width(self.config.horizon):].reshape(
+            -1, self.config.horizon, plan_width(1)))
+
     @property
     def min_history(self) -> int:
         """History length that uses every input (shorter histories are left-padded as pre-launch)."""
@@ -261,6 +189,9 @@ class OnlineLearner:
                 q = pred.numpy()
                 if self.config.calibrate:
                     q = self.calibrator.apply(q, self.calibrator.bands(level[lo:hi]))
+                    closed = self._closed(x)
+                    if closed is not None:  # the offsets never lift a closed step off 0
+                        q = np.where(closed[..., None], np.float32(0.0), q)
                 bound = np.float32(self.spec.clip)  # the range of the labels it learned from (see _loss)
                 out[lo:hi] = np.minimum(q, bound) * b.scale[:, None, None]
                 mean[lo:hi] = np.minimum(m.numpy(), bound) * b.scale[:, None]
@@ -292,6 +223,9 @@ class OnlineLearner:
         pred, mean = self.model(batch["x"], batch["sku"], batch["store"], self._rate(scale))
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
+        closed = self._closed(batch["x"])
+        if closed is not None:  # decided by the plan (0), nothing to learn
+            mask = mask & ~closed
         y = self._scaled_labels(batch["y"], scale)
         # the two parts share no trainable parameter (the mean head reads a detached representation)
         return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
@@ -314,32 +248,15 @@ class OnlineLearner:
         return (y / scale[:, None]).clamp(max=self.spec.clip)
 
     def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> tuple[float, float, float]:
-        """Prequential loss and bias of the labels that matured at ``t`` (step ``back`` of each fresh sample).
-
-        Scored before learning from them. The bias is the mean over those labels and the quantiles of
-        ``P(y < q) - tau`` (``y`` spread over ``[y - 1/2, y + 1/2]`` when count-aware): the mean gradient of
-        the loss with respect to the forecasts. It is 0 in expectation for a calibrated model whatever the
-        noise level, negative when forecasts are too low and positive when too high.
-        """
-        n = len(back)
-        if n == 0:
+        """Prequential loss, bias and its standard error of the labels that matured at ``t`` (see
+        :func:`~tidecast.models.prequential.matured_signals`), scored before learning from them."""
+        if len(back) == 0:
             return math.nan, math.nan, math.nan
-        idx, step = torch.arange(n), torch.from_numpy(back - 1)
         with torch.no_grad():
-            scale = fresh["scale"]
-            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0][idx, step]  # [n, Q]
-            y = self._scaled_labels(fresh["y"], scale)[idx, step][:, None]
-            half = (0.5 / scale)[:, None] if self.config.count_aware else None
-            loss = pinball_loss(pred[:, None], y, torch.ones(n, 1, dtype=torch.bool), self._taus,
-                                None if half is None else half[:, 0])
-            if half is None:
-                below = (y < pred).float() + 0.5 * (y == pred).float()
-            else:
-                below = ((pred - y + half) / (2 * half)).clamp(0.0, 1.0)
-            per_sample = (below - self._taus).mean(dim=1)
-            bias = float(per_sample.mean())
-            se = float(per_sample.std()) / math.sqrt(n) if n > 1 else math.nan
-        return float(loss), bias, se
+            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
+        y = self._scaled_labels(fresh["y"], fresh["scale"])
+        half = 0.5 / fresh["scale"] if self.config.count_aware else None
+        return matured_signals(pred, y, back, self._taus, half)
 
     def learn(
         self,
@@ -403,6 +320,9 @@ class OnlineLearner:
         # forecaster forecasts series active within the retention) and would pull the slow band's offsets
         sold = np.asarray((fresh["x"][:, : self.spec.lags] > 0).any(dim=1).numpy())
         matured &= fresh["mask"].numpy() & sold[:, None]
+        closed = self._closed(fresh["x"])
+        if closed is not None:
+            matured &= ~closed.numpy()
         self.calibrator.update(pred, fresh["y"].numpy(), matured, fresh["scale"].numpy(), band, self.spec.clip)
 
     def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
@@ -516,20 +436,6 @@ class OnlineLearner:
         learner = cls(LearnerConfig.from_dict(state["config"]))
         learner.load_state_dict(state)
         return learner
-
-
-def series_level(history: np.ndarray, first_seen: np.ndarray, t: int) -> np.ndarray:
-    """Each series' mean units per bucket over ``history`` (ending at bucket ``t``), from its first activity on.
-
-    >>> h = np.zeros((2, 4, 7), np.float32); h[:, :, 0] = [[1, 2, 3, 2], [0, 0, 4, 2]]
-    >>> series_level(h, np.array([0, 12]), t=13).tolist()   # the second series started at bucket 12
-    [2.0, 3.0]
-    """
-    n_pos = history.shape[1]
-    first = np.asarray(first_seen, np.int64) - (int(t) - (n_pos - 1))  # array position of the first activity
-    active = np.arange(n_pos) >= np.clip(first, 0, n_pos - 1)[:, None]
-    units = np.where(active, history[..., UNITS], 0.0).sum(axis=1)
-    return (units / np.maximum(active.sum(axis=1), 1)).astype(np.float64)
 
 
 def _check_format(state: object) -> None:

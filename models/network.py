@@ -37,6 +37,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .plan_features import closed_steps
+
 
 def monotone_quantiles(raw: torch.Tensor) -> torch.Tensor:
     """Map raw scores ``[..., Q]`` to non-negative, non-decreasing values: cumulative sum of softplus."""
@@ -58,7 +60,8 @@ def initial_quantiles(quantiles: Sequence[float], cv: float = 0.5, floor: float 
 
 GATE_OFFSET = 6.0
 """Initial closing of the plan gates (a factor ``exp(-softplus(g))`` in (0, 1) on a step's quantiles and mean,
-``g`` starting at ``-GATE_OFFSET``): a plan that says closed can take a step to 0 whatever the rest says."""
+``g`` starting at ``-GATE_OFFSET``): a plan can take a step most of the way to 0 whatever the rest says (a
+holiday on which most stores close). A plan that says closed needs no learning: that step is 0 outright."""
 PLAN_BOUND = 4.0
 """The plan path moves a raw score by at most this much (``4 tanh(effect / 4)``): enough to take a closed
 day's forecast to about 0 or to lift a promotion's several-fold, never enough to blow a forecast up when a
@@ -79,7 +82,8 @@ class QuantileNet(nn.Module):
     reads each step's plan with the series' representation and adds its effect to that step's raw scores (and,
     on the detached representation, to its mean), so a closure or a promotion moves its own step only.
     It adds a bounded effect (:data:`PLAN_BOUND`) and multiplies the step by a gate in (0, 1)
-    (:data:`GATE_OFFSET`), so a closed day goes to 0; at the start it changes (almost) nothing.
+    (:data:`GATE_OFFSET`); at the start it changes (almost) nothing. A step whose plan says closed
+    (:func:`~tidecast.models.plan_features.closed_steps`) is 0, quantiles and mean: the plan decides it.
     """
 
     def __init__(
@@ -167,7 +171,9 @@ class QuantileNet(nn.Module):
             gate = torch.exp(-F.softplus(effect[..., -1:]))
             effect = self.plan_mean(torch.cat([plans, hidden.detach()[:, None, :].expand(steps)], dim=2))
             mean_raw = mean_raw + bound * torch.tanh(effect[..., 0] / bound)
-            return monotone_quantiles(raw) * gate, F.softplus(mean_raw) * torch.exp(-F.softplus(effect[..., 1]))
+            is_open = (~closed_steps(plans)).to(raw.dtype)
+            mean_gate = torch.exp(-F.softplus(effect[..., 1])) * is_open
+            return monotone_quantiles(raw) * gate * is_open[..., None], F.softplus(mean_raw) * mean_gate
         return monotone_quantiles(raw), F.softplus(mean_raw)
 
     def mean_parameters(self) -> list[nn.Parameter]:

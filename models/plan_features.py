@@ -9,6 +9,9 @@ given relative to the series' usual price (revenue / units over the ``lags`` buc
 clipped to [-1, 4]; unknown when the series has no price history. Unknown fields read 0 with their flag 0, so
 "no plan" (0, 0) and "no promotion" (0, 1) differ.
 
+A step whose plan says the store is closed (``open`` known and 0) is decided by the plan, not learned:
+:func:`closed_steps` finds them, the network forecasts 0 there and the learner leaves their labels out.
+
 >>> import numpy as np
 >>> hist = np.zeros((1, 4, 7), np.float32); hist[0, :, 0] = 2.0; hist[0, :, 2] = 8.0   # 2 units at 4.0
 >>> plans = np.zeros((1, 6, 8), np.float32)
@@ -16,21 +19,31 @@ clipped to [-1, 4]; unknown when the series has no price history. Unknown fields
 >>> x = plan_inputs(plans, hist, rows=None, ends=np.array([3]), horizon=2, lags=4)
 >>> x.reshape(2, 8).tolist()
 [[1.0, 1.0, -0.25, 1.0, 1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
+>>> closed_steps(x.reshape(1, 2, 8)).tolist()   # open on step 1, nothing known of step 2
+[[False, False]]
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from tidecast.stream.plans import CHANNELS, PRICE, PRICE_KNOWN
+from tidecast.stream.plans import CHANNELS, OPEN, OPEN_KNOWN, PRICE, PRICE_KNOWN
 from tidecast.stream.windows import REVENUE, UNITS
 
-__all__ = ["plan_inputs", "plan_width"]
+__all__ = ["closed_steps", "plan_inputs", "plan_width"]
 
 
 def plan_width(horizon: int) -> int:
     """Inputs the plans add: :data:`~tidecast.stream.plans.CHANNELS` per target step."""
     return horizon * len(CHANNELS)
+
+
+def closed_steps(plans: Any) -> Any:
+    """Bool ``[..., H]`` of plans ``[..., H, 8]`` (numpy or torch): the steps a plan says are closed (``open``
+    known and 0). A closed store sells nothing (docs/events.md), so those steps are forecast as 0."""
+    return (plans[..., OPEN_KNOWN] > 0) & (plans[..., OPEN] <= 0)
 
 
 def plan_inputs(plans: np.ndarray | None, history: np.ndarray, rows: np.ndarray | None, ends: np.ndarray,

@@ -168,3 +168,25 @@ def test_backtest_with_known_passes_plans_and_without_changes_nothing() -> None:
     assert c.counts["plans"] == c.counts["plans_ingested"] == len(rows) == c.counts["rows"]
     assert c.models["naive"] == a.models["naive"]  # the baselines see the same sales
     assert c.models["tidecast"]["mase"] < a.models["tidecast"]["mase"]  # promotions tripled demand, known ahead
+
+
+def test_a_step_planned_closed_is_zero_untrained_and_not_learned_from() -> None:
+    """A closed store sells nothing: a step planned closed is forecast 0 (quantiles and mean, calibrated
+    or not) from the first close, and its label, whatever it says, moves nothing."""
+    cfg = LearnerConfig(horizon=3, lags=8, aux_lags=2, scale_window=8, hidden=16, batch_size=64,
+                        replay_capacity=64, sku_buckets=64, store_buckets=8, plans=True)
+    learner = OnlineLearner(cfg)
+    history = np.random.default_rng(0).poisson(5.0, (4, learner.min_history, 7)).astype(np.float32)
+    seen, stores, skus, t = np.zeros(4, np.int64), ["s"] * 4, ["a", "b", "c", "d"], 40
+    plans = np.zeros((4, learner.min_history + cfg.horizon, 8), np.float32)
+    plans[:, :, 4:6] = [1.0, 1.0]  # open, known
+    plans[:, -2, 4] = 0.0  # ... but closed on step 2 of the forecast
+    fc = learner.forecast(history, seen, stores, skus, t, 86_400, plans=plans)
+    assert (fc.quantiles[:, 1] == 0).all() and (fc.mean[:, 1] == 0).all()
+    assert (fc.quantiles[:, [0, 2], 1] > 0).all() and (fc.mean[:, [0, 2]] > 0).all()
+    closed_label = plans.copy()
+    closed_label[:, : learner.min_history, 4] = 0.0  # every label it learns from is planned closed
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    learner.learn(history, seen, stores, skus, t, 86_400, plans=closed_label)
+    assert all(torch.equal(a, p) for a, p in zip(before, learner.model.parameters(), strict=True))
+    assert not learner.calibrator.offsets.any()

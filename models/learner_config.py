@@ -1,0 +1,100 @@
+"""The learner's configuration: everything that shapes the model and its learning, saved with each checkpoint.
+
+>>> cfg = LearnerConfig(horizon=7, hidden=32)
+>>> LearnerConfig.from_dict(cfg.to_dict()) == cfg, cfg.features.horizon
+(True, 7)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .features import FeatureSpec
+from .lr_control import RateControlConfig
+from .quantiles import DEFAULT_QUANTILES, check_quantiles
+
+__all__ = ["LearnerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerConfig:
+    """Everything that shapes the model and its learning; frozen, and saved with every checkpoint."""
+
+    horizon: int = 14
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    lags: int = 28
+    aux_lags: int = 7
+    scale_window: int = 28
+    scale_eps: float = 1.0
+    hidden: int = 64
+    depth: int = 2
+    mean_hidden: int = 64
+    sku_buckets: int = 1 << 14
+    sku_dim: int = 16
+    store_buckets: int = 1 << 10
+    store_dim: int = 8
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float = 10.0
+    batch_size: int = 1024
+    steps_per_learn: int = 2  # optimizer steps per close of a bucket of a day or less; per day spanned above
+    max_steps_per_learn: int = 16
+    recent_fraction: float = 0.5
+    replay_capacity: int = 16_384
+    replay_add: int = 1024
+    count_aware: bool = True
+    adaptive_lr: bool = True  # drift control: rate multiplier + quarantine; False = fixed rate
+    quarantine: int = 7  # buckets after a detected change whose origins are not learned from (0: off)
+    rate: RateControlConfig = field(default_factory=RateControlConfig)
+    forecast_chunk: int = 32_768
+    calibrate: bool = True  # online quantile calibration (models/calibration.py)
+    calibration_rate: float = 0.2  # its step size per close, scaled units
+    seed: int = 0
+    plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
+    mean_prior: bool = True  # the mean head corrects the recent mean, not the scale (mean + scale_eps)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
+            raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")
+        if self.max_steps_per_learn < self.steps_per_learn:
+            raise ValueError("need max_steps_per_learn >= steps_per_learn")
+
+    def steps_for(self, bucket_seconds: int) -> int:
+        """Optimizer steps per close: ``steps_per_learn`` per day the bucket spans (at least one day, at most
+        ``max_steps_per_learn``), so a year of weekly buckets learns about as much as a year of daily ones.
+
+        >>> cfg = LearnerConfig()
+        >>> cfg.steps_for(3_600), cfg.steps_for(86_400), cfg.steps_for(7 * 86_400), cfg.steps_for(28 * 86_400)
+        (2, 2, 14, 16)
+        """
+        days = max(1, round(bucket_seconds / 86_400))
+        return min(self.steps_per_learn * days, self.max_steps_per_learn)
+
+    @property
+    def features(self) -> FeatureSpec:
+        return FeatureSpec(self.horizon, self.lags, self.aux_lags, self.scale_window, self.scale_eps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (safe for a weights-only checkpoint)."""
+        d = dataclasses.asdict(self)
+        d["quantiles"], d["betas"] = list(self.quantiles), list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown learner config fields: {sorted(unknown)}")
+        values = dict(d)
+        if "rate" in values:
+            values["rate"] = RateControlConfig(**values["rate"])
+        for name in ("quantiles", "betas"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
