@@ -15,9 +15,9 @@ revenue/units over the window, 1.0 when unknown) and promo share (promo_orders /
 (log mean units, views, add-to-carts, zero share, active share, log age, the last ``aux_lags`` units and the
 last bucket's units over the scale); the calendar of the target buckets; and two dormancy inputs (see
 :func:`dormancy_features`). The calendar of target
-``o+h`` is the calendar of target ``o+1`` rotated by a fixed angle per step, i.e. a fixed linear map of it,
-so the six (sin, cos) values of the first target bucket carry every target's calendar to the linear paths of
-the network exactly, at 1/H of the width.
+``o+h`` is the calendar of target ``o+1`` rotated by a fixed angle per step, i.e. a fixed linear map of it
+(for the day of the month, within the month's length of a day), so the ten values of the first target bucket
+carry every target's calendar to the linear paths of the network, at 1/H of the width.
 
 >>> import numpy as np
 >>> spec = FeatureSpec(horizon=3, lags=8, aux_lags=2, scale_window=8)
@@ -49,7 +49,7 @@ __all__ = [
 
 CHANNELS = METRICS  # the input channels are the window metrics, in their order (owned by stream.windows)
 BUCKET_ORIGIN_S = BUCKET_ORIGIN_MS // 1000  # bucket 0 starts Monday 1970-01-05T00:00:00Z (stream.timebuckets)
-N_CALENDAR = 6  # sin/cos of hour-of-day, day-of-week, day-of-year
+N_CALENDAR = 10  # sin/cos of hour-of-day, day-of-week, day-of-year, and two harmonics of the day of the month
 N_STATIC = 8
 N_AUX = 5  # returns, views, add_to_cart, relative price, promo share
 N_DORMANCY = 2  # buckets since the last sale (log), and their ratio to the usual gap between sales (log)
@@ -96,10 +96,13 @@ class SampleBatch:
 
 
 def calendar_features(origins: np.ndarray, horizon: int, bucket_seconds: int) -> np.ndarray:
-    """Calendar encoding ``[N, horizon, 6]`` of the target buckets ``o+1 .. o+horizon`` of each origin ``o``.
+    """Calendar encoding ``[N, horizon, 10]`` of the target buckets ``o+1 .. o+horizon`` of each origin ``o``.
 
-    Hour-of-day when buckets are shorter than a day, day-of-week when shorter than a week, and day-of-year
-    (week-of-year for weekly buckets) always; each as (sin, cos), zero when it does not apply.
+    Hour-of-day when buckets are shorter than a day, day-of-week and the day of the month when shorter than a
+    week, and day-of-year (week-of-year for weekly buckets) always; each as (sin, cos), zero when it does not
+    apply. The day of the month is the pay cycle: shoppers spend around paydays at the turn and the middle of
+    the month (Rossmann's open-day sales run from 5,900 on the 24th to 8,400 on the 30th), so it has two
+    harmonics, a monthly and a half-monthly one, of the phase ``(day - 1) / days in that month``.
 
     >>> calendar_features(np.array([-1]), 1, 86_400)[0, 0, 2:4].round(3).tolist()  # bucket 0 is a Monday
     [0.0, 1.0]
@@ -120,6 +123,13 @@ def calendar_features(origins: np.ndarray, horizon: int, bucket_seconds: int) ->
         out[..., 2], out[..., 3] = np.sin(angle), np.cos(angle)
     angle = tau * np.mod(day.astype(np.float64), 365.2425) / 365.2425
     out[..., 4], out[..., 5] = np.sin(angle), np.cos(angle)
+    if bucket_seconds < 604_800:
+        date = np.datetime64("1970-01-01", "D") + day
+        month = date.astype("datetime64[M]")
+        length = ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.float64)
+        phase = ((date - month.astype("datetime64[D]")).astype(np.float64) + sec / 86_400.0) / length
+        for k, col in ((1, 6), (2, 8)):
+            out[..., col], out[..., col + 1] = np.sin(tau * k * phase), np.cos(tau * k * phase)
     return out
 
 

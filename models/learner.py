@@ -57,7 +57,7 @@ from .replay import ReplayBuffer
 
 __all__ = ["Forecast", "LearnerConfig", "OnlineLearner", "series_level"]
 
-STATE_FORMAT = "tidecast.learner/3"  # /2: the mean head; /3: dormancy inputs, quantile calibration
+STATE_FORMAT = "tidecast.learner/4"  # /2: the mean head; /3: dormancy inputs, calibration; /4: day of month
 _NO_QUARANTINE = -(2**62)
 
 
@@ -247,13 +247,10 @@ class OnlineLearner:
         """
         return (y / scale[:, None]).clamp(max=self.spec.clip)
 
-    def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray) -> tuple[float, float, float]:
+    def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray,
+                 pred: torch.Tensor) -> tuple[float, float, float]:
         """Prequential loss, bias and its standard error of the labels that matured at ``t`` (see
-        :func:`~tidecast.models.prequential.matured_signals`), scored before learning from them."""
-        if len(back) == 0:
-            return math.nan, math.nan, math.nan
-        with torch.no_grad():
-            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
+        :func:`~tidecast.models.prequential.matured_signals`); ``pred`` the quantiles before learning from them."""
         y = self._scaled_labels(fresh["y"], fresh["scale"])
         half = 0.5 / fresh["scale"] if self.config.count_aware else None
         return matured_signals(pred, y, back, self._taus, half)
@@ -282,8 +279,10 @@ class OnlineLearner:
         fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
         fresh_b.x = self._plans(fresh_b, hist, plans, t, rows)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
-        signal, bias, drift = self._control(fresh, back, t)
-        self._calibrate(fresh, back, self.calibrator.bands(series_level(hist, seen, t)[rows]))
+        with torch.no_grad():  # scored before learning from them, as the forecasts that met them were
+            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
+        signal, bias, drift = self._control(fresh, back, pred, t)
+        self._calibrate(fresh, back, pred, self.calibrator.bands(series_level(hist, seen, t)[rows]))
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -294,26 +293,25 @@ class OnlineLearner:
         return self._diagnostics(t, loss=signal, train_loss=float(np.mean(losses)) if losses else math.nan, lr=lr,
                                  drift=drift, bias=bias, n_fresh=len(rows), n_replay=n_replay)
 
-    def _control(self, fresh: dict[str, torch.Tensor], back: np.ndarray, t: int) -> tuple[float, float, bool]:
+    def _control(self, fresh: dict[str, torch.Tensor], back: np.ndarray, pred: torch.Tensor,
+                 t: int) -> tuple[float, float, bool]:
         """Score the labels matured at ``t`` (prequentially), update the rate controller, and open a quarantine
         when it starts a drift episode. Returns (loss, bias, drift)."""
         cfg = self.config
-        signal, bias, bias_se = self._signals(fresh, back)
+        signal, bias, bias_se = self._signals(fresh, back, pred)
         learning = (t - 1) >= self.quarantine_until  # else every fresh origin is quarantined
         drift = self.controller.update(signal, bias, bias_se, learning) if cfg.adaptive_lr else False
         if drift and self.controller.new_episode and cfg.quarantine > 0:
             self.quarantine_until = max(self.quarantine_until, int(t) + cfg.quarantine)
         return signal, bias, drift
 
-    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray, band: np.ndarray) -> None:
+    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray, pred: torch.Tensor,
+                   band: np.ndarray) -> None:
         """Update the quantile calibration from the labels that matured at ``t`` (step ``back`` of each fresh
-        sample, ``band`` its series' volume band), scored before learning from them, as the forecasts that met
-        them were."""
+        sample, ``band`` its series' volume band; ``pred`` the quantiles before learning from them)."""
         if not self.config.calibrate or len(back) == 0:
             return
         n, horizon = len(back), self.config.horizon
-        with torch.no_grad():
-            pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0].numpy()
         matured = np.zeros((n, horizon), bool)
         matured[np.arange(n), back - 1] = True
         # not series without a sale in their input window: mostly long-dead ones, which are not forecast (the
@@ -323,7 +321,7 @@ class OnlineLearner:
         closed = self._closed(fresh["x"])
         if closed is not None:
             matured &= ~closed.numpy()
-        self.calibrator.update(pred, fresh["y"].numpy(), matured, fresh["scale"].numpy(), band, self.spec.clip)
+        self.calibrator.update(pred.numpy(), fresh["y"].numpy(), matured, fresh["scale"].numpy(), band, self.spec.clip)
 
     def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
                        t: int) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor]]:
@@ -445,6 +443,6 @@ def _check_format(state: object) -> None:
         return
     if isinstance(found, str) and found.startswith("tidecast.learner/"):
         raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose network "
-                         "has other inputs (/3 added the dormancy inputs and the quantile calibration); it cannot "
-                         "be resumed: start the forecaster afresh (delete its checkpoint key)")
+                         "has other inputs (/3 added the dormancy inputs and the quantile calibration, /4 the day of "
+                         "the month); it cannot be resumed: start the forecaster afresh (delete its checkpoint key)")
     raise ValueError(f"not a {STATE_FORMAT} state")

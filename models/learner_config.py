@@ -35,7 +35,7 @@ class LearnerConfig:
     sku_dim: int = 16
     store_buckets: int = 1 << 10
     store_dim: int = 8
-    lr: float = 1e-3
+    lr: float = 2e-3  # AdamW base rate; 1e-3 until issue 10 left the model under-trained at 2 steps a close
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float = 10.0

@@ -72,6 +72,17 @@ RATE_FLOOR = 0.02
 """The least recent rate (scaled units) the mean head starts from: about a sale in 50 buckets."""
 
 
+def _per_step(path: nn.Sequential, plans: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """``path`` (Linear, ReLU, Linear) applied to each step's ``cat([plans[:, h], hidden])``, computed as
+    ``W_plan @ plans[:, h] + (W_hidden @ hidden + b)``: the same function with the series' part taken once per
+    sample instead of once per step (the step costs about a third of what it did at H = 14)."""
+    first, act, last = path[0], path[1], path[2]
+    assert isinstance(first, nn.Linear)
+    n_plan = plans.shape[-1]
+    series = F.linear(hidden, first.weight[:, n_plan:], first.bias)  # [N, P]
+    return last(act(F.linear(plans, first.weight[:, :n_plan]) + series[:, None, :]))
+
+
 class QuantileNet(nn.Module):
     """MLP with a linear skip path; two hashed rows per sku and per store are summed into embeddings.
 
@@ -122,8 +133,8 @@ class QuantileNet(nn.Module):
         )
         self.mean_head = nn.Linear(mean_hidden if mean_hidden > 0 else width, horizon)
         self.mean_skip = nn.Linear(n_inputs, horizon, bias=False)
-        self.plan_path: nn.Module | None = None
-        self.plan_mean: nn.Module | None = None
+        self.plan_path: nn.Sequential | None = None
+        self.plan_mean: nn.Sequential | None = None
         if plan_channels:
             plan_layers = [nn.Linear(plan_channels + width, plan_hidden),
                            nn.Linear(plan_hidden, self.n_quantiles + 1),
@@ -164,12 +175,11 @@ class QuantileNet(nn.Module):
             r = rate.clamp(RATE_FLOOR, 1.0)[:, None]
             mean_raw = mean_raw + (r + torch.log(-torch.expm1(-r))) - _inverse_softplus(1.0)
         if plans is not None and self.plan_path is not None and self.plan_mean is not None:
-            steps = (-1, self.horizon, hidden.shape[1])
             bound = PLAN_BOUND
-            effect = self.plan_path(torch.cat([plans, hidden[:, None, :].expand(steps)], dim=2))
+            effect = _per_step(self.plan_path, plans, hidden)
             raw = raw + bound * torch.tanh(effect[..., :-1] / bound)
             gate = torch.exp(-F.softplus(effect[..., -1:]))
-            effect = self.plan_mean(torch.cat([plans, hidden.detach()[:, None, :].expand(steps)], dim=2))
+            effect = _per_step(self.plan_mean, plans, hidden.detach())
             mean_raw = mean_raw + bound * torch.tanh(effect[..., 0] / bound)
             is_open = (~closed_steps(plans)).to(raw.dtype)
             mean_gate = torch.exp(-F.softplus(effect[..., 1])) * is_open

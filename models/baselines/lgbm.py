@@ -10,8 +10,8 @@ errors, like every baseline.
 Features of a target bucket j of series i (all from values before j): ``y[j-l]`` for each lag l, the mean
 of the finite values among the last w buckets for each window w, the phase ``j % season``, and, when
 ``start_epoch`` is given (epoch seconds of bucket 0's start; bucket j starts at
-``start_epoch + j * bucket_seconds``), day of week (buckets of a day or less), hour of day (buckets under a
-day) and month. Missing lags are NaN (LightGBM routes them natively). Targets are clipped at 0.
+``start_epoch + j * bucket_seconds``), day of week and day of the month (buckets of a day or less), hour of
+day (buckets under a day) and month. Missing lags are NaN (LightGBM routes them natively). Targets are clipped at 0.
 
 Given plans (``update(y, plans=..., revenue=...)``, ``backtest --known``), every refit from then on adds the
 plan of the target bucket and the promo and price of the bucket before it (:mod:`.lgbm_plans`); each label
@@ -128,7 +128,7 @@ class LightGBMTweedie(StreamingBaseline):
     def feature_names(self) -> list[str]:
         names = [f"lag_{lag}" for lag in self.lags] + [f"mean_{w}" for w in self.windows] + ["phase"]
         if self.start_epoch is not None:
-            names += ["dow"] if self.bucket_seconds <= _DAY else []
+            names += ["dow", "day_of_month"] if self.bucket_seconds <= _DAY else []
             names += ["hour"] if self.bucket_seconds < _DAY else []
             names += ["month"]
         return names + list(PLAN_FEATURES) * self._with_plans
@@ -140,6 +140,8 @@ class LightGBMTweedie(StreamingBaseline):
             epoch = self.start_epoch + j.astype(np.int64) * self.bucket_seconds
             if self.bucket_seconds <= _DAY:
                 cols.append((((epoch // _DAY) + 3) % 7).astype(np.float32))  # 1970-01-01 was a Thursday
+                days = epoch.astype("datetime64[s]").astype("datetime64[D]")
+                cols.append((days - days.astype("datetime64[M]")).astype(np.float32) + 1)  # the pay cycle
             if self.bucket_seconds < _DAY:
                 cols.append(((epoch % _DAY) // 3600).astype(np.float32))
             months = epoch.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64) % 12

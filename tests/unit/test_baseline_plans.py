@@ -21,7 +21,7 @@ SMALL = {"horizon": 7, "lags": 8, "aux_lags": 2, "scale_window": 8, "hidden": 8,
          "replay_capacity": 256, "sku_buckets": 64, "store_buckets": 8}
 BASELINES = ("naive", "seasonal_naive", "moving_average", "croston", "tsb", "river", "lightgbm")
 # The figures of BASELINES on rows() without --known before the baselines took plans (commit c84a5b0): the
-# same code path must give the same figures.
+# same code path must give the same figures. LightGBM's were taken again when it got the day of the month.
 BEFORE = {
     "naive": (1.0648960505113303, 0.9841552344825581, 0.3198360929601343, 0.780454042081949),
     "seasonal_naive": (1.0134891380052988, 0.9549470049866831, 0.2996102346206849, 0.784330011074197),
@@ -29,7 +29,7 @@ BEFORE = {
     "croston": (0.7970046181063093, 0.7449629359742714, 0.24441541126930608, 0.7915282392026578),
     "tsb": (0.79666814127293, 0.7441276390857829, 0.24422495359378193, 0.7890365448504982),
     "river": (0.8596916885359297, 0.7778165282557757, 0.25508131262423184, 0.8067552602436324),
-    "lightgbm": (0.8380514054560748, 0.7707830276556621, 0.2533217945194384, 0.7710409745293467),
+    "lightgbm": (0.8439394033540528, 0.7764707218321562, 0.2559077423279553, 0.771594684385382),
 }
 
 

@@ -101,9 +101,10 @@ def test_river_snarimax_runs() -> None:
 def test_lightgbm_calendar_and_weekly_pattern() -> None:
     monday = 1_704_067_200  # 2024-01-01T00:00Z, a Monday
     b = LightGBMTweedie(horizon=7, start_epoch=monday, bucket_seconds=86_400, num_threads=1)
-    assert b.feature_names[-3:] == ["phase", "dow", "month"]
-    phase, dow, month = b._calendar(np.array([0, 1, 6, 31]))
+    assert b.feature_names[-4:] == ["phase", "dow", "day_of_month", "month"]
+    phase, dow, day_of_month, month = b._calendar(np.array([0, 1, 6, 31]))
     np.testing.assert_array_equal(dow, [0, 1, 6, 3])  # 2024-02-01 is a Thursday
+    np.testing.assert_array_equal(day_of_month, [1, 2, 7, 1])
     np.testing.assert_array_equal(month, [0, 0, 0, 1])
     np.testing.assert_array_equal(phase, [0, 1, 6, 3])
     # a strong weekly pattern (10 on Saturdays, 1 otherwise) is learnt

@@ -54,13 +54,17 @@ def panel(n: int = 6, length: int = 20, seed: int = 0) -> tuple[np.ndarray, np.n
 def test_calendar_of_target_buckets() -> None:
     # daily: bucket 0 is Monday 1970-01-05, so origin -1 targets a Monday (day-of-week angle 0)
     cal = calendar_features(np.array([-1]), 7, DAY)
-    assert cal.shape == (1, 7, 6)
+    assert cal.shape == (1, 7, 10)
     assert cal[0, 0, 2] == pytest.approx(0.0, abs=1e-6) and cal[0, 0, 3] == pytest.approx(1.0)
     assert np.all(cal[..., :2] == 0)  # no hour-of-day for daily buckets
     hourly = calendar_features(np.array([-1]), 24, 3600)
     assert hourly[0, 6, 0] == pytest.approx(1.0, abs=1e-6)  # 06:00 is a quarter turn of the day
     weekly = calendar_features(np.array([0]), 4, 7 * DAY)
-    assert np.all(weekly[..., :4] == 0) and np.any(weekly[..., 4:] != 0)
+    assert np.all(weekly[..., :4] == 0) and np.any(weekly[..., 4:6] != 0) and np.all(weekly[..., 6:] == 0)
+    # the day of the month: 1970-01-05 is day 5 of 31 (phase 4/31), 1970-02-01 day 1 (phase 0)
+    turn = 2 * np.pi * 4 / 31
+    assert cal[0, 0, 6:10] == pytest.approx([np.sin(turn), np.cos(turn), np.sin(2 * turn), np.cos(2 * turn)], abs=1e-6)
+    assert calendar_features(np.array([26]), 1, DAY)[0, 0, 6:10] == pytest.approx([0, 1, 0, 1], abs=1e-6)
 
 
 def test_hash_ids_are_stable_and_in_range() -> None:
