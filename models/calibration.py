@@ -106,8 +106,9 @@ class QuantileCalibrator:
 
     def _shifted(self, q: np.ndarray, band: np.ndarray) -> np.ndarray:
         """``q`` plus its band's offsets, in ``q``'s dtype: :meth:`update` compares it with :meth:`apply`'s
-        result, so both must round alike (a float64 sum against a float32 one differs in the last bit, and
-        read as a bound holding the quantile half the time, it blocked every other step)."""
+        result, so both must round alike. (A float64 sum against a float32 one differs in the last bit, the
+        same way for a whole band while its offset stays put: read as a bound holding the quantile, it held
+        every move one way, and the offsets ratcheted outwards.)"""
         return q + self.offsets[band].astype(q.dtype)
 
     def update(self, q: np.ndarray, y: np.ndarray, mask: np.ndarray, scale: np.ndarray, band: np.ndarray,
