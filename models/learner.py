@@ -57,7 +57,7 @@ from .replay import ReplayBuffer
 
 __all__ = ["Forecast", "LearnerConfig", "OnlineLearner", "series_level"]
 
-STATE_FORMAT = "tidecast.learner/4"  # /2: the mean head; /3: dormancy inputs, calibration; /4: day of month
+STATE_FORMAT = "tidecast.learner/4"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside
 _NO_QUARANTINE = -(2**62)
 
 
@@ -444,5 +444,6 @@ def _check_format(state: object) -> None:
     if isinstance(found, str) and found.startswith("tidecast.learner/"):
         raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose network "
                          "has other inputs (/3 added the dormancy inputs and the quantile calibration, /4 the day of "
-                         "the month); it cannot be resumed: start the forecaster afresh (delete its checkpoint key)")
+                         "the month and the closings beside each step); it cannot be resumed: start the forecaster "
+                         "afresh (delete its checkpoint key)")
     raise ValueError(f"not a {STATE_FORMAT} state")
