@@ -46,7 +46,7 @@ import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
 from .features import SampleBatch, build_batch, hash_ids
-from .learner_config import LearnerConfig
+from .learner_config import STATE_FORMAT, LearnerConfig, check_format
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateController
 from .network import QuantileNet
@@ -54,10 +54,10 @@ from .plan_features import closed_steps, plan_inputs, plan_width
 from .prequential import matured_signals
 from .quantiles import median_index
 from .replay import ReplayBuffer
+from .sampling import sample_pairs
 
 __all__ = ["Forecast", "LearnerConfig", "OnlineLearner", "series_level"]
 
-STATE_FORMAT = "tidecast.learner/4"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside
 _NO_QUARANTINE = -(2**62)
 
 
@@ -199,21 +199,6 @@ class OnlineLearner:
         return Forecast(publish(out, median_index(self.config.quantiles)), mean)
 
     # ------------------------------------------------------------------- learn
-    def _pairs(self, seen: np.ndarray, t: int, lo: int, hi: int, want: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``want`` distinct (row, lags_back) pairs, lags_back in [lo, hi] and origin >= first_seen."""
-        n_rows, n_back = len(seen), hi - lo + 1
-        total = n_rows * n_back
-        if want <= 0 or total <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        if total <= 4 * want:
-            flat = self._rng.permutation(total)
-        else:
-            flat = np.unique(self._rng.integers(0, total, size=3 * want))
-            flat = flat[self._rng.permutation(len(flat))]
-        rows, back = flat // n_back, lo + flat % n_back
-        ok = (t - back) >= seen[rows]
-        return rows[ok][:want], back[ok][:want]
-
     def _tensors(self, b: SampleBatch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
         arrays = {"x": b.x, "sku": sku, "store": store, "y": b.y, "mask": b.mask, "scale": b.scale}
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
@@ -275,7 +260,7 @@ class OnlineLearner:
         last_back = min(cfg.horizon, hist.shape[1] - 1)  # origins must lie inside the history
         steps = cfg.steps_for(bucket_seconds)
 
-        rows, back = self._pairs(seen, t, 1, last_back, n_recent * max(1, steps))
+        rows, back = sample_pairs(self._rng, seen, t, 1, last_back, n_recent * max(1, steps))
         fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
         fresh_b.x = self._plans(fresh_b, hist, plans, t, rows)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
@@ -371,7 +356,7 @@ class OnlineLearner:
                       t: int, bucket_seconds: int, last_back: int, plans: np.ndarray | None = None) -> None:
         """Offer fully matured samples of origin ``t - H`` to the reservoir, unless that origin is quarantined."""
         cfg = self.config
-        add_rows, add_back = self._pairs(seen, t, cfg.horizon, last_back, cfg.replay_add)
+        add_rows, add_back = sample_pairs(self._rng, seen, t, cfg.horizon, last_back, cfg.replay_add)
         if t - cfg.horizon < self.quarantine_until:
             add_rows, add_back = add_rows[:0], add_back[:0]
         if len(add_rows):
@@ -410,7 +395,7 @@ class OnlineLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the saved config must equal this learner's config."""
-        _check_format(state)
+        check_format(state)
         saved = LearnerConfig.from_dict(state["config"])
         if saved != self.config:
             diff = sorted(k for k, v in saved.to_dict().items() if self.config.to_dict()[k] != v)
@@ -430,20 +415,7 @@ class OnlineLearner:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> OnlineLearner:
         """A learner built with the saved config, then restored."""
-        _check_format(state)
+        check_format(state)
         learner = cls(LearnerConfig.from_dict(state["config"]))
         learner.load_state_dict(state)
         return learner
-
-
-def _check_format(state: object) -> None:
-    """Refuse, saying why, a state this learner cannot resume (an older format has another network)."""
-    found = state.get("format") if isinstance(state, dict) else None
-    if found == STATE_FORMAT:
-        return
-    if isinstance(found, str) and found.startswith("tidecast.learner/"):
-        raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose network "
-                         "has other inputs (/3 added the dormancy inputs and the quantile calibration, /4 the day of "
-                         "the month and the closings beside each step); it cannot be resumed: start the forecaster "
-                         "afresh (delete its checkpoint key)")
-    raise ValueError(f"not a {STATE_FORMAT} state")

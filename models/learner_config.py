@@ -1,4 +1,5 @@
-"""The learner's configuration: everything that shapes the model and its learning, saved with each checkpoint.
+"""The learner's configuration (everything that shapes the model and its learning, saved with each checkpoint)
+and the format of the state it saves.
 
 >>> cfg = LearnerConfig(horizon=7, hidden=32)
 >>> LearnerConfig.from_dict(cfg.to_dict()) == cfg, cfg.features.horizon
@@ -15,7 +16,9 @@ from .features import FeatureSpec
 from .lr_control import RateControlConfig
 from .quantiles import DEFAULT_QUANTILES, check_quantiles
 
-__all__ = ["LearnerConfig"]
+__all__ = ["STATE_FORMAT", "LearnerConfig", "check_format"]
+
+STATE_FORMAT = "tidecast.learner/4"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +101,16 @@ class LearnerConfig:
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
+
+
+def check_format(state: object) -> None:
+    """Refuse, saying why, a state this learner cannot resume (an older format has another network)."""
+    found = state.get("format") if isinstance(state, dict) else None
+    if found == STATE_FORMAT:
+        return
+    if isinstance(found, str) and found.startswith("tidecast.learner/"):
+        raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose network "
+                         "has other inputs (/3 added the dormancy inputs and the quantile calibration, /4 the day of "
+                         "the month and the closings beside each step); it cannot be resumed: start the forecaster "
+                         "afresh (delete its checkpoint key)")
+    raise ValueError(f"not a {STATE_FORMAT} state")
