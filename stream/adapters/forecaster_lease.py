@@ -14,7 +14,8 @@ wiring checks a holder on this host by PID).
 A lease that lapsed under a live forecaster (a pause longer than the time to live: Redis or the forecaster
 stopped for 30 s) or that Redis lost (``FLUSHALL``, a restart without persistence) is taken again by the next
 renew or save, in the same Lua call, if and only if the lease key is absent and the checkpoint key still holds
-what this forecaster last read or wrote (then nobody else wrote since and its memory is the truth), or does
+what this forecaster last read or wrote (then nobody else wrote since and its memory is the truth), or what
+this save is writing (its own earlier attempt landed, and Redis paused before its reply came back), or does
 not exist at all (Redis lost it: the forecaster carries on from memory and writes it at its next close). The
 comparison is by digest: the forecaster keeps the SHA-1 of the last blob it loaded or saved (hashed in
 Python, once per save, a few ms for a checkpoint of megabytes; no digest is stored in Redis), and the script
@@ -60,7 +61,8 @@ RETAKEN, RETAKEN_CHECKPOINT_GONE = "2", "3"
 # KEYS[1] lease, KEYS[2] checkpoint, KEYS[3] this owner's re-take notice; ARGV[1] owner, ARGV[2] ttl ms,
 # ARGV[3] SHA-1 (hex) of the checkpoint this owner last loaded or saved ('' for none), ARGV[4] this call's id
 # (the same for its retries), ARGV[5] the notice last reported to the owner ('' for none), ARGV[6] the blob
-# to write (save only). Replies {0, ''} (lost) or {1, notice}: the notice ('<code>:<call id>') stays until the
+# to write and ARGV[7] its SHA-1 (save only: a stored blob equal to it is this save's own earlier attempt, which
+# landed while its reply was lost, as when Redis is paused right after running it). Replies {0, ''} (lost) or {1, notice}: the notice ('<code>:<call id>') stays until the
 # owner has reported it, since the reply of the call that re-took the lease may be lost with its connection.
 _KEEP = """
 local holder = redis.call('GET', KEYS[1])
@@ -71,7 +73,8 @@ else
   local stored = redis.call('GET', KEYS[2])
   local code = '2'
   if stored then
-    if ARGV[3] == '' or redis.sha1hex(stored) ~= ARGV[3] then return {0, ''} end
+    local sha = redis.sha1hex(stored)
+    if not ((ARGV[3] ~= '' and sha == ARGV[3]) or sha == ARGV[7]) then return {0, ''} end
   elseif ARGV[3] ~= '' then
     code = '3'
   end
@@ -184,14 +187,15 @@ class LeasedCheckpoints:
     def save(self, blob: bytes) -> None:
         """Write the checkpoint and extend the lease, in one step, only while this forecaster holds it (or may
         take it again, as :meth:`renew`)."""
-        self._keep_call(blob)
-        self.digest = _digest(blob)
+        digest = _digest(blob)
+        self._keep_call(blob, digest)
+        self.digest = digest
 
-    def _keep_call(self, blob: bytes | None = None) -> None:
-        """Run the keep script (renew, or save ``blob``); retries send the same call id."""
+    def _keep_call(self, blob: bytes | None = None, digest: str = "") -> None:
+        """Run the keep script (renew, or save ``blob`` whose SHA-1 is ``digest``); retries send the same call."""
         args: list[str | int | bytes] = [self.owner, self.ttl_ms, self.digest, uuid.uuid4().hex[:12], self._notice]
         if blob is not None:
-            args.append(blob)
+            args += [blob, digest]
         kept, notice = self._call(lambda: self._keep(keys=[self.lease, self.key, self.notice_key], args=args))
         if not kept:
             raise LeaseLost(f"the lease {self.lease} of checkpoint {self.key} expired and another forecaster may "

@@ -111,6 +111,27 @@ def test_a_lapsed_lease_is_taken_again_while_the_checkpoint_is_the_one_last_writ
     assert first.load() == b"state 2" and client.get(first.lease) == first.owner.encode()
 
 
+def test_a_save_that_landed_unseen_before_a_long_pause_is_taken_again_by_its_retry(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by CI: Redis ran a save and was paused (35 s, past the lease's 30 s) before its reply came back;
+    the retry found the lease lapsed and the checkpoint not the one last acknowledged, and the forecaster
+    stopped (LeaseLost), though the checkpoint was its own write."""
+    first, _ = pair(client)
+    first.acquire()
+    first.save(b"state 1")
+    client.set(first.key, b"state 2")  # the save of state 2 ran; its reply was lost
+    client.delete(first.lease)  # the pause outlived the lease
+    with caplog.at_level(logging.WARNING):
+        first.save(b"state 2")  # its retry
+    assert client.get(first.lease) == first.owner.encode() and first.load() == b"state 2"
+    assert "had lapsed" in caplog.text
+    client.set(first.key, b"state 3 by another")
+    client.delete(first.lease)
+    with pytest.raises(LeaseLost):  # a blob this save is not writing is still someone else's
+        first.save(b"state 4")
+
+
 def test_a_lease_lost_with_its_checkpoint_is_taken_again_and_the_checkpoint_written_at_the_next_save(
     client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -67,7 +67,7 @@ def test_a_save_retried_after_a_lost_connection_sends_the_same_call_again() -> N
     checkpoints.save(b"state 1")
     first, again = client.calls
     assert first == again  # the same call id too: idempotent for the owner
-    assert first[1][:3] + first[1][4:] == [checkpoints.owner, 30_000, "", "", b"state 1"]
+    assert first[1][:3] + first[1][4:] == [checkpoints.owner, 30_000, "", "", b"state 1", _digest(b"state 1")]
     assert checkpoints.digest == _digest(b"state 1")
     client.replies = [DROPPED, KEPT]
     checkpoints.renew()
