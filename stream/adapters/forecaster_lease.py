@@ -61,9 +61,10 @@ RETAKEN, RETAKEN_CHECKPOINT_GONE = "2", "3"
 # KEYS[1] lease, KEYS[2] checkpoint, KEYS[3] this owner's re-take notice; ARGV[1] owner, ARGV[2] ttl ms,
 # ARGV[3] SHA-1 (hex) of the checkpoint this owner last loaded or saved ('' for none), ARGV[4] this call's id
 # (the same for its retries), ARGV[5] the notice last reported to the owner ('' for none), ARGV[6] the blob
-# to write and ARGV[7] its SHA-1 (save only: a stored blob equal to it is this save's own earlier attempt, which
-# landed while its reply was lost, as when Redis is paused right after running it). Replies {0, ''} (lost) or {1, notice}: the notice ('<code>:<call id>') stays until the
-# owner has reported it, since the reply of the call that re-took the lease may be lost with its connection.
+# to write and ARGV[7] its SHA-1 (save only: a stored blob equal to it is this save's own earlier attempt,
+# which landed while its reply was lost, as when Redis is paused right after running it). Replies {0, ''}
+# (lost) or {1, notice}: the notice ('<code>:<call id>') stays until the owner has reported it, since the reply
+# of the call that re-took the lease may be lost with its connection.
 _KEEP = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
