@@ -146,13 +146,24 @@ class OnlineLearner:
         extra = plan_inputs(plans, hist, rows, ends, self.config.horizon, self.config.lags)
         return np.concatenate([b.x, extra], axis=1)
 
-    def _closed(self, x: Any) -> Any:
-        """Bool ``[N, H]`` (numpy or torch, as ``x``): the target steps a plan in ``x`` says are closed; the
-        network forecasts 0 there, so they are neither learned from nor calibrated. None without plans."""
+    def _closed(self, x: np.ndarray) -> np.ndarray | None:
+        """Bool ``[N, H]``: the target steps a plan in ``x`` says are closed (the network forecasts 0 there);
+        None without plans."""
         if not self.config.plans:
             return None
         return closed_steps(x[:, x.shape[1] - plan_width(self.config.horizon):].reshape(
             -1, self.config.horizon, plan_width(1)))
+
+    def _samples(self, hist: np.ndarray, seen: np.ndarray, t: int, bucket_seconds: int, rows: np.ndarray,
+                 back: np.ndarray, plans: np.ndarray | None) -> SampleBatch:
+        """Learning samples (``rows``, ``back`` buckets before ``t``) with the plans of their targets; a step
+        planned closed is decided by the plan (0), so its label is masked out: not learned, not calibrated."""
+        b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
+        b.x = self._plans(b, hist, plans, t, rows)
+        closed = self._closed(b.x)
+        if closed is not None:
+            b.mask = b.mask & ~closed
+        return b
 
     @property
     def min_history(self) -> int:
@@ -208,9 +219,6 @@ class OnlineLearner:
         pred, mean = self.model(batch["x"], batch["sku"], batch["store"], self._rate(scale))
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
-        closed = self._closed(batch["x"])
-        if closed is not None:  # decided by the plan (0), nothing to learn
-            mask = mask & ~closed
         y = self._scaled_labels(batch["y"], scale)
         # the two parts share no trainable parameter (the mean head reads a detached representation)
         return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
@@ -261,8 +269,7 @@ class OnlineLearner:
         steps = cfg.steps_for(bucket_seconds)
 
         rows, back = sample_pairs(self._rng, seen, t, 1, last_back, n_recent * max(1, steps))
-        fresh_b = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=rows, lags_back=back)
-        fresh_b.x = self._plans(fresh_b, hist, plans, t, rows)
+        fresh_b = self._samples(hist, seen, t, bucket_seconds, rows, back, plans)
         fresh = self._tensors(fresh_b, *self._ids(stores, skus, rows))
         with torch.no_grad():  # scored before learning from them, as the forecasts that met them were
             pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
@@ -303,9 +310,6 @@ class OnlineLearner:
         # forecaster forecasts series active within the retention) and would pull the slow band's offsets
         sold = np.asarray((fresh["x"][:, : self.spec.lags] > 0).any(dim=1).numpy())
         matured &= fresh["mask"].numpy() & sold[:, None]
-        closed = self._closed(fresh["x"])
-        if closed is not None:
-            matured &= ~closed.numpy()
         self.calibrator.update(pred.numpy(), fresh["y"].numpy(), matured, fresh["scale"].numpy(), band, self.spec.clip)
 
     def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
@@ -360,9 +364,8 @@ class OnlineLearner:
         if t - cfg.horizon < self.quarantine_until:
             add_rows, add_back = add_rows[:0], add_back[:0]
         if len(add_rows):
-            ab = build_batch(hist, seen, t, bucket_seconds, self.spec, rows=add_rows, lags_back=add_back)
-            x = self._plans(ab, hist, plans, t, add_rows)
-            self.replay.add(x, *self._ids(stores, skus, add_rows), ab.y, ab.mask, ab.scale)
+            ab = self._samples(hist, seen, t, bucket_seconds, add_rows, add_back, plans)
+            self.replay.add(ab.x, *self._ids(stores, skus, add_rows), ab.y, ab.mask, ab.scale)
 
     def _diagnostics(self, t: int, *, skipped: bool = False, loss: float = math.nan, train_loss: float = math.nan,
                      lr: float | None = None, drift: bool = False, bias: float = math.nan, n_fresh: int = 0,
