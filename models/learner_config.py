@@ -18,7 +18,8 @@ from .quantiles import DEFAULT_QUANTILES, check_quantiles
 
 __all__ = ["STATE_FORMAT", "LearnerConfig", "check_format"]
 
-STATE_FORMAT = "tidecast.learner/4"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside
+STATE_FORMAT = "tidecast.learner/5"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside;
+# /5: calibrated on the published forecasts (forecast memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,12 @@ class LearnerConfig:
     replay_add: int = 1024
     count_aware: bool = True
     adaptive_lr: bool = True  # drift control: rate multiplier + quarantine; False = fixed rate
-    quarantine: int = 7  # buckets after a detected change whose origins are not learned from (0: off)
+    quarantine: int = 0  # buckets after a detected change whose origins are not learned from (0: off; was 7)
     rate: RateControlConfig = field(default_factory=RateControlConfig)
     forecast_chunk: int = 32_768
     calibrate: bool = True  # online quantile calibration (models/calibration.py)
     calibration_rate: float = 0.2  # its step size per close, scaled units
+    calibration_sample: int = 2048  # series whose published forecasts it keeps to calibrate on
     seed: int = 0
     plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
     mean_prior: bool = True  # the mean head corrects the recent mean, not the scale (mean + scale_eps)
@@ -109,8 +111,8 @@ def check_format(state: object) -> None:
     if found == STATE_FORMAT:
         return
     if isinstance(found, str) and found.startswith("tidecast.learner/"):
-        raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose network "
-                         "has other inputs (/3 added the dormancy inputs and the quantile calibration, /4 the day of "
-                         "the month and the closings beside each step); it cannot be resumed: start the forecaster "
-                         "afresh (delete its checkpoint key)")
+        raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose learner "
+                         "differs (/3 added the dormancy inputs and the quantile calibration, /4 the day of the month "
+                         "and the closings beside each step, /5 the published forecasts it calibrates on); it cannot "
+                         "be resumed: start the forecaster afresh (delete its checkpoint key)")
     raise ValueError(f"not a {STATE_FORMAT} state")

@@ -20,7 +20,7 @@ DAY = 86_400
 START = 20_000  # bucket index of the first day of the synthetic panels
 CFG = LearnerConfig(horizon=7, lags=14, aux_lags=7, scale_window=14, hidden=32, batch_size=256,
                     steps_per_learn=2, replay_capacity=2048, replay_add=128, sku_buckets=1024,
-                    store_buckets=16)
+                    store_buckets=16, quarantine=7)
 
 
 def seasonal_panel(n: int, length: int, seed: int = 0, shift_at: int | None = None,
