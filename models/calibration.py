@@ -9,12 +9,19 @@ Candes and Tibshirani (2023, "Conformal PID Control for Time Series Prediction",
 gradient step on the pinball loss that generalises the adaptive conformal inference of Gibbs and Candes
 (2021, "Adaptive Conformal Inference Under Distribution Shift", NeurIPS)::
 
-    theta <- theta - gamma * mean_over_labels( 1{y below q} - tau )
+    theta <- theta - gamma * size * mean_over_labels( 1{y below q} - tau )
 
 so in the long run the share of actuals below each calibrated quantile matches its level, in each band and
 step, whatever the model does (Gibbs and Candes' long-run coverage guarantee holds for any sequence, as the
-offsets stay bounded). The indicator is taken on what is *published* (the calibrated quantile, in units,
-as the forecast message carries it) against the actual count, with the scorer's convention for ties: an
+offsets stay bounded). Each label is met by the forecast *published* for it, H closes before at most
+(:mod:`tidecast.models.forecast_memory`): a forecast re-made when the label matures comes from a network that
+has learned since, and misses less than the published one did. ``size`` is the recent mean absolute error of
+the median in scaled units, per band and step (an average over about 20 closes, taken before the close's own
+labels): Angelopoulos et al. scale the step by the size of the scores (their trailing maximum) so that one
+rate suits any unit; a step of 0.2 scales swung a smooth store's band (errors of 0.05-0.1 scales) across its
+whole width at every close, while it suits a slow item's (errors near 1). The indicator is taken on the
+published value (the calibrated quantile, in units, as the forecast message carries it) against the actual
+count, with the scorer's convention for ties: an
 actual equal to a lower quantile is not below it, one equal to an upper quantile is not above it (the 80%
 band is closed). It is the gradient of the pinball loss on the published values, the loss WSPL averages, so
 the offsets move towards what the scorer rewards and coverage80 counts what its level says. (The network
@@ -33,7 +40,7 @@ at most the median, each above at least it, then a running maximum along the lev
 >>> cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1, gamma=0.5)
 >>> q = np.array([[[0.0, 1.0, 3.0]]], np.float32)          # [N, H, Q] scaled quantiles, one series
 >>> scale, band = np.ones(1, np.float32), cal.bands(np.array([0.2]))  # a slow series: band 0
->>> cal.update(q, np.array([[1.0]], np.float32), np.ones((1, 1), bool), scale, band)
+>>> cal.update(q, np.array([[2.0]], np.float32), np.ones((1, 1), bool), scale, band)   # 1 scale off the median
 >>> cal.offsets[0, 0].round(3).tolist()                     # p10 below the actual, p90 above: outwards less
 [0.05, 0.0, -0.05]
 >>> cal.apply(q, band).astype(float).round(2).tolist()
@@ -51,6 +58,8 @@ from .features import UNITS
 
 __all__ = ["BAND_EDGES", "QuantileCalibrator", "publish", "series_level"]
 
+MAGNITUDE_RATE = 0.05
+"""Weight of a close's labels in the running size of the scores that scales the calibration's step."""
 BAND_EDGES: tuple[float, ...] = (0.5, 2.0, 8.0)
 """Volume bands by the series' mean units per bucket: < 0.5, 0.5-2, 2-8, >= 8."""
 
@@ -86,6 +95,7 @@ class QuantileCalibrator:
         self.fixed, self.gamma, self.limit = fixed, float(gamma), float(limit)
         self.edges = np.asarray(edges, np.float64)
         self.offsets = np.zeros((len(self.edges) + 1, horizon, len(self.taus)), np.float64)
+        self.magnitude = np.full(self.offsets.shape[:2], np.nan)  # recent mean |y - median| / scale, per band and step
         self.updates = 0
 
     def bands(self, level: np.ndarray) -> np.ndarray:
@@ -95,58 +105,92 @@ class QuantileCalibrator:
     def apply(self, q: np.ndarray, band: np.ndarray) -> np.ndarray:
         """Calibrated scaled quantiles ``[N, H, Q]``: offsets of each series' ``band`` added, >= 0, monotone,
         the fixed level kept."""
-        out = self._shifted(q, band)
+        return self.calibrate(q, band)[0]
+
+    def calibrate(self, q: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`apply`, and int8 ``[N, H, Q]``: where a bound holds each calibrated quantile (+1: lifted by the
+        median, 0 or the level below; -1: lowered by the median; 0: free), for :meth:`update_published`."""
+        raw = self._shifted(q, band)
+        out = raw.copy()
         if self.fixed is not None:
             mid = q[..., self.fixed : self.fixed + 1]
             out[..., : self.fixed] = np.minimum(out[..., : self.fixed], mid)
             out[..., self.fixed + 1 :] = np.maximum(out[..., self.fixed + 1 :], mid)
             out[..., self.fixed] = mid[..., 0]
         np.maximum(out, 0.0, out=out)
-        return np.maximum.accumulate(out, axis=-1)
+        out = np.maximum.accumulate(out, axis=-1)
+        return out, np.sign(out - raw).astype(np.int8)
 
     def _shifted(self, q: np.ndarray, band: np.ndarray) -> np.ndarray:
-        """``q`` plus its band's offsets, in ``q``'s dtype: :meth:`update` compares it with :meth:`apply`'s
-        result, so both must round alike. (A float64 sum against a float32 one differs in the last bit, the
-        same way for a whole band while its offset stays put: read as a bound holding the quantile, it held
-        every move one way, and the offsets ratcheted outwards.)"""
+        """``q`` plus its band's offsets, in ``q``'s dtype: the held flags of :meth:`calibrate` compare the two,
+        so both must round alike. (A float64 sum against a float32 one differs in the last bit, the same way
+        for a whole band while its offset stays put: read as a bound holding the quantile, it held every move
+        one way, and the offsets ratcheted outwards.)"""
         return q + self.offsets[band].astype(q.dtype)
 
     def update(self, q: np.ndarray, y: np.ndarray, mask: np.ndarray, scale: np.ndarray, band: np.ndarray,
                bound: float = np.inf) -> None:
-        """One quantile-tracking step from matured labels: ``q`` [N, H, Q] the network's scaled quantiles
-        (uncalibrated), ``y`` [N, H] units, ``mask`` [N, H] the labels that matured now, ``band`` [N] each
-        series' band; the forecasts were published as ``publish(min(calibrated, bound) * scale)`` (units)."""
-        raw = self._shifted(q, band)
-        cal = self.apply(q, band)
+        """One step from forecasts calibrated with the *current* offsets: ``q`` [N, H, Q] the network's scaled
+        quantiles (uncalibrated), ``y`` [N, H] units, ``mask`` [N, H] the labels to count, ``band`` [N]; the
+        forecasts are published as ``publish(min(calibrated, bound) * scale)`` (units). (The learner calibrates
+        on the forecasts it published H closes ago, :meth:`update_published`.)"""
+        cal, held = self.calibrate(q, band)
         published = publish(np.minimum(cal, bound) * scale[:, None, None], self.fixed)
+        rows, step = np.nonzero(mask)
+        self.update_published(published[rows, step], y[rows, step], step, band[rows], held[rows, step],
+                              np.broadcast_to(scale, band.shape)[rows])
+
+    def update_published(self, published: np.ndarray, y: np.ndarray, step: np.ndarray, band: np.ndarray,
+                         held: np.ndarray, scale: np.ndarray) -> None:
+        """One quantile-tracking step from labels met by published forecasts: ``published`` [M, Q] units,
+        ``y`` [M] units, ``step`` [M] (0-based), ``band`` [M] and ``scale`` [M] (units) of each, ``held``
+        [M, Q] as :meth:`calibrate` gave it when the forecast was made."""
+        if len(y) == 0:
+            return
         # the pinball loss's gradient on the published values, a tie counted as inside the closed band the
         # scorer counts (an actual equal to p10 is not below it; one equal to p90 is not above it)
         upper = self.taus > 0.5
-        below = np.where(upper, published >= y[..., None], published > y[..., None]).astype(np.float64)
+        below = np.where(upper, published >= y[:, None], published > y[:, None]).astype(np.float64)
         grad = below - self.taus
         # a bound that holds the quantile (0, the median, the level below) blocks the move it asks for: no
         # step then, or the offset would run away (a p10 of all-zero series cannot go below 0)
-        held = ((cal > raw) & (grad > 0)) | ((cal < raw) & (grad < 0))
-        grad = np.where(held, 0.0, grad) * mask[..., None]  # [N, H, Q]
+        grad = np.where(((held > 0) & (grad > 0)) | ((held < 0) & (grad < 0)), 0.0, grad)
         sums = np.zeros_like(self.offsets)
-        np.add.at(sums, band, grad)
+        np.add.at(sums, (band, step), grad)
         counts = np.zeros(self.offsets.shape[:2])
-        np.add.at(counts, band, mask.astype(np.float64))
-        step = np.divide(sums, counts[..., None], out=np.zeros_like(sums), where=counts[..., None] > 0)
+        np.add.at(counts, (band, step), 1.0)
+        steps = np.divide(sums, counts[..., None], out=np.zeros_like(sums), where=counts[..., None] > 0)
         if self.fixed is not None:
-            step[..., self.fixed] = 0.0
-        self.offsets = np.clip(self.offsets - self.gamma * step, -self.limit, self.limit)
-        self.updates += int(bool(mask.any()))
+            steps[..., self.fixed] = 0.0
+        size = self._step_size(published, y, step, band, scale, counts)
+        self.offsets = np.clip(self.offsets - self.gamma * size[..., None] * steps, -self.limit, self.limit)
+        self.updates += 1
+
+    def _step_size(self, published: np.ndarray, y: np.ndarray, step: np.ndarray, band: np.ndarray,
+                   scale: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``[bands, H]``: the recent mean absolute error of the median in scaled units (the scores' size),
+        before this close's labels, which then update it (an average over about ``1 / MAGNITUDE_RATE``
+        closes); 1 without a fixed median."""
+        if self.fixed is None:
+            return np.ones(self.offsets.shape[:2])
+        errors = np.zeros(self.offsets.shape[:2])
+        np.add.at(errors, (band, step), np.abs(y - published[:, self.fixed]) / np.maximum(scale, 1e-9))
+        now = np.divide(errors, counts, out=np.full_like(errors, np.nan), where=counts > 0)
+        size = np.where(np.isnan(self.magnitude), now, self.magnitude)
+        blended = (1.0 - MAGNITUDE_RATE) * self.magnitude + MAGNITUDE_RATE * now
+        self.magnitude = np.where(counts > 0, np.where(np.isnan(self.magnitude), now, blended), self.magnitude)
+        return np.nan_to_num(size, nan=0.0)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values only (safe for a weights-only checkpoint)."""
-        return {"offsets": self.offsets.tolist(), "updates": self.updates}
+        return {"offsets": self.offsets.tolist(), "magnitude": self.magnitude.tolist(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         offsets = np.asarray(state["offsets"], np.float64)
         if offsets.shape != self.offsets.shape:
             raise ValueError(f"calibration offsets of shape {offsets.shape}, expected {self.offsets.shape}")
         self.offsets, self.updates = offsets, int(state["updates"])
+        self.magnitude = np.asarray(state["magnitude"], np.float64)
 
 
 def series_level(history: np.ndarray, first_seen: np.ndarray, t: int) -> np.ndarray:

@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
-from .features import SampleBatch, build_batch, hash_ids
+from .features import UNITS, SampleBatch, build_batch, hash_ids
+from .forecast_memory import ForecastMemory, counted
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateController
@@ -100,6 +101,7 @@ class OnlineLearner:
         self.quarantine_until = _NO_QUARANTINE
         self.calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
                                              gamma=cfg.calibration_rate)
+        self.memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
 
     # ------------------------------------------------------------------ inputs
     def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
@@ -180,15 +182,20 @@ class OnlineLearner:
         t: int,
         bucket_seconds: int,
         plans: np.ndarray | None = None,
+        remember: bool = True,
     ) -> Forecast:
         """Quantiles ``[S, H, Q]`` (non-negative, monotone in Q) and means ``[S, H]`` (units) for buckets
-        ``t+1 .. t+H``; ``plans`` [S, L + H, 8] when :attr:`plan_inputs` (see the forecaster)."""
+        ``t+1 .. t+H``; ``plans`` [S, L + H, 8] when :attr:`plan_inputs` (see the forecaster). ``remember``:
+        keep what is published for a sample of series, to calibrate on when their labels mature (False for
+        a forecast that is not published: a what-if scenario)."""
         hist, seen = self._check(history, first_seen, stores, skus)
         sku_ids, store_ids = self._ids(stores, skus)
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
         mean = np.empty((n, self.config.horizon), np.float32)
-        level = series_level(hist, seen, t)
+        band = self.calibrator.bands(series_level(hist, seen, t))
+        keep = self.memory.sample(n) if remember and self.config.calibrate else None
+        memo: list[tuple[np.ndarray, ...]] = []
         self.model.eval()
         with torch.inference_mode():
             for lo in range(0, n, chunk):
@@ -199,15 +206,31 @@ class OnlineLearner:
                                      torch.from_numpy(store_ids[lo:hi]), self._rate(torch.from_numpy(b.scale)))
                 q = pred.numpy()
                 if self.config.calibrate:
-                    q = self.calibrator.apply(q, self.calibrator.bands(level[lo:hi]))
+                    q, held = self.calibrator.calibrate(q, band[lo:hi])
                     closed = self._closed(x)
                     if closed is not None:  # the offsets never lift a closed step off 0
                         q = np.where(closed[..., None], np.float32(0.0), q)
+                    if keep is not None:
+                        sel = keep[(keep >= lo) & (keep < hi)] - lo
+                        memo.append((held[sel], b.scale[sel], counted(x[sel, : self.spec.lags], closed, sel)))
                 bound = np.float32(self.spec.clip)  # the range of the labels it learned from (see _loss)
                 out[lo:hi] = np.minimum(q, bound) * b.scale[:, None, None]
                 mean[lo:hi] = np.minimum(m.numpy(), bound) * b.scale[:, None]
         # the median rounded to a whole count, the other levels not (docs/architecture.md, "Published quantiles")
-        return Forecast(publish(out, median_index(self.config.quantiles)), mean)
+        fc = Forecast(publish(out, median_index(self.config.quantiles)), mean)
+        if keep is not None and memo:
+            held, scale, counts = (np.concatenate(part) for part in zip(*memo, strict=True))
+            self.memory.remember(t, [(stores[i], skus[i]) for i in keep], fc.quantiles[keep], held, band[keep], scale,
+                                 counts)
+        return fc
+
+    def remember(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
+                 t: int, bucket_seconds: int, plans: np.ndarray | None = None) -> None:
+        """Keep what :meth:`forecast` would publish at ``t`` for the calibration's sample of series, forecasting
+        only those: for a close that is learned from but not published (a live catch-up)."""
+        keep = self.memory.sample(len(stores))
+        self.forecast(history[keep], first_seen[keep], [stores[i] for i in keep], [skus[i] for i in keep], t,
+                      bucket_seconds, None if plans is None else plans[keep])
 
     # ------------------------------------------------------------------- learn
     def _tensors(self, b: SampleBatch, sku: np.ndarray, store: np.ndarray) -> dict[str, torch.Tensor]:
@@ -229,24 +252,11 @@ class OnlineLearner:
         return 1.0 - self.spec.scale_eps / scale if self.config.mean_prior else None
 
     def _scaled_labels(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """Labels ``[N, H]`` in scaled units, censored at the input bound ``spec.clip`` (50 scales).
-
-        A label beyond it cannot be told from the inputs: a store reopening after a month closed has a window
-        of zeros, so a scale of ``scale_eps`` (1 unit), and its first days' sales read as 20,000 scales. The
-        Poisson loss's gradient grows with the label (``1 - y / mean``), so a few such samples taught the mean
-        head to answer an empty window with tens of thousands of scales (Rossmann: means of 0.5 million units
-        for a store selling 15,000). Censoring leaves every quantile below the bound as it was (a quantile of
-        ``min(y, B)`` is ``min(quantile, B)``); the mean loses only what lies beyond ``B`` times the recent level.
-        """
+        """Labels ``[N, H]`` in scaled units, censored at the input bound ``spec.clip`` (50 scales): beyond it a
+        label cannot be told from the inputs (a store reopening after a month closed: a scale of 1 unit), and
+        the Poisson loss's gradient grows with it; quantiles below the bound are unchanged (docs/architecture.md,
+        "Label bound")."""
         return (y / scale[:, None]).clamp(max=self.spec.clip)
-
-    def _signals(self, fresh: dict[str, torch.Tensor], back: np.ndarray,
-                 pred: torch.Tensor) -> tuple[float, float, float]:
-        """Prequential loss, bias and its standard error of the labels that matured at ``t`` (see
-        :func:`~tidecast.models.prequential.matured_signals`); ``pred`` the quantiles before learning from them."""
-        y = self._scaled_labels(fresh["y"], fresh["scale"])
-        half = 0.5 / fresh["scale"] if self.config.count_aware else None
-        return matured_signals(pred, y, back, self._taus, half)
 
     def learn(
         self,
@@ -274,7 +284,9 @@ class OnlineLearner:
         with torch.no_grad():  # scored before learning from them, as the forecasts that met them were
             pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
         signal, bias, drift = self._control(fresh, back, pred, t)
-        self._calibrate(fresh, back, pred, self.calibrator.bands(series_level(hist, seen, t)[rows]))
+        if cfg.calibrate:  # the labels of t against what was published for them (models/forecast_memory.py)
+            m = self.memory.matured(t, stores, skus, hist[:, -1, UNITS], seen)
+            self.calibrator.update_published(m.published, m.y, m.step, m.band, m.held, m.scale)
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -290,27 +302,14 @@ class OnlineLearner:
         """Score the labels matured at ``t`` (prequentially), update the rate controller, and open a quarantine
         when it starts a drift episode. Returns (loss, bias, drift)."""
         cfg = self.config
-        signal, bias, bias_se = self._signals(fresh, back, pred)
+        half = 0.5 / fresh["scale"] if cfg.count_aware else None  # scored as learned (models/prequential.py)
+        signal, bias, bias_se = matured_signals(pred, self._scaled_labels(fresh["y"], fresh["scale"]), back,
+                                                self._taus, half)
         learning = (t - 1) >= self.quarantine_until  # else every fresh origin is quarantined
         drift = self.controller.update(signal, bias, bias_se, learning) if cfg.adaptive_lr else False
         if drift and self.controller.new_episode and cfg.quarantine > 0:
             self.quarantine_until = max(self.quarantine_until, int(t) + cfg.quarantine)
         return signal, bias, drift
-
-    def _calibrate(self, fresh: dict[str, torch.Tensor], back: np.ndarray, pred: torch.Tensor,
-                   band: np.ndarray) -> None:
-        """Update the quantile calibration from the labels that matured at ``t`` (step ``back`` of each fresh
-        sample, ``band`` its series' volume band; ``pred`` the quantiles before learning from them)."""
-        if not self.config.calibrate or len(back) == 0:
-            return
-        n, horizon = len(back), self.config.horizon
-        matured = np.zeros((n, horizon), bool)
-        matured[np.arange(n), back - 1] = True
-        # not series without a sale in their input window: mostly long-dead ones, which are not forecast (the
-        # forecaster forecasts series active within the retention) and would pull the slow band's offsets
-        sold = np.asarray((fresh["x"][:, : self.spec.lags] > 0).any(dim=1).numpy())
-        matured &= fresh["mask"].numpy() & sold[:, None]
-        self.calibrator.update(pred.numpy(), fresh["y"].numpy(), matured, fresh["scale"].numpy(), band, self.spec.clip)
 
     def _unquarantined(self, rows: np.ndarray, back: np.ndarray, fresh: dict[str, torch.Tensor],
                        t: int) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor]]:
@@ -390,6 +389,7 @@ class OnlineLearner:
             "replay": self.replay.state_dict(),
             "rng": self._rng.bit_generator.state,
             "calibration": self.calibrator.state_dict(),
+            "forecast_memory": self.memory.state_dict(),
             "counters": {"model_version": self.model_version, "steps": self.steps,
                          "quarantine_until": self.quarantine_until,
                          "last_t": -1 if self.last_t is None else self.last_t,
@@ -410,6 +410,7 @@ class OnlineLearner:
         self.replay.load_state_dict(state["replay"])
         self._rng.bit_generator.state = state["rng"]
         self.calibrator.load_state_dict(state["calibration"])
+        self.memory.load_state_dict(state["forecast_memory"])
         counters = state["counters"]
         self.model_version, self.steps = int(counters["model_version"]), int(counters["steps"])
         self.last_t = int(counters["last_t"]) if counters["has_last_t"] else None

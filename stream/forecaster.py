@@ -240,15 +240,18 @@ class Forecaster:
 
         published = 0
         seconds["forecast"] = seconds["publish"] = 0.0
+        started = time.perf_counter()
+        active = self.panel.active_since(t - self.config.retention + 1)
+        if plan_kw:
+            plan_kw["plans"] = plan_kw["plans"][active]
+        args = (history[active], first_seen[active], [stores[i] for i in active], [skus[i] for i in active], t,
+                self.config.bucket_seconds)
+        remember = getattr(self.learner, "remember", None)
+        if stale and remember is not None:  # what would have been published, for the calibration's memory
+            remember(*args, **plan_kw)
+            seconds["forecast"] = _lap(started)
         if not stale:
-            started = time.perf_counter()
-            active = self.panel.active_since(t - self.config.retention + 1)
-            if plan_kw:
-                plan_kw["plans"] = plan_kw["plans"][active]
-            values, mean = self.learner.forecast(
-                history[active], first_seen[active], [stores[i] for i in active], [skus[i] for i in active],
-                t, self.config.bucket_seconds, **plan_kw,
-            )
+            values, mean = self.learner.forecast(*args, **plan_kw)
             seconds["forecast"] = _lap(started)
 
             started = time.perf_counter()

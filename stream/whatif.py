@@ -11,7 +11,7 @@ or published. A store-wide row changes every series of the store, even one with 
 >>> from tidecast.stream.window_store import MemoryWindowStore
 >>> class Echo:  # forecasts the planned promo flag of each target bucket
 ...     model_version, min_history, horizon, quantiles, plan_inputs = 3, 2, 2, (0.5,), True
-...     def forecast(self, history, seen, stores, skus, t, bucket_seconds, plans):
+...     def forecast(self, history, seen, stores, skus, t, bucket_seconds, plans, remember):
 ...         return plans[:, -2:, :1], plans[:, -2:, 0]
 ...     def load_state_dict(self, state): pass
 >>> state = {"format": "tidecast.forecaster/2", "bucket_seconds": 86_400, "horizon": 2, "quantiles": [0.5],
@@ -121,7 +121,7 @@ def what_if(loop: Forecaster, rows: Sequence[ScenarioRow]) -> WhatIfReport:
     def forecast(plans: list[list[PlanValues]]) -> tuple[np.ndarray, np.ndarray]:
         window[:, length:] = [[encode(values) for values in row] for row in plans]
         values, mean = loop.learner.forecast(history, seen, stores, skus, t, loop.config.bucket_seconds,
-                                             plans=window)  # type: ignore[call-arg]
+                                             plans=window, remember=False)  # type: ignore[call-arg]
         return np.array(values, np.float32), np.array(mean, np.float32)  # copies: the window is reused
 
     base_q, base_mean = forecast(base)

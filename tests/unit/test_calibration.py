@@ -1,12 +1,15 @@
-"""Online quantile calibration (models/calibration.py), the dormancy inputs, and the learner state /3."""
+"""Online quantile calibration (models/calibration.py, models/forecast_memory.py), the dormancy inputs, and
+the learner state."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tidecast.models.calibration import QuantileCalibrator
 from tidecast.models.features import dormancy_features
+from tidecast.models.forecast_memory import ForecastMemory
 from tidecast.models.learner import LearnerConfig, OnlineLearner, series_level
 
 SMALL = LearnerConfig(horizon=3, lags=8, aux_lags=2, scale_window=8, hidden=16, batch_size=32,
@@ -45,10 +48,10 @@ def test_offsets_reach_the_levels_on_float32_forecasts_of_many_levels() -> None:
     q = np.stack([rng.uniform(0.5, 0.7, n), np.ones(n), rng.uniform(1.3, 1.5, n)], axis=1)
     q = q.astype(np.float32)[:, None, :]  # the true band is 1 +- 0.128 (10% sd): these are far too wide
     below, above = [], []
-    for i in range(300):
+    for i in range(600):  # the step is scaled by the errors' size (0.08 scales here): slow from far too wide
         y = (scale * rng.normal(1.0, 0.1, n)).astype(np.float32)[:, None]
         units = cal.apply(q, band) * scale[:, None, None]
-        if i >= 150:
+        if i >= 300:
             below.append(np.mean(y < units[..., 0]))
             above.append(np.mean(y > units[..., 2]))
         cal.update(q, y, np.ones((n, 1), bool), scale, band)
@@ -67,6 +70,7 @@ def test_a_bound_holding_a_quantile_does_not_move_its_offset() -> None:
     offset must not run away (it moves once, until the bound holds the quantile, then stays). The p10 at 0
     covers every zero, is asked up, and swings around 0 without running away either way."""
     cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1)
+    cal.magnitude[:] = 1.0  # errors of 1 scale so far: the step starts at gamma
     band = cal.bands(np.zeros(10))
     for _ in range(50):
         cal.update(np.zeros((10, 1, 3), np.float32), np.zeros((10, 1), np.float32), np.ones((10, 1), bool),
@@ -97,13 +101,72 @@ def test_calibration_is_checkpointed_and_old_states_are_refused_by_name() -> Non
     hist = rng.poisson(3.0, (6, 12, 7)).astype(np.float32)
     seen, stores, skus = np.zeros(6, np.int64), ["s"] * 6, list("abcdef")
     learner = OnlineLearner(SMALL)
-    for t in range(20, 26):
+    for t in range(20, 26):  # as the forecaster does: learn from what matured at t, then forecast from t
         learner.learn(hist, seen, stores, skus, t, 86_400)
+        learner.forecast(hist, seen, stores, skus, t, 86_400)
     assert np.abs(learner.calibrator.offsets).sum() > 0
     state = learner.state_dict()
     restored = OnlineLearner.from_state_dict(state)
     np.testing.assert_array_equal(restored.calibrator.offsets, learner.calibrator.offsets)
+    assert len(restored.memory) == len(learner.memory) == SMALL.horizon
     np.testing.assert_array_equal(restored.forecast(hist, seen, stores, skus, 26, 86_400).quantiles,
                                   learner.forecast(hist, seen, stores, skus, 26, 86_400).quantiles)
     with pytest.raises(ValueError, match=r"tidecast\.learner/2 state, written by an older tidecast"):
         OnlineLearner(SMALL).load_state_dict({**state, "format": "tidecast.learner/2"})
+
+
+def test_each_label_meets_the_forecast_published_for_it() -> None:
+    """The calibration scores a label against the quantiles published for it H closes before, not against a
+    forecast re-made by the network that has learned since: a label above every published p90 raises that
+    step's p90 offset, and only once the step has matured. A what-if forecast (not published) changes nothing."""
+    rng = np.random.default_rng(2)
+    hist = rng.poisson(3.0, (6, 12, 7)).astype(np.float32)
+    seen, stores, skus = np.zeros(6, np.int64), ["s"] * 6, list("abcdef")
+    learner = OnlineLearner(SMALL)
+    published = learner.forecast(hist, seen, stores, skus, 20, 86_400).quantiles
+    learner.forecast(hist * 0, seen, stores, skus, 20, 86_400, remember=False)  # a scenario: not kept
+    later = hist.copy()
+    later[:, -1, 0] = published[:, 0, 2] + 50  # bucket 21 sells far above every published p90 of step 1
+    with torch.no_grad():  # the network moves on: re-made now, its step-1 p90 would lie above those labels
+        learner.model.head.bias += 10.0
+    assert (learner.forecast(later, seen, stores, skus, 20, 86_400, remember=False).quantiles[:, 0, 2]
+            > later[:, -1, 0]).all()
+    order = [5, 3, 1, 0, 2, 4]  # the panel's rows in another order: the memory goes by series
+    learner.learn(later[order], seen, [stores[i] for i in order], [skus[i] for i in order], 21, 86_400)
+    p90 = learner.calibrator.offsets[..., 2]
+    assert p90[:, 0].max() > 0 and p90[:, 0].min() == 0  # up, in the series' band only
+    assert not p90[:, 1:].any() and learner.calibrator.updates == 1  # steps 2 and 3 have not matured
+
+
+def test_the_forecast_memory_keeps_a_bounded_sample_of_the_last_origins() -> None:
+    memory = ForecastMemory(horizon=2, capacity=3)
+    rows = memory.sample(10)
+    assert rows.tolist() == [0, 4, 9] and memory.sample(3).tolist() == [0, 1, 2]
+    for t in range(5, 9):
+        memory.remember(t, [("s", "a"), ("s", "b")], np.full((2, 2, 3), float(t), np.float32),
+                        np.zeros((2, 2, 3), np.int8), np.array([0, 1]), np.ones(2), np.array([[True], [False]]))
+    assert len(memory) == 2  # origins 7 and 8: older ones can have no label left to mature
+    got = memory.matured(9, ["s", "s", "s"], ["c", "a", "b"], np.array([1.0, 2.0, 3.0]), np.zeros(3, np.int64))
+    # series b's steps do not count (closed, or no sale); a's step 1 of origin 8 and step 2 of origin 7
+    assert sorted(zip(got.step.tolist(), got.published[:, 0].tolist(), got.y.tolist(), strict=True)) == [
+        (0, 8.0, 2.0), (1, 7.0, 2.0)]
+    restored = ForecastMemory(horizon=2, capacity=3)
+    restored.load_state_dict(memory.state_dict())
+    again = restored.matured(9, ["s", "s"], ["a", "b"], np.array([2.0, 3.0]), np.zeros(2, np.int64))
+    assert sorted(again.published[:, 0].tolist()) == [7.0, 8.0]
+    assert restored.matured(9, ["s"], ["a"], np.array([2.0]), np.array([10])).y.size == 0  # not yet launched
+
+
+def test_the_step_scales_with_the_size_of_the_errors() -> None:
+    """The same misses move the offsets in proportion to how far the actuals lie from the median (in scales):
+    a unit step would swing a smooth store's band by its whole width (errors of 0.05 scales), and one tenth of
+    it would hardly move a slow item's."""
+    moves = []
+    for spread in (0.05, 1.0):
+        cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1, gamma=0.2)
+        published = np.array([[1.0 - spread, 1.0, 1.0 + spread]] * 4)
+        y = np.array([1.0 + 2 * spread, 1.0 - 2 * spread, 1.0 + 2 * spread, 1.0 - 2 * spread])  # outside the band
+        cal.update_published(published, y, np.zeros(4, np.int64), np.zeros(4, np.int64),
+                             np.zeros((4, 3), np.int8), np.ones(4))
+        moves.append(cal.offsets[0, 0, 2])
+    assert moves[1] == pytest.approx(20 * moves[0]) and moves[1] == pytest.approx(0.2 * 2.0 * 0.4)
