@@ -33,7 +33,10 @@ class CheckpointStore(Protocol):
 
 
 class Learner(Protocol):
-    """What the loop needs of a model (:class:`tidecast.models.learner.OnlineLearner` fits)."""
+    """What the loop needs of a model (:class:`tidecast.models.learner.OnlineLearner` fits). A learner may also
+    have ``remember`` (the arguments of ``forecast``, nothing returned): the loop calls it, instead of
+    ``forecast``, for a close it learns from but does not publish (a live catch-up), so a model that
+    calibrates on what it published sees that close as if it had been."""
 
     model_version: int
 
