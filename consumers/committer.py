@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -40,7 +41,7 @@ class Committer:
         self,
         store: WindowStore,
         depth: int = 4,
-        on_commit: Callable[[IngestBatch], None] | None = None,
+        on_commit: Callable[[IngestBatch, float], None] | None = None,
         acks: Outage | None = None,
     ) -> None:
         self.store = store
@@ -86,10 +87,11 @@ class Committer:
                 batch, acks = item
                 for ack in acks:
                     self._wait(ack)
+                started = time.perf_counter()
                 if not self.store.commit(batch):
                     raise Fenced(f"{batch.topic}:{batch.partition} was committed by another consumer")
-                if self.on_commit is not None:
-                    self.on_commit(batch)
+                if self.on_commit is not None:  # with the seconds the store's commit took
+                    self.on_commit(batch, time.perf_counter() - started)
             except BaseException as exc:
                 self._error = exc
             finally:

@@ -158,6 +158,7 @@ class IngestWorker:
                     if now - last_kafka_commit >= 1.0:
                         self._advance_idle(now)
                         self._commit_kafka()
+                        self._positions()
                         last_kafka_commit = now
                 except (Fenced, IllegalStateError) as exc:  # a partition went to another member
                     self._commit_failed(exc)
@@ -254,10 +255,12 @@ class IngestWorker:
     def _ingest(self, tp: TopicPartition, records: list) -> None:
         self.last_record[tp] = time.monotonic()
         ingestor = self.ingestors[tp]
+        started = time.perf_counter()
         try:
             batch = ingestor.apply(records)
         except StateLost as exc:  # records deleted before they were ingested
             raise self._lost(tp, exc) from None
+        self.progress.batch_seconds.append(time.perf_counter() - started)
         acks = [self._send_dlq(r) for r in batch.rejects] if batch.rejects else []
         ingestor.adopt(batch)  # speculative: if the commit fails the worker stops and restarts from the store
         self.committer.submit(batch, acks)
@@ -304,9 +307,22 @@ class IngestWorker:
         high = self.consumer.highwater(tp)
         return high is not None and self.consumer.position(tp) >= high
 
-    def _committed(self, batch: IngestBatch) -> None:
+    def _committed(self, batch: IngestBatch, seconds: float) -> None:
         self.committed[TopicPartition(batch.topic, batch.partition)] = batch.next_offset
         self.progress.last_commit_at = time.monotonic()
+        self.progress.commit_seconds.append(seconds)
+
+    def _positions(self) -> None:
+        """Each held partition's lag behind its high watermark (of the last fetch) and its event-time watermark,
+        for the metrics; partitions given up are dropped."""
+        lag, marks = {}, {}
+        for tp, ingestor in list(self.ingestors.items()):
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                lag[(tp.topic, tp.partition)] = max(0, high - self.consumer.position(tp))
+            if ingestor.max_ts_ms is not None:
+                marks[(tp.topic, tp.partition)] = ingestor.max_ts_ms
+        self.progress.lag, self.progress.watermark_ms = lag, marks
 
     def _commit_kafka(self) -> None:
         offsets = {

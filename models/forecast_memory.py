@@ -32,7 +32,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["ForecastMemory", "Matured", "counted"]
+from .calibration import QuantileCalibrator
+from .features import UNITS
+
+__all__ = ["ForecastMemory", "Matured", "counted", "meet_published", "published_scores"]
 
 SEP = "\x1f"  # joins store and sku into one key (the unit separator: in no id a producer sends)
 
@@ -59,6 +62,7 @@ class Matured(NamedTuple):
     band: np.ndarray  # [M] volume band at the forecast
     held: np.ndarray  # [M, Q] int8, see QuantileCalibrator.calibrate
     scale: np.ndarray  # [M] the series' scale at the forecast (units)
+    row: np.ndarray  # [M] the series' row in the history the labels were read from
 
 
 class _Record(NamedTuple):
@@ -120,11 +124,13 @@ class ForecastMemory:
             ok = rec.counts[idx, h - 1] & (np.asarray(first_seen)[rows] <= t)
             idx, rows = idx[ok], rows[ok]
             parts.append((rec.published[idx, h - 1], np.asarray(units, np.float64)[rows],
-                          np.full(len(idx), h - 1, np.int64), rec.band[idx], rec.held[idx, h - 1], rec.scale[idx]))
+                          np.full(len(idx), h - 1, np.int64), rec.band[idx], rec.held[idx, h - 1], rec.scale[idx],
+                          rows))
         if not parts:
             n_q = next(iter(self._records.values())).published.shape[-1] if self._records else 0
             return Matured(np.zeros((0, n_q), np.float32), np.zeros(0), np.zeros(0, np.int64),
-                           np.zeros(0, np.int64), np.zeros((0, n_q), np.int8), np.zeros(0, np.float32))
+                           np.zeros(0, np.int64), np.zeros((0, n_q), np.int8), np.zeros(0, np.float32),
+                           np.zeros(0, np.int64))
         return Matured(*(np.concatenate(col) for col in zip(*parts, strict=True)))
 
     def state_dict(self) -> dict[str, Any]:
@@ -142,3 +148,54 @@ class ForecastMemory:
             int(origin): _Record(list(rec["keys"]), rec["published"].numpy(), rec["held"].numpy(),
                                  rec["band"].numpy(), rec["scale"].numpy(), rec["counts"].numpy())
             for origin, rec in state["records"].items()}
+
+
+def published_scores(matured: Matured, history: np.ndarray, first_seen: np.ndarray, t: int,
+                     quantiles: Sequence[float]) -> dict[str, float]:
+    """Sums over the labels of ``matured`` (history ``[S, L, 7]`` ending at bucket ``t``) that score what was
+    published, for rolling accuracy figures (the metrics average them over recent closes): ``labels``;
+    ``covered``, inside the closed band of the levels 0.1 and 0.9 (0 without them); and, over the ``scaled``
+    labels of series whose units moved in the history, the median's absolute error (``abs_error``) and the
+    mean pinball loss over the levels (``pinball``), each divided by the series' mean absolute change from one
+    bucket to the next over the history from its first activity (MASE's and SPL's scale, over this window).
+
+    >>> h = np.zeros((1, 4, 7), np.float32); h[0, :, 0] = [2, 4, 2, 4]         # |change| 2 a bucket
+    >>> m = Matured(np.array([[1.0, 3.0, 5.0]]), np.array([4.0]), np.zeros(1, np.int64), np.zeros(1, np.int64),
+    ...             np.zeros((1, 3), np.int8), np.ones(1), np.zeros(1, np.int64))
+    >>> published_scores(m, h, np.zeros(1, np.int64), 9, (0.1, 0.5, 0.9))
+    {'labels': 1.0, 'covered': 1.0, 'scaled': 1.0, 'abs_error': 0.5, 'pinball': 0.15}
+    """
+    taus = np.asarray(quantiles, np.float64)
+    sums = {"labels": float(len(matured.y)), "covered": 0.0, "scaled": 0.0, "abs_error": 0.0, "pinball": 0.0}
+    if not len(matured.y):
+        return sums
+    levels = list(np.round(taus, 6))
+    if 0.1 in levels and 0.9 in levels:
+        lo, hi = matured.published[:, levels.index(0.1)], matured.published[:, levels.index(0.9)]
+        sums["covered"] = float(np.sum((matured.y >= lo) & (matured.y <= hi)))
+    n_pos = history.shape[1]
+    first = np.clip(np.asarray(first_seen, np.int64)[matured.row] - (int(t) - (n_pos - 1)), 0, n_pos - 1)
+    units = history[matured.row, :, UNITS].astype(np.float64)
+    moved = (np.arange(1, n_pos) > first[:, None])  # a change between two buckets from its first activity on
+    change = np.where(moved, np.abs(np.diff(units, axis=1)), 0.0).sum(axis=1) / np.maximum(moved.sum(axis=1), 1)
+    ok = change > 0
+    if not ok.any():
+        return sums
+    y, q, scale = matured.y[ok], matured.published[ok], change[ok]
+    median = q[:, int(np.argmin(np.abs(taus - 0.5)))]
+    diff = y[:, None] - q
+    pinball = np.maximum(taus * diff, (taus - 1.0) * diff).mean(axis=1)
+    sums.update(scaled=float(ok.sum()), abs_error=float(np.sum(np.abs(y - median) / scale)),
+                pinball=float(np.sum(pinball / scale)))
+    return sums
+
+
+def meet_published(memory: ForecastMemory, calibrator: QuantileCalibrator, history: np.ndarray,
+                   first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str], t: int,
+                   quantiles: Sequence[float]) -> dict[str, float]:
+    """The labels of bucket ``t`` (the last column of ``history``) met by what was published for them: one
+    calibration step, and the sums that score them (:func:`published_scores`)."""
+    matured = memory.matured(t, stores, skus, history[:, -1, UNITS], first_seen)
+    calibrator.update_published(matured.published, matured.y, matured.step, matured.band, matured.held,
+                                matured.scale)
+    return published_scores(matured, history, first_seen, t, quantiles)

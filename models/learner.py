@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
-from .features import UNITS, SampleBatch, build_batch, hash_ids
-from .forecast_memory import ForecastMemory, counted
+from .features import SampleBatch, build_batch, hash_ids
+from .forecast_memory import ForecastMemory, counted, meet_published
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
 from .loss import pinball_loss, poisson_loss
 from .lr_control import RateController
@@ -284,9 +284,8 @@ class OnlineLearner:
         with torch.no_grad():  # scored before learning from them, as the forecasts that met them were
             pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
         signal, bias, drift = self._control(fresh, back, pred, t)
-        if cfg.calibrate:  # the labels of t against what was published for them (models/forecast_memory.py)
-            m = self.memory.matured(t, stores, skus, hist[:, -1, UNITS], seen)
-            self.calibrator.update_published(m.published, m.y, m.step, m.band, m.held, m.scale)
+        scores = meet_published(self.memory, self.calibrator, hist, seen, stores, skus, t, cfg.quantiles) \
+            if cfg.calibrate else None
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -295,7 +294,7 @@ class OnlineLearner:
         self.last_t = int(t)
         self.model_version += 1
         return self._diagnostics(t, loss=signal, train_loss=float(np.mean(losses)) if losses else math.nan, lr=lr,
-                                 drift=drift, bias=bias, n_fresh=len(rows), n_replay=n_replay)
+                                 drift=drift, bias=bias, n_fresh=len(rows), n_replay=n_replay, published=scores)
 
     def _control(self, fresh: dict[str, torch.Tensor], back: np.ndarray, pred: torch.Tensor,
                  t: int) -> tuple[float, float, bool]:
@@ -368,13 +367,14 @@ class OnlineLearner:
 
     def _diagnostics(self, t: int, *, skipped: bool = False, loss: float = math.nan, train_loss: float = math.nan,
                      lr: float | None = None, drift: bool = False, bias: float = math.nan, n_fresh: int = 0,
-                     n_replay: int = 0) -> dict[str, Any]:
-        """What :meth:`learn` reports, for a learned bucket and (with the defaults) for a skipped one."""
+                     n_replay: int = 0, published: dict[str, float] | None = None) -> dict[str, Any]:
+        """What :meth:`learn` reports, for a learned bucket and (with the defaults) for a skipped one;
+        ``published``: sums scoring what was published (:func:`~tidecast.models.forecast_memory.published_scores`)."""
         return {
             "t": int(t), "skipped": skipped, "model_version": self.model_version, "loss": loss,
             "train_loss": train_loss, "lr": self.config.lr * self.lr_multiplier if lr is None else lr,
             "lr_multiplier": self.lr_multiplier, "drift": drift, "bias": bias, "n_fresh": n_fresh,
-            "n_replay": n_replay, "replay_size": len(self.replay),
+            "n_replay": n_replay, "replay_size": len(self.replay), "published": published or {},
         }
 
     # ------------------------------------------------------------------- state

@@ -32,7 +32,7 @@ class Ack:
 
 def test_batches_commit_in_order_after_their_dlq_acks() -> None:
     store, log = MemoryWindowStore(), []
-    committer = Committer(store, on_commit=lambda batch: log.append(f"commit {batch.next_offset}"))
+    committer = Committer(store, on_commit=lambda batch, _: log.append(f"commit {batch.next_offset}"))
     ing = ingestor(store)
     for n in range(3):
         batch = ing.apply([sale(n, f"e{n}")])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from tidecast.commands.metrics_flags import add_metrics_flags, metrics_for
 from tidecast.config import Settings
 from tidecast.infra.endpoints import resolve
 
@@ -28,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--allow-empty-buckets", type=int, default=0, metavar="N",
                             help="close up to N more empty buckets in a row than TIDECAST_MAX_EMPTY allows "
                                  "(after the forecaster held and you checked the input)")
+        add_metrics_flags(parser)
 
 
 def run_forecast(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,10 +38,15 @@ def run_forecast(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.stream.timebuckets import Buckets
 
     buckets = Buckets(settings.bucket_seconds)
-    with live.build(settings, resolve(settings)) as forecaster:
+    with metrics_for(args, settings) as metrics, live.build(settings, resolve(settings)) as forecaster:
+
+        def on_close(report) -> None:
+            err.print(describe_close(report, buckets))
+            if metrics is not None:
+                metrics.close(report)
+
         forecaster.forecaster.allow_empty(args.allow_empty_buckets)
-        live.run_forecast(forecaster, args.until_idle,
-                          on_close=lambda report: err.print(describe_close(report, buckets)))
+        live.run_forecast(forecaster, args.until_idle, on_close=on_close)
     return 0
 
 
@@ -54,7 +61,7 @@ def run_both(args: argparse.Namespace, settings: Settings) -> int:
     buckets = Buckets(settings.bucket_seconds)
     state = {"ingest": "joining the ingest workers...", "close": "no bucket closed yet"}
     closed = 0
-    with live.build(settings, resolve(settings)) as forecaster, \
+    with metrics_for(args, settings) as metrics, live.build(settings, resolve(settings)) as forecaster, \
             Live(Text(""), console=err, auto_refresh=False) as screen:
 
         def show() -> None:
@@ -64,12 +71,16 @@ def run_both(args: argparse.Namespace, settings: Settings) -> int:
         def on_progress(progress) -> None:
             state["ingest"] = describe(progress)
             show()
+            if metrics is not None:
+                metrics.ingest(progress)
 
         def on_close(report) -> None:
             nonlocal closed
             closed += 1
             state["close"] = describe_close(report, buckets)
             show()
+            if metrics is not None:
+                metrics.close(report)
 
         forecaster.forecaster.allow_empty(args.allow_empty_buckets)
         live.run_ingest_and_forecast(forecaster, args.until_idle, on_progress=on_progress, on_close=on_close)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from tidecast.commands.metrics_flags import add_metrics_flags, metrics_for
 from tidecast.config import Settings
 from tidecast.infra.endpoints import resolve
 
@@ -20,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--until-idle", type=float, metavar="SECONDS", help="exit cleanly once no record arrived for this long"
     )
+    add_metrics_flags(parser)
     parser.set_defaults(handler=run)
 
 
@@ -31,7 +33,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.live import run_ingest
 
     endpoints = resolve(settings)
-    with Live(Text("joining the ingest workers..."), console=err, transient=False, auto_refresh=False) as screen:
-        run_ingest(settings, endpoints, args.until_idle,
-                   on_progress=lambda progress: screen.update(Text(describe(progress)), refresh=True))
+    with metrics_for(args, settings) as metrics, \
+            Live(Text("joining the ingest workers..."), console=err, transient=False, auto_refresh=False) as screen:
+
+        def on_progress(progress) -> None:
+            screen.update(Text(describe(progress)), refresh=True)
+            if metrics is not None:
+                metrics.ingest(progress)
+
+        run_ingest(settings, endpoints, args.until_idle, on_progress=on_progress)
     return 0
