@@ -44,6 +44,7 @@ from collections.abc import Callable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     IllegalStateError,
+    KafkaError,
     KafkaTimeoutError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
@@ -318,8 +319,10 @@ class IngestWorker:
         lag, marks = {}, {}
         for tp, ingestor in list(self.ingestors.items()):
             high = self.consumer.highwater(tp)
-            if high is not None:
-                lag[(tp.topic, tp.partition)] = max(0, high - self.consumer.position(tp))
+            with contextlib.suppress(KafkaError):  # a partition being reassigned or reset: no figure this time
+                position = self.consumer.position(tp) if high is not None else None
+                if position is not None:
+                    lag[(tp.topic, tp.partition)] = max(0, high - position)
             if ingestor.max_ts_ms is not None:
                 marks[(tp.topic, tp.partition)] = ingestor.max_ts_ms
         self.progress.lag, self.progress.watermark_ms = lag, marks

@@ -60,6 +60,8 @@ __all__ = ["BAND_EDGES", "QuantileCalibrator", "publish", "series_level"]
 
 MAGNITUDE_RATE = 0.05
 """Weight of a close's labels in the running size of the scores that scales the calibration's step."""
+MAGNITUDE_CAP = 50.0
+"""The most one label's error (scales) counts in that size: the learner's label bound (``FeatureSpec.clip``)."""
 BAND_EDGES: tuple[float, ...] = (0.5, 2.0, 8.0)
 """Volume bands by the series' mean units per bucket: < 0.5, 0.5-2, 2-8, >= 8."""
 
@@ -170,11 +172,15 @@ class QuantileCalibrator:
                    scale: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """``[bands, H]``: the recent mean absolute error of the median in scaled units (the scores' size),
         before this close's labels, which then update it (an average over about ``1 / MAGNITUDE_RATE``
-        closes); 1 without a fixed median."""
+        closes; a band and step's first labels set it); 1 without a fixed median. A label's error counts
+        at most 5 times the size so far (at most ``MAGNITUDE_CAP`` scales, the learner's label bound)."""
         if self.fixed is None:
             return np.ones(self.offsets.shape[:2])
+        error = np.abs(y - published[:, self.fixed]) / np.maximum(scale, 1e-9)
+        known = self.magnitude[band, step]  # one wild label must not set the size for weeks: each counts at most
+        error = np.minimum(error, np.where(np.isnan(known), MAGNITUDE_CAP, np.minimum(MAGNITUDE_CAP, 5.0 * known)))
         errors = np.zeros(self.offsets.shape[:2])
-        np.add.at(errors, (band, step), np.abs(y - published[:, self.fixed]) / np.maximum(scale, 1e-9))
+        np.add.at(errors, (band, step), error)
         now = np.divide(errors, counts, out=np.full_like(errors, np.nan), where=counts > 0)
         size = np.where(np.isnan(self.magnitude), now, self.magnitude)
         blended = (1.0 - MAGNITUDE_RATE) * self.magnitude + MAGNITUDE_RATE * now

@@ -6,13 +6,14 @@ matures answers another question: by then the network has learned from the bucke
 the target (steps 1..h-1 of later origins, and, with daily buckets, the same target's neighbours), so its
 re-made forecast of step h is partly in-sample and misses less than the published one did. Calibrated on it,
 the offsets left the far steps too narrow: on a weekly Rossmann panel the published 80% band covered 81%
-at step 1 and 68% at step 8. This memory keeps, for each of the last H origins, what was published for a
+at step 1 and 68% at step 8. This memory keeps, for each of the last H + 1 origins, what was published for a
 sample of at most ``capacity`` series (the quantiles in units, the bounds that held them, the volume band, the
 scale, and which steps count), keyed by series, so that at each close the labels that matured meet the forecasts that
 were published for them.
 
 It is bounded: ``capacity`` series (evenly spread over those forecast) times H origins times H steps times
-the quantile levels; with the defaults (2,048 series, H = 14, 3 levels) about 6 MB, saved with the learner.
+the quantile levels; with the defaults (2,048 series, H = 14, 3 levels) 7.8 MiB as saved with the learner
+(measured with keys of 20 characters).
 
 >>> import numpy as np
 >>> memory = ForecastMemory(horizon=2, capacity=8)
@@ -99,12 +100,13 @@ class ForecastMemory:
     def remember(self, t: int, series: Sequence[tuple[str, str]], published: np.ndarray, held: np.ndarray,
                  band: np.ndarray, scale: np.ndarray, counts: np.ndarray) -> None:
         """Keep what was published at origin ``t`` for ``series`` ((store, sku) each); a repeated origin
-        replaces its record, and origins that can have no label left to mature are dropped."""
+        replaces its record, and origins that can have no label left to mature are dropped (origin ``t - H`` is
+        kept: its step H matures at ``t``, whether the caller learns from ``t`` before or after forecasting)."""
         self._records[int(t)] = _Record([store + SEP + sku for store, sku in series],
                                         np.asarray(published, np.float32), np.asarray(held, np.int8),
                                         np.asarray(band, np.int64), np.asarray(scale, np.float32),
                                         np.broadcast_to(np.asarray(counts, bool), np.shape(published)[:2]).copy())
-        for origin in [o for o in self._records if o <= t - self.horizon]:
+        for origin in [o for o in self._records if o < t - self.horizon]:  # t-H's step H matures at t
             del self._records[origin]
 
     def matured(self, t: int, stores: Sequence[str], skus: Sequence[str], units: np.ndarray,
@@ -157,7 +159,8 @@ def published_scores(matured: Matured, history: np.ndarray, first_seen: np.ndarr
     ``covered``, inside the closed band of the levels 0.1 and 0.9 (0 without them); and, over the ``scaled``
     labels of series whose units moved in the history, the median's absolute error (``abs_error``) and the
     mean pinball loss over the levels (``pinball``), each divided by the series' mean absolute change from one
-    bucket to the next over the history from its first activity (MASE's and SPL's scale, over this window).
+    bucket to the next over the history from its first activity (MASE's and SPL's scale, but over this window,
+    which ends at the label's bucket, rather than over the history before the forecast: a variant).
 
     >>> h = np.zeros((1, 4, 7), np.float32); h[0, :, 0] = [2, 4, 2, 4]         # |change| 2 a bucket
     >>> m = Matured(np.array([[1.0, 3.0, 5.0]]), np.array([4.0]), np.zeros(1, np.int64), np.zeros(1, np.int64),

@@ -228,6 +228,8 @@ class OnlineLearner:
                  t: int, bucket_seconds: int, plans: np.ndarray | None = None) -> None:
         """Keep what :meth:`forecast` would publish at ``t`` for the calibration's sample of series, forecasting
         only those: for a close that is learned from but not published (a live catch-up)."""
+        if not self.config.calibrate:
+            return
         keep = self.memory.sample(len(stores))
         self.forecast(history[keep], first_seen[keep], [stores[i] for i in keep], [skus[i] for i in keep], t,
                       bucket_seconds, None if plans is None else plans[keep])

@@ -50,9 +50,11 @@ def children_of(parent: int) -> list[int]:
 
 
 def test_two_processes_split_the_partitions_and_ingest_every_event_once(settings: Settings) -> None:
+    """With the topic prefix given as a top-level flag only: every worker must get the parent's settings."""
     docs = stream(settings, 40_000)
-    result = subprocess.run([*TIDECAST, "ingest", "--processes", "2", "--until-idle", "3"], env=env_for(settings),
-                            capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in env_for(settings).items() if k != "TIDECAST_TOPIC_PREFIX"}
+    result = subprocess.run([*TIDECAST, "--topic-prefix", settings.topic_prefix, "ingest", "--processes", "2",
+                             "--until-idle", "3"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 ingest workers" in result.stderr
     finals = [int(n.replace(",", "")) for n in re.findall(r"ingest: ([\d,]+) records", result.stderr)][-2:]

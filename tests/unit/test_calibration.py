@@ -108,7 +108,7 @@ def test_calibration_is_checkpointed_and_old_states_are_refused_by_name() -> Non
     state = learner.state_dict()
     restored = OnlineLearner.from_state_dict(state)
     np.testing.assert_array_equal(restored.calibrator.offsets, learner.calibrator.offsets)
-    assert len(restored.memory) == len(learner.memory) == SMALL.horizon
+    assert len(restored.memory) == len(learner.memory) == SMALL.horizon + 1
     np.testing.assert_array_equal(restored.forecast(hist, seen, stores, skus, 26, 86_400).quantiles,
                                   learner.forecast(hist, seen, stores, skus, 26, 86_400).quantiles)
     with pytest.raises(ValueError, match=r"tidecast\.learner/2 state, written by an older tidecast"):
@@ -145,7 +145,7 @@ def test_the_forecast_memory_keeps_a_bounded_sample_of_the_last_origins() -> Non
     for t in range(5, 9):
         memory.remember(t, [("s", "a"), ("s", "b")], np.full((2, 2, 3), float(t), np.float32),
                         np.zeros((2, 2, 3), np.int8), np.array([0, 1]), np.ones(2), np.array([[True], [False]]))
-    assert len(memory) == 2  # origins 7 and 8: older ones can have no label left to mature
+    assert len(memory) == 3  # origins 6, 7 and 8: 6's step 2 matured at 8, older ones have nothing left
     got = memory.matured(9, ["s", "s", "s"], ["c", "a", "b"], np.array([1.0, 2.0, 3.0]), np.zeros(3, np.int64))
     # series b's steps do not count (closed, or no sale); a's step 1 of origin 8 and step 2 of origin 7
     assert sorted(zip(got.step.tolist(), got.published[:, 0].tolist(), got.y.tolist(), strict=True)) == [
@@ -170,3 +170,14 @@ def test_the_step_scales_with_the_size_of_the_errors() -> None:
                              np.zeros((4, 3), np.int8), np.ones(4))
         moves.append(cal.offsets[0, 0, 2])
     assert moves[1] == pytest.approx(20 * moves[0]) and moves[1] == pytest.approx(0.2 * 2.0 * 0.4)
+
+
+def test_one_wild_label_does_not_set_the_step_for_weeks() -> None:
+    """The error size that scales the step counts each label at most 5 times the size so far: one label 300
+    scales off the median among errors of 0.04 must not make every later step 75 times larger."""
+    cal = QuantileCalibrator(horizon=1, quantiles=(0.1, 0.5, 0.9), fixed=1, gamma=0.2)
+    published, zero = np.array([[0.9, 1.0, 1.1]] * 5), np.zeros(5, np.int64)
+    held, scale = np.zeros((5, 3), np.int8), np.ones(5)
+    cal.update_published(published, np.full(5, 1.04), zero, zero, held, scale)  # errors of 0.04: the size
+    cal.update_published(published, np.array([1.04, 1.04, 1.04, 1.04, 301.0]), zero, zero, held, scale)
+    assert cal.magnitude[0, 0] < 0.05  # 0.95 * 0.04 + 0.05 * (4 * 0.04 + 0.2) / 5, not 3.04

@@ -216,15 +216,16 @@ def test_a_learner_state_of_another_format_is_refused_like_a_checkpoint() -> Non
 # Re-pinned again (issue 10): the day of the month joined the calendar inputs (other initial weights) and the
 # base rate went 1e-3 -> 2e-3; after these 29 closes the medians are 0-3 units lower, the means 5-30% higher.
 # Re-pinned again (issue 10): the calibration meets each label with the forecast published for it, in steps
-# scaled by the size of the errors; p10 and p90 moved by under 1.4 units, medians and means are unchanged.
+# scaled by the size of the errors (one label counting at most 5 times that size); p10 and p90 moved by under
+# 1.4 units, medians and means are unchanged.
 PINNED_SERIES = ["s0:sku0000", "s0:sku0001", "s1:sku0000", "s1:sku0001", "s2:sku0000", "s3:sku0000"]
 PINNED_QUANTILES = [
-    [[0.0, 5, 12.9136], [0.0, 4, 16.4346], [0.0, 4, 17.3037]],
+    [[0.0, 5, 12.9136], [0.0, 4, 16.4346], [0.0, 4, 17.317]],
     [[0.0, 2, 5.64328], [0.0, 1, 6.72547], [0.0, 2, 6.99258]],
     [[0.0, 2, 5.6289], [0.0, 1, 6.52622], [0.0, 2, 6.64798]],
     [[0.0, 0, 1.24022], [0.0, 0, 1.57727], [0.0, 0, 1.46778]],
     [[0.0, 1, 1.56808], [0.0, 1, 1.87877], [0.0, 1, 1.8184]],
-    [[0.0, 7, 18.8108], [0.0, 5, 24.4112], [0.0, 6, 25.1606]],
+    [[0.0, 7, 18.8108], [0.0, 5, 24.4112], [0.0, 6, 25.1801]],
 ]
 PINNED_MEANS = [
     [8.48166, 8.8716, 9.37639], [2.41757, 2.61433, 2.84076], [2.38776, 2.55712, 2.69499],
