@@ -49,15 +49,6 @@ from tidecast.stream.adapters.redis_store import RedisWindowStore
 HANDLED = ("ingested", "duplicates", "late", "invalid")
 
 
-def environment(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(TIDECAST_KAFKA_BOOTSTRAP=settings.kafka_bootstrap or "", TIDECAST_REDIS_URL=settings.redis_url or "",
-               TIDECAST_TOPIC_PREFIX=settings.topic_prefix, TIDECAST_HOME=str(settings.home),
-               TIDECAST_RETENTION=str(settings.retention), TIDECAST_BUCKET=f"{settings.bucket_seconds}s",
-               TIDECAST_PARTITIONS=str(settings.partitions))
-    return env
-
-
 def ingest_rate(settings: Settings, processes: int, total: int) -> tuple[float, float]:
     """(records per second, seconds) of ``tidecast ingest --processes N`` over ``total`` records."""
     client = redis.Redis.from_url(settings.redis_url or "")
@@ -65,7 +56,7 @@ def ingest_rate(settings: Settings, processes: int, total: int) -> tuple[float, 
     store = RedisWindowStore(client, settings.topic_prefix)
     command = [sys.executable, "-m", "tidecast.cli", "ingest", "--processes", str(processes), "--until-idle", "3",
                "--progress", "lines"]
-    process = subprocess.Popen(command, env=environment(settings), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command, env=settings.environment(os.environ), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     first = last = None
     handled = 0
@@ -98,7 +89,8 @@ def latency(settings: Settings, rate: int, seconds: float, series: int) -> dict[
     create_topics(settings.kafka_bootstrap or "", settings.topics.all, settings.partitions)
     client = redis.Redis.from_url(settings.redis_url or "")
     process = subprocess.Popen([sys.executable, "-m", "tidecast.cli", "ingest", "--progress", "lines"],
-                               env=environment(settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               env=settings.environment(os.environ), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     probes: list[tuple[float, object]] = []
     found: list[float] = []
     done = threading.Event()

@@ -302,6 +302,25 @@ class Settings:
         """True when either server is not configured and the embedded one is used."""
         return self.kafka_bootstrap is None or self.redis_url is None
 
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with the ``TIDECAST_*`` variables of the settings the CLI's top-level flags set (home,
+        Kafka, Redis, prefix, bucket, lateness, retention, partitions): what a child process needs to run with
+        these settings; the rest it reads from ``base`` as this process did.
+
+        >>> env = Settings(topic_prefix="shop.", bucket_seconds=3_600).environment({"TIDECAST_BUCKET": "1d"})
+        >>> env["TIDECAST_TOPIC_PREFIX"], env["TIDECAST_BUCKET"], "TIDECAST_REDIS_URL" in env
+        ('shop.', '3600s', False)
+        """
+        env = dict(base)
+        env.update(TIDECAST_HOME=str(self.home), TIDECAST_TOPIC_PREFIX=self.topic_prefix,
+                   TIDECAST_BUCKET=f"{self.bucket_seconds}s", TIDECAST_LATENESS=f"{self.lateness_seconds}s",
+                   TIDECAST_RETENTION=str(self.retention), TIDECAST_PARTITIONS=str(self.partitions))
+        if self.kafka_bootstrap:
+            env["TIDECAST_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
+        if self.redis_url:
+            env["TIDECAST_REDIS_URL"] = self.redis_url
+        return env
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the non-None ``changes`` applied and validated again."""
         kept = {k: v for k, v in changes.items() if v is not None}

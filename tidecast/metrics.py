@@ -86,7 +86,7 @@ class Metrics:
         self.labels = Gauge("tidecast_published_labels", "Matured labels the rolling accuracy figures are over",
                             registry=r)
         self._totals: dict[str, int] = {}
-        self._progress_id: int | None = None
+        self._progress: IngestProgress | None = None
         self._partitions: set[tuple[str, str]] = set()
         self._scores: deque[dict[str, float]] = deque(maxlen=rolling)
         for outcome in OUTCOMES:  # every series present from the start, at 0
@@ -97,20 +97,14 @@ class Metrics:
     # ------------------------------------------------------------------ ingest
     def ingest(self, progress: IngestProgress) -> None:
         """Follow an ingest worker's running totals (a new worker's totals start again from 0)."""
-        if id(progress) != self._progress_id:
-            self._progress_id, self._totals = id(progress), {}
-        totals = {**{o: getattr(progress, o) for o in OUTCOMES}, "dlq_failed": progress.dlq_failed,
-                  **{f"kind:{k}": n for k, n in progress.rejected.items()}}
-        for key, total in totals.items():
-            delta = total - self._totals.get(key, 0)
-            if delta > 0:
-                if key.startswith("kind:"):
-                    self.rejected.labels(key[5:]).inc(delta)
-                elif key == "dlq_failed":
-                    self.dlq_failed.inc(delta)
-                else:
-                    self.records.labels(key).inc(delta)
-        self._totals = totals
+        if progress is not self._progress:
+            self._progress, self._totals = progress, {}
+        counters = [*((self.records.labels(o), o, getattr(progress, o)) for o in OUTCOMES),
+                    *((self.rejected.labels(k), f"kind:{k}", n) for k, n in progress.rejected.items()),
+                    (self.dlq_failed, "dlq_failed", progress.dlq_failed)]
+        for counter, key, total in counters:
+            counter.inc(max(0, total - self._totals.get(key, 0)))
+            self._totals[key] = total
         for samples, histogram in ((progress.batch_seconds, self.batch), (progress.commit_seconds, self.commit)):
             while samples:
                 histogram.observe(samples.popleft())

@@ -104,7 +104,8 @@ def test_ingest_serves_the_ingest_metrics(settings: Settings) -> None:
     process = subprocess.Popen([*TIDECAST, "ingest", "--metrics-port", str(port), "--until-idle", "60"],
                                env=env_for(settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     samples = watch(process, port, lambda s: value(s, "tidecast_ingest_records_total") == records
-                    and (value(s, "tidecast_redis_commit_seconds") or 0) > 0)
+                    and (value(s, "tidecast_redis_commit_seconds") or 0) > 0
+                    and value(s, "tidecast_ingest_max_event_time_seconds") is not None)  # refreshed every second
     assert samples['tidecast_ingest_rejected_total{kind="invalid"}'] == malformed > 0
     assert value(samples, "tidecast_ingest_batch_seconds") > 0
     assert value(samples, "tidecast_ingest_max_event_time_seconds") > 0

@@ -42,26 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def child_environment(settings: Settings, environ: dict[str, str]) -> dict[str, str]:
-    """``environ`` with the settings the top-level flags may have changed (``--home``, ``--kafka``, ``--redis``,
-    ``--topic-prefix``, ``--bucket``, ``--lateness``, ``--retention``, ``--partitions``), so every worker
-    runs with the parent's settings; the rest comes from ``environ``, as it did for the parent.
-
-    >>> env = child_environment(Settings(topic_prefix="shop.", bucket_seconds=3_600), {"TIDECAST_BUCKET": "1d"})
-    >>> env["TIDECAST_TOPIC_PREFIX"], env["TIDECAST_BUCKET"], "TIDECAST_REDIS_URL" in env
-    ('shop.', '3600s', False)
-    """
-    env = dict(environ)
-    env.update(TIDECAST_HOME=str(settings.home), TIDECAST_TOPIC_PREFIX=settings.topic_prefix,
-               TIDECAST_BUCKET=f"{settings.bucket_seconds}s", TIDECAST_LATENESS=f"{settings.lateness_seconds}s",
-               TIDECAST_RETENTION=str(settings.retention), TIDECAST_PARTITIONS=str(settings.partitions))
-    if settings.kafka_bootstrap:
-        env["TIDECAST_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    if settings.redis_url:
-        env["TIDECAST_REDIS_URL"] = settings.redis_url
-    return env
-
-
 def child_commands(args: argparse.Namespace) -> list[list[str]]:
     """The command of each of ``--processes`` workers: this one, as one process with plain progress lines."""
     commands = []
@@ -84,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.processes > 1:
         from tidecast.process_group import run_group
 
-        return run_group(child_commands(args), env=child_environment(settings, dict(os.environ)),
+        return run_group(child_commands(args), env=settings.environment(os.environ),
                          on_start=lambda pids: err.print(
             f"tidecast: {len(pids)} ingest workers (pids {', '.join(map(str, pids))}); SIGINT/SIGTERM stops them all"))
 
