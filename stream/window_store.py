@@ -27,12 +27,16 @@ offset (or its marker) is told apart from a fresh partition when it is loaded (:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from tidecast.stream.ingest import COUNTERS, REPAIR, IngestBatch, PartitionState, StateLost
 from tidecast.stream.plans import PlanEntry, keep_latest
 from tidecast.stream.windows import METRICS, add_rows, empty_row
+
+Owned = Callable[[int], bool]
+"""Which partition numbers a reader owns (a forecaster shard's :meth:`~tidecast.stream.shards.Shard.owns`)."""
 
 
 @dataclass(slots=True)
@@ -91,13 +95,18 @@ class WindowStore(Protocol):
 
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]: ...
 
-    def read_bucket(self, bucket: int) -> dict[str, list[float]]: ...
+    def read_bucket(self, bucket: int, owned: Owned | None = None) -> dict[str, list[float]]:
+        """Bucket ``bucket``'s windows: series -> metric row, summed over the partitions (those ``owned``
+        says yes to, when given: a forecaster shard's)."""
+        ...
 
     def stats(self) -> StoreStats: ...
 
     def max_event_times(self) -> dict[str, int]: ...
 
-    def buckets(self) -> list[int]: ...
+    def buckets(self, owned: Owned | None = None) -> list[int]:
+        """Retained bucket indices, oldest first (of the partitions ``owned`` says yes to, when given)."""
+        ...
 
     def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
         """Plans of buckets ``first .. last``: bucket -> target -> the latest plan over all partitions."""
@@ -190,16 +199,19 @@ class MemoryWindowStore:
                     add_rows(rows.setdefault(bucket, empty_row()), row)
         return [(bucket, dict(zip(METRICS, rows[bucket], strict=True))) for bucket in sorted(rows)]
 
-    def read_bucket(self, bucket: int) -> dict[str, list[float]]:
+    def read_bucket(self, bucket: int, owned: Owned | None = None) -> dict[str, list[float]]:
         merged: dict[str, list[float]] = {}
-        for buckets in self.windows.values():
+        for partition, buckets in self.windows.items():
+            if owned is not None and not owned(partition):
+                continue
             for series, row in buckets.get(bucket, {}).items():
                 add_rows(merged.setdefault(series, empty_row()), row)
         return merged
 
-    def buckets(self) -> list[int]:
+    def buckets(self, owned: Owned | None = None) -> list[int]:
         """Retained bucket indices, oldest first."""
-        return sorted({bucket for buckets in self.windows.values() for bucket in buckets})
+        return sorted({bucket for partition, buckets in self.windows.items() for bucket in buckets
+                       if owned is None or owned(partition)})
 
     def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
         """Plans of buckets ``first .. last`` (see :class:`WindowStore`); the caller must not change them."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from tidecast.producers.forecast_publisher import KafkaForecastSink
     from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints
     from tidecast.stream.forecaster import CloseReport, Forecaster, ForecasterConfig
+    from tidecast.stream.shards import Shard
     from tidecast.stream.window_store import WindowStore
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -129,8 +130,10 @@ class LiveForecaster:
         self.close()
 
 
-def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
-    """A forecaster on Redis and Kafka, resumed from its checkpoint when there is one.
+def build(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) -> LiveForecaster:
+    """A forecaster on Redis and Kafka, resumed from its checkpoint when there is one; with ``shard`` (``I/N``,
+    N > 1) it forecasts the series of its own partitions only, under its own checkpoint and lease
+    (:mod:`tidecast.stream.shards`).
 
     Outages: its window reads and lease calls ride out a Redis outage, and its publishes a broker outage, for up
     to ``TIDECAST_OUTAGE_TIMEOUT`` (:mod:`tidecast.stream.adapters.retry`; then ``OutageError``, exit 1). Its
@@ -150,12 +153,16 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     from tidecast.stream.adapters.redis_store import RedisWindowStore
     from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage, RetryingStore
     from tidecast.stream.forecaster import CheckpointMismatch, Forecaster
+    from tidecast.stream.shards import Shard, ShardView
 
+    shard = shard or Shard()
     torch.set_num_threads(int(os.environ.get("TIDECAST_TORCH_THREADS", "1")))
     client = redis_client(settings, endpoints.redis, caller_retries=True)
     redis_outage = Outage("Redis", settings.outage_timeout_seconds, REDIS_ERRORS)  # one for windows and lease
-    store = RetryingStore(RedisWindowStore(client, settings.topic_prefix), redis_outage)
-    checkpoints = LeasedCheckpoints(client, settings.topic_prefix, outage=redis_outage)
+    store: WindowStore = RetryingStore(RedisWindowStore(client, settings.topic_prefix), redis_outage)
+    if shard.count > 1:
+        store = ShardView(store, shard)
+    checkpoints = LeasedCheckpoints(client, settings.topic_prefix, name=shard.name, outage=redis_outage)
     learner = OnlineLearner(learner_config(settings))
     if learner.min_history > settings.retention:
         raise ConfigError(
@@ -175,6 +182,10 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
             for topic in settings.topics.inputs
             for partition in sorted(sink.producer.partitions_for(topic))
         )
+        partitions = max(int(name.rpartition(":")[2]) for name in inputs) + 1
+        if shard.count > partitions:
+            raise ConfigError(f"--shard {shard.index}/{shard.count}: the input topics have {partitions} partitions, "
+                              f"so at most {partitions} shards can each own one")
         forecaster = Forecaster(
             forecaster_config(settings, inputs), store, learner, sink, checkpoints, checkpoint.dumps, checkpoint.loads,
         )
@@ -189,27 +200,31 @@ def build(settings: Settings, endpoints: Endpoints) -> LiveForecaster:
     return LiveForecaster(forecaster, sink, store, settings, endpoints, checkpoints)
 
 
-def build_read_only(settings: Settings, endpoints: Endpoints) -> Forecaster:
-    """The live forecaster as a restart would resume it (its checkpoint, the Redis windows and plans), for a
-    what-if: it takes no lease (the running forecaster keeps its own), connects no Kafka, and can neither save
-    the checkpoint nor publish (:func:`tidecast.stream.whatif.read_only`). No checkpoint, an unreadable one or
-    one of another shape is a :class:`ConfigError` (exit 2)."""
+def build_read_only(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) -> Forecaster:
+    """The live forecaster (or forecaster ``shard``) as a restart would resume it (its checkpoint, the Redis
+    windows and plans), for a what-if: it takes no lease (the running forecaster keeps its own), connects no
+    Kafka, and can neither save the checkpoint nor publish (:func:`tidecast.stream.whatif.read_only`). No
+    checkpoint, an unreadable one or one of another shape is a :class:`ConfigError` (exit 2)."""
     from tidecast.models import checkpoint
     from tidecast.models.learner import OnlineLearner
     from tidecast.stream.adapters.redis_clients import redis_client
     from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
     from tidecast.stream.forecaster import CheckpointMismatch
+    from tidecast.stream.shards import Shard, ShardView
     from tidecast.stream.whatif import read_only
 
+    shard = shard or Shard()
     client = redis_client(settings, endpoints.redis)
-    key = RedisCheckpoints.key_for(settings.topic_prefix, "all")
-    blob = RedisCheckpoints(client, settings.topic_prefix).load()
+    checkpoints = RedisCheckpoints(client, settings.topic_prefix, shard.name)
+    key = checkpoints.key
+    blob = checkpoints.load()
     where = f"Redis key {key} on {redact(endpoints.redis)}"
     if blob is None:
         raise ConfigError(f"{where}: no checkpoint: no model has closed a bucket yet (tidecast run or forecast first)")
     try:
         state = checkpoint.loads(blob)
-        return read_only(forecaster_config(settings, ()), RedisWindowStore(client, settings.topic_prefix),
+        store: WindowStore = RedisWindowStore(client, settings.topic_prefix)
+        return read_only(forecaster_config(settings, ()), store if shard.count == 1 else ShardView(store, shard),
                          OnlineLearner(learner_config(settings)), blob, lambda _: state)
     except (checkpoint.CheckpointError, CheckpointMismatch) as exc:
         raise ConfigError(f"{where}: {exc}") from None

@@ -43,7 +43,7 @@ import redis
 
 from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry, from_json, to_json
-from tidecast.stream.window_store import StoreStats, classify, merge_plans, no_state
+from tidecast.stream.window_store import Owned, StoreStats, classify, merge_plans, no_state
 from tidecast.stream.windows import METRICS, REVENUE, add_rows, empty_row
 
 METRIC_LIMIT = 1e15
@@ -156,15 +156,15 @@ class RedisWindowStore:
         expected = "" if batch.expected_offset is None else batch.expected_offset
         return [self._p(batch.partition), batch.topic, expected, body]
 
-    def partitions(self) -> list[int]:
-        """Partitions that have ever committed a batch or recorded a gap."""
+    def partitions(self, owned: Owned | None = None) -> list[int]:
+        """Partitions that have ever committed a batch or recorded a gap (and that ``owned`` says yes to)."""
         found = set()
         for suffix in ("off", "gaps"):
             for key in self.client.scan_iter(match=_glob_escape(self.prefix) + "{*}:" + suffix, count=1000):
                 match = self._partition_key.match(key.decode())
                 if match:
                     found.add(int(match.group(1)))
-        return sorted(found)
+        return sorted(p for p in found if owned is None or owned(p))
 
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
         rows: dict[int, list[float]] = {}
@@ -182,10 +182,10 @@ class RedisWindowStore:
                     add_rows(rows.setdefault(bucket, empty_row()), [_number(v) for v in chunk])
         return [(bucket, dict(zip(METRICS, rows[bucket], strict=True))) for bucket in sorted(rows)]
 
-    def read_bucket(self, bucket: int) -> dict[str, list[float]]:
+    def read_bucket(self, bucket: int, owned: Owned | None = None) -> dict[str, list[float]]:
         merged: dict[str, list[float]] = {}
         pipe = self.client.pipeline(transaction=False)
-        for partition in self.partitions():
+        for partition in self.partitions(owned):
             for metric in METRICS:
                 pipe.hgetall(f"{self._p(partition)}w:{bucket}:{metric}")
         results = pipe.execute()
@@ -202,10 +202,10 @@ class RedisWindowStore:
                     merged[name] = row
         return merged
 
-    def buckets(self) -> list[int]:
+    def buckets(self, owned: Owned | None = None) -> list[int]:
         """Retained bucket indices, oldest first."""
         pipe = self.client.pipeline(transaction=False)
-        for partition in self.partitions():
+        for partition in self.partitions(owned):
             pipe.zrange(self._p(partition) + "buckets", 0, -1)
         return sorted({int(b) for members in pipe.execute() for b in members})
 

@@ -41,7 +41,7 @@ import redis
 from tidecast.config import ServiceError
 from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry
-from tidecast.stream.window_store import StoreStats, WindowStore
+from tidecast.stream.window_store import Owned, StoreStats, WindowStore
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +161,14 @@ class RetryingStore:
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
         return self.outage.call(lambda: self.store.series_window(series))
 
-    def read_bucket(self, bucket: int) -> dict[str, list[float]]:
-        return self.outage.call(lambda: self.store.read_bucket(bucket))
+    def read_bucket(self, bucket: int, owned: Owned | None = None) -> dict[str, list[float]]:
+        return self.outage.call(lambda: self.store.read_bucket(bucket, owned))
 
     def stats(self) -> StoreStats:
         return self.outage.call(self.store.stats)
 
-    def buckets(self) -> list[int]:
-        return self.outage.call(self.store.buckets)
+    def buckets(self, owned: Owned | None = None) -> list[int]:
+        return self.outage.call(lambda: self.store.buckets(owned))
 
     def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
         return self.outage.call(lambda: self.store.read_plans(first, last))

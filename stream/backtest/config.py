@@ -60,6 +60,11 @@ class BacktestConfig:
     known: tuple[str, ...] = ()
     """File fields known ahead (``--known``: promo, price, open, event): replayed as plan events H buckets before
     their bucket (:mod:`tidecast.stream.backtest.known_plans`), and the model takes plans as inputs."""
+    shards: int = 1
+    """Replay ``tidecast forecast --shard I/N`` with N = ``shards``: one model per shard, each learning from and
+    forecasting its own series (:class:`~tidecast.stream.sharded_learner.ShardedLearner`)."""
+    partitions: int = 12
+    """The input topics' partition count (``TIDECAST_PARTITIONS``), which deals the series to the shards."""
     max_rejected: float | None = None
     """Stop with :class:`~tidecast.stream.backtest.rejects.TooManyRejected` when a larger share of the rows is
     rejected (invalid or late); None: never (the command's ``--max-rejected`` defaults to 0.05)."""
@@ -72,6 +77,8 @@ class BacktestConfig:
             raise ValueError("horizon must be >= 1 and warmup >= 0")
         if self.weight_window < 1:
             raise ValueError(f"the weight window must be at least 1 bucket, got {self.weight_window}")
+        if not 1 <= self.shards <= self.partitions:
+            raise ValueError(f"shards must be from 1 to the partition count ({self.partitions}), got {self.shards}")
         if self.max_rejected is not None and not 0.0 <= self.max_rejected <= 1.0:
             raise ValueError(f"the share of rejected rows allowed must be within 0 and 1, got {self.max_rejected}")
         if self.learner is not None and (self.learner.horizon, self.learner.quantiles) != (

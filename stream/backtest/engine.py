@@ -73,6 +73,7 @@ from tidecast.stream.ingest import IngestBatch, PartitionIngestor, PartitionStat
 from tidecast.stream.plan_history import resolve
 from tidecast.stream.ports import Learner, MemoryCheckpoints
 from tidecast.stream.rejects import RejectTally
+from tidecast.stream.sharded_learner import ShardedLearner
 from tidecast.stream.window_store import WindowStore
 
 
@@ -106,7 +107,7 @@ class Backtest:
         self.rows: ForecastRows | None = None
         """This process's rows of ``config.forecasts`` (opened at the first close)."""
         self._series_sent = 0
-        self.learner = learner if learner is not None else OnlineLearner(config.learner_config())
+        self.learner = learner if learner is not None else _learner(config)
         self.retention = max(config.retention, self.learner.min_history)
         state = self._unused_partition(store)
         self.store = KnownSeriesStore(store)
@@ -371,6 +372,13 @@ class Backtest:
 
 _PLAN = b'"type":"plan"'
 """How an encoded plan event shows (orjson escapes quotes inside strings, so no other value matches)."""
+
+
+def _learner(config: BacktestConfig) -> Learner:
+    """The live model, or one per shard when the config replays sharded forecasters."""
+    if config.shards == 1:
+        return OnlineLearner(config.learner_config())
+    return ShardedLearner([OnlineLearner(config.learner_config()) for _ in range(config.shards)], config.partitions)
 
 
 @contextmanager

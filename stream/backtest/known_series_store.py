@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry
-from tidecast.stream.window_store import StoreStats, WindowStore
+from tidecast.stream.window_store import Owned, StoreStats, WindowStore
 from tidecast.stream.windows import empty_row
 
 _ZERO_ROW: list[float] = tuple(empty_row())  # type: ignore[assignment]
@@ -41,8 +41,8 @@ class KnownSeriesStore:
         names.update(series)
         self.registered += len(names) - before
 
-    def read_bucket(self, bucket: int) -> dict[str, list[float]]:
-        rows = self.inner.read_bucket(bucket)
+    def read_bucket(self, bucket: int, owned: Owned | None = None) -> dict[str, list[float]]:
+        rows = self.inner.read_bucket(bucket, owned)
         zero = _ZERO_ROW
         for name in self.zeros.pop(bucket, ()):
             if name not in rows:
@@ -56,8 +56,8 @@ class KnownSeriesStore:
         known.update(new)
         return {name: rows[name] for name in sorted(rows)}
 
-    def buckets(self) -> list[int]:
-        return sorted(set(self.inner.buckets()) | set(self.zeros))
+    def buckets(self, owned: Owned | None = None) -> list[int]:
+        return sorted(set(self.inner.buckets(owned)) | set(self.zeros))
 
     def load_partition(self, topic: str, partition: int) -> PartitionState:
         return self.inner.load_partition(topic, partition)

@@ -71,6 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--store", choices=("memory", "redis"), default="memory",
                         help="window store: in memory (default) or Redis (TIDECAST_REDIS_URL or `infra up`)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model (default 0)")
+    parser.add_argument("--shards", type=int, default=1, metavar="N",
+                        help="replay N forecaster shards (tidecast forecast --shard I/N): one model per shard, each "
+                             "learning only its own series, dealt by key over TIDECAST_PARTITIONS (default 1)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the baselines with this one (default 1; 0 = one process)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -130,6 +133,7 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
             seed=args.seed, weight_window=args.weight_window, trace=args.report is not None,
             workers=max(0, args.workers), forecasts=forecasts,
             max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price), known=known,
+            shards=args.shards, partitions=settings.partitions,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -5,6 +5,8 @@
 >>> add_parser(sub)
 >>> sorted(sub.choices), sub.choices["run"].parse_args(["--until-idle", "6"]).until_idle
 (['forecast', 'run'], 6.0)
+>>> sub.choices["forecast"].parse_args(["--shard", "1/2"]).shard
+Shard(index=1, count=2)
 """
 
 from __future__ import annotations
@@ -14,12 +16,24 @@ import argparse
 from tidecast.commands.metrics_flags import add_metrics_flags, metrics_for
 from tidecast.config import Settings
 from tidecast.infra.endpoints import resolve
+from tidecast.stream.shards import Shard
+
+
+def shard_flag(text: str) -> Shard:
+    """``--shard I/N`` as an argparse type: a bad value is a usage error that says what is wrong."""
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--shard {text!r}: ")) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     forecast = sub.add_parser("forecast", help="close buckets as watermarks pass: learn, forecast, publish")
     forecast.add_argument("--until-idle", type=float, metavar="SECONDS",
                           help="exit once no bucket closed and no watermark moved for this long")
+    forecast.add_argument("--shard", type=shard_flag, default=Shard(), metavar="I/N",
+                          help="be shard I of N (from 0): forecast the series of the input partitions p with "
+                               "p %% N == I, with its own checkpoint and lease (default 0/1: every series)")
     forecast.set_defaults(handler=run_forecast)
     both = sub.add_parser("run", help="ingest and forecast together (the single-machine default)")
     both.add_argument("--until-idle", type=float, metavar="SECONDS",
@@ -38,7 +52,7 @@ def run_forecast(args: argparse.Namespace, settings: Settings) -> int:
     from tidecast.stream.timebuckets import Buckets
 
     buckets = Buckets(settings.bucket_seconds)
-    with metrics_for(args, settings) as metrics, live.build(settings, resolve(settings)) as forecaster:
+    with metrics_for(args, settings) as metrics, live.build(settings, resolve(settings), args.shard) as forecaster:
 
         def on_close(report) -> None:
             err.print(describe_close(report, buckets))

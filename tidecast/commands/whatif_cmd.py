@@ -18,8 +18,10 @@ import argparse
 import json
 from pathlib import Path
 
+from tidecast.commands.forecast_cmd import shard_flag
 from tidecast.config import ConfigError, Settings
 from tidecast.infra.endpoints import resolve
+from tidecast.stream.shards import Shard
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("file", type=Path,
                         help="scenarios: JSON lines, a JSON array or CSV of plan-like rows (docs/whatif.md)")
     parser.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+    parser.add_argument("--shard", type=shard_flag, default=Shard(), metavar="I/N",
+                        help="ask forecaster shard I of N (tidecast forecast --shard I/N), which holds the series "
+                             "of the partitions p with p %% N == I (default: the one unsharded forecaster)")
     parser.set_defaults(handler=run)
 
 
@@ -41,11 +46,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"{args.file}: {exc.strerror or exc}") from None
     except ScenarioError as exc:
         raise ConfigError(f"{args.file}: {exc}") from None
-    loop = live.build_read_only(settings, resolve(settings))
+    loop = live.build_read_only(settings, resolve(settings), args.shard)
     try:
         report = to_json(what_if(loop, rows))
     except WhatIfError as exc:
-        raise ConfigError(f"{args.file}: {exc}") from None
+        shard = args.shard
+        where = (f" (shard {shard.index}/{shard.count} knows the series of its partitions only)"
+                 if shard.count > 1 else "")
+        raise ConfigError(f"{args.file}: {exc}{where}") from None
     if args.json:
         print(json.dumps(report))
     else:
