@@ -208,8 +208,9 @@ def _security_from_env(env: Mapping[str, str]) -> dict[str, object]:
 def _validate_security(settings: Settings) -> None:
     settings.kafka_security.validate()
     if settings.redis_ca_file is not None:
-        if not (settings.redis_url or "").startswith("rediss://"):
-            raise ConfigError("TIDECAST_REDIS_CA_FILE: only used with a TLS Redis, TIDECAST_REDIS_URL=rediss://...")
+        if not (settings.redis_url or "").startswith(("rediss://", "rediss+cluster://")):
+            raise ConfigError("TIDECAST_REDIS_CA_FILE: only used with a TLS Redis, TIDECAST_REDIS_URL=rediss://... "
+                              "(or rediss+cluster://...)")
         if not settings.redis_ca_file.is_file():
             raise ConfigError(f"TIDECAST_REDIS_CA_FILE: no such file: {settings.redis_ca_file}")
 
@@ -353,8 +354,10 @@ class Settings:
             check_quantiles(self.quantiles)
         except ValueError as exc:
             raise ConfigError(f"TIDECAST_QUANTILES: {exc}") from None
-        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB, got {redact(self.redis_url)!r}")
+        if self.redis_url is not None and not self.redis_url.startswith(
+                ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+            raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB (or redis+cluster://HOST:PORT,... "
+                              f"for a Redis Cluster), got {redact(self.redis_url)!r}")
         _validate_security(self)
         self._validate_ingest_bounds()
 

@@ -42,9 +42,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import redis
-
 from tidecast.config import ServiceError
+from tidecast.stream.adapters.redis_clients import RedisClient
 from tidecast.stream.adapters.redis_store import RedisCheckpoints
 from tidecast.stream.adapters.retry import Outage
 from tidecast.stream.ownership import owner_id
@@ -120,7 +119,7 @@ class LeasedCheckpoints:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         name: str = "all",
         ttl_ms: int = DEFAULT_TTL_MS,

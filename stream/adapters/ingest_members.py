@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
+from tidecast.stream.adapters.redis_clients import RedisClient
 
 _BEAT_LUA = """
 local t = redis.call('TIME')
@@ -35,7 +35,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 class RedisMembership:
     """The ingest workers' membership set of one topic prefix (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         self.client: Any = client
         self.key = self.key_for(prefix)
         self._beat = client.register_script(_BEAT_LUA)

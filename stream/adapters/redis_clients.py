@@ -5,27 +5,68 @@ for the default user) and TLS (``rediss://``); ``TIDECAST_REDIS_CA_FILE`` names 
 ``rediss://`` server's certificate (the system's CAs otherwise). See docs/operations.md. Print URLs through
 :func:`tidecast.config.redact`.
 
+A Redis Cluster is ``redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`` (``rediss+cluster://`` with
+TLS): one or more of its nodes, from which the client learns the rest and the slot map. Every key tidecast
+writes for one partition shares a hash tag, as do a forecaster's checkpoint and lease, so every script and
+every commit touches one slot.
+
 >>> client = redis_client(Settings(), "redis://tidecast:s3cret@127.0.0.1:6379/2")  # connects on first use
 >>> kwargs = client.connection_pool.connection_kwargs
 >>> kwargs["username"], kwargs["db"], client.connection_pool.connection_class.__name__
 ('tidecast', 2, 'Connection')
 >>> redis_client(Settings(), "rediss://127.0.0.1:6380/0").connection_pool.connection_class.__name__
 'SSLConnection'
+>>> cluster_nodes("redis+cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2:7001")
+(['10.0.0.1:7000', '10.0.0.2:7001'], 'u', 'p@ss', False)
 """
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import unquote
+
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from tidecast.config import Settings
+from tidecast.config import ConfigError, Settings
+
+RedisClient = redis.Redis | RedisCluster
+"""What :func:`redis_client` builds: a client of one server, or of a Redis Cluster."""
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
-def redis_client_kwargs(settings: Settings, url: str) -> dict[str, object]:
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def cluster_nodes(url: str) -> tuple[list[str], str | None, str | None, bool]:
+    """(``host:port`` of each node, user, password, TLS) of a ``redis+cluster://`` URL; ValueError if it is not
+    one (a cluster has one database, 0, so a path other than ``/`` or ``/0`` is refused)."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("redis+cluster", "rediss+cluster") or not rest:
+        raise ValueError("expected redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]")
+    rest, _, path = rest.partition("/")
+    if path.partition("?")[0] not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has database 0 only, not {path!r}")
+    credentials, _, hosts = rest.rpartition("@")
+    user, _, password = credentials.partition(":")
+    nodes = [node.strip() for node in hosts.split(",") if node.strip()]
+    for node in nodes:
+        host, _, port = node.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"cluster node {node!r} is not HOST:PORT")
+    if not nodes:
+        raise ValueError("the URL names no cluster node (HOST:PORT)")
+    return nodes, unquote(user) or None, unquote(password) or None, scheme == "rediss+cluster"
+
+
+def redis_client_kwargs(settings: Settings, url: str) -> dict[str, Any]:
     """Keyword arguments for ``redis.Redis.from_url(url, ...)`` beyond the URL: the CA file for ``rediss://``."""
-    kwargs: dict[str, object] = {}
-    if settings.redis_ca_file is not None and url.startswith("rediss://"):
+    kwargs: dict[str, Any] = {}
+    if settings.redis_ca_file is not None and url.startswith(("rediss://", "rediss+cluster://")):
         kwargs["ssl_ca_certs"] = str(settings.redis_ca_file)
     return kwargs
 
@@ -36,7 +77,7 @@ fails and the caller retries it (:mod:`tidecast.stream.adapters.retry`): far abo
 healthy server, short next to ``TIDECAST_OUTAGE_TIMEOUT``, so a paused server is noticed and retried."""
 
 
-def redis_client(settings: Settings, url: str, caller_retries: bool = False) -> redis.Redis:
+def redis_client(settings: Settings, url: str, caller_retries: bool = False) -> RedisClient:
     """A client for ``url`` (user, password, database and TLS from the URL; the CA file from ``settings``).
 
     ``caller_retries``: the caller retries failed calls itself (the ingest's window store, through
@@ -51,4 +92,11 @@ def redis_client(settings: Settings, url: str, caller_retries: bool = False) -> 
     if caller_retries:
         kwargs.update(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT,
                       retry=Retry(NoBackoff(), 0))
-    return redis.Redis.from_url(url, **kwargs)
+    if not is_cluster(url):
+        return redis.Redis.from_url(url, **kwargs)
+    try:
+        nodes, user, password, tls = cluster_nodes(url)
+    except ValueError as exc:
+        raise ConfigError(f"TIDECAST_REDIS_URL: {exc}") from None
+    startup = [ClusterNode(host, int(port)) for host, _, port in (node.rpartition(":") for node in nodes)]
+    return RedisCluster(startup_nodes=startup, username=user, password=password, ssl=tls, **kwargs)

@@ -39,8 +39,8 @@ from importlib import resources
 from typing import Any
 
 import orjson
-import redis
 
+from tidecast.stream.adapters.redis_clients import RedisClient
 from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry, from_json, to_json
 from tidecast.stream.window_store import Owned, StoreStats, classify, merge_plans, no_state
@@ -66,7 +66,7 @@ _COMMIT_LUA = resources.files("tidecast.stream.adapters").joinpath("lua/commit_b
 class RedisWindowStore:
     """Window store on Redis (or valkey); ``prefix`` is the topic prefix, e.g. ``tidecast.``."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         # Any: redis-py's hints cover decoding and raw clients at once; this one returns bytes
         self.client: Any = client
         self.prefix = prefix
@@ -264,7 +264,7 @@ class RedisCheckpoints:
     'tidecast.checkpoint:forecaster:all'
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, name: str = "all") -> None:
+    def __init__(self, client: RedisClient, prefix: str, name: str = "all") -> None:
         self.client: Any = client
         self.key = self.key_for(prefix, name)
 
@@ -280,7 +280,7 @@ class RedisCheckpoints:
 
 
 @contextlib.contextmanager
-def scratch_stores(client: redis.Redis, prefix: str) -> Iterator[Callable[[], RedisWindowStore]]:
+def scratch_stores(client: RedisClient, prefix: str) -> Iterator[Callable[[], RedisWindowStore]]:
     """A factory of empty window stores on ``client``, each under ``prefix`` plus a random tag; a store's keys
     are deleted when the next one is made and on the way out, with the client (the backtest's ``--store redis``).
     """
@@ -300,7 +300,7 @@ def scratch_stores(client: redis.Redis, prefix: str) -> Iterator[Callable[[], Re
         client.close()
 
 
-def delete_keys(client: redis.Redis, prefix: str) -> int:
+def delete_keys(client: RedisClient, prefix: str) -> int:
     """Delete every key starting with ``prefix`` (glob characters in it are escaped); returns how many.
 
     The backtest's ``--store redis`` runs under a key prefix of its own and deletes it afterwards.
@@ -308,7 +308,7 @@ def delete_keys(client: redis.Redis, prefix: str) -> int:
     return _delete_matching(client, _glob_escape(prefix) + "*")
 
 
-def rebuild(client: redis.Redis, prefix: str) -> int:
+def rebuild(client: RedisClient, prefix: str) -> int:
     """Delete every partition key under ``prefix`` (``<prefix>{<partition>}:*``: windows, offsets, epoch markers,
     counters, dedup sets, gaps) so ingest reads the retained Kafka history again; returns how many keys.
 
@@ -318,7 +318,7 @@ def rebuild(client: redis.Redis, prefix: str) -> int:
     return _delete_matching(client, _glob_escape(prefix) + "{*}:*", lambda key: bool(pattern.match(key)))
 
 
-def _delete_matching(client: redis.Redis, glob: str, keep: Callable[[str], bool] = lambda key: True) -> int:
+def _delete_matching(client: RedisClient, glob: str, keep: Callable[[str], bool] = lambda key: True) -> int:
     """Delete the keys that match ``glob`` (and ``keep``), a thousand at a time; returns how many."""
     redis_client: Any = client  # see RedisWindowStore.__init__
     deleted = 0

@@ -47,8 +47,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
-"""Redis failures that say nothing about the request: the server is away, restarting or paused."""
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError, redis.TimeoutError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError,
+)
+"""Redis failures that say nothing about the request: the server is away, restarting or paused; on a Redis
+Cluster also a cluster that is down (a master lost, a failover under way) or a slot that is moving."""
 FIRST_DELAY = 0.1
 """Seconds before the first retry: a dropped connection usually reconnects at once."""
 MAX_DELAY = 5.0

@@ -23,6 +23,7 @@ Signals go only to PIDs this module started or read from its own servers' state 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import random
@@ -49,6 +50,7 @@ from tidecast.producers.faults import with_faults
 from tidecast.producers.fuzz import TIME_GUARDED, hostile
 from tidecast.producers.synthetic import SyntheticConfig, generate, planned_promotions
 from tidecast.stream.adapters.kafka_clients import create_topics, producer_config
+from tidecast.stream.adapters.redis_clients import redis_client
 from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.events import NO_EVENT
 from tidecast.stream.timebuckets import Buckets
@@ -79,6 +81,9 @@ FULL = Plan(series=400, days=28, ingest_workers=2, ingest_kills=20, forecaster_k
             redis_outage_s=30, broker_outage_s=30, fuzz=10_000)
 CI = Plan(series=40, days=21, ingest_workers=2, ingest_kills=5, forecaster_kills=2, flushall=True,
           redis_outage_s=12, broker_outage_s=12, fuzz=2_000)
+KILLS = Plan(series=40, days=14, ingest_workers=2, ingest_kills=5, forecaster_kills=2, flushall=False,
+             redis_outage_s=0, broker_outage_s=0, fuzz=500)
+"""The kill cases alone (no server paused or emptied): what runs on a Redis Cluster (``run(..., cluster=URL)``)."""
 
 
 @dataclass
@@ -346,7 +351,7 @@ class Chaos:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.crew = Crew(plan, self.env, self.logs, self.report, say)
         self.buckets = Buckets(self.settings.bucket_seconds)
-        self.redis = redis.Redis.from_url(endpoints.redis, socket_timeout=2, socket_connect_timeout=2)
+        self.redis = redis_client(self.settings, endpoints.redis)  # a cluster too (redis+cluster://)
         self.store = RedisWindowStore(self.redis, self.settings.topic_prefix)
         self.hostile: set[tuple[str, int, int]] = set()
         self.valid: list[dict] = []
@@ -603,7 +608,14 @@ def plan_values(doc: dict) -> tuple:
             else event)
 
 
-def run(plan: Plan, home: Path, say: Callable[[str], None] = print) -> Report:
-    """Start servers of the run's own under ``home``, run ``plan`` on them, stop them; the report."""
+def run(plan: Plan, home: Path, say: Callable[[str], None] = print, cluster: str | None = None) -> Report:
+    """Start servers of the run's own under ``home``, run ``plan`` on them, stop them; the report. With
+    ``cluster`` (a ``redis+cluster://`` URL) the windows, offsets and checkpoints live on that Redis Cluster
+    instead of the run's own valkey-server, which then only the plan's Redis faults could touch: they are
+    refused (the cluster's nodes are not paused or emptied here)."""
+    if cluster is not None and (plan.flushall or plan.redis_outage_s > 0):
+        raise ValueError("a chaos run on a cluster takes the kill cases only (no Redis pause, no FLUSHALL)")
     with infra.running(Settings(home=home / "infra")) as endpoints:
+        if cluster is not None:
+            endpoints = dataclasses.replace(endpoints, redis=cluster)
         return Chaos(plan, home, endpoints, say).run()
