@@ -182,7 +182,7 @@ def build(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) 
             for topic in settings.topics.inputs
             for partition in sorted(sink.producer.partitions_for(topic))
         )
-        partitions = max(int(name.rpartition(":")[2]) for name in inputs) + 1
+        partitions = len({name.rpartition(":")[2] for name in inputs})
         if shard.count > partitions:
             raise ConfigError(f"--shard {shard.index}/{shard.count}: the input topics have {partitions} partitions, "
                               f"so at most {partitions} shards can each own one")
