@@ -60,10 +60,12 @@ def shard_close(settings: Settings, endpoints: infra.Endpoints, shard: Shard, ba
         through = forecaster.closable_through()
         assert through is not None, "no watermark"
         while forecaster.last_closed is None or forecaster.last_closed < through - 1:
-            assert forecaster.step(limit=1), "nothing closed"
+            with live.lease.kept():  # as the live loop: a close of a million series outlasts the lease's 30 s
+                assert forecaster.step(limit=1), "nothing closed"
         barrier.wait()
         started = time.time()
-        reports = live.forecaster.step(limit=1)
+        with live.lease.kept():
+            reports = forecaster.step(limit=1)
         ended = time.time()
     finally:
         live.close()

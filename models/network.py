@@ -75,12 +75,23 @@ RATE_FLOOR = 0.02
 def _per_step(path: nn.Sequential, plans: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """``path`` (Linear, ReLU, Linear) applied to each step's ``cat([plans[:, h], hidden])``, computed as
     ``W_plan @ plans[:, h] + (W_hidden @ hidden + b)``: the same function with the series' part taken once per
-    sample instead of once per step (the step costs about a third of what it did at H = 14)."""
+    sample instead of once per step (the step costs about a third of what it did at H = 14). A sample with no
+    plan at all (every plan input 0, as for most series of most closes) has the same effect at every step:
+    it is computed once and broadcast (the forecast of 100k series without plans: 1.45 -> 0.75 s of CPU)."""
     first, act, last = path[0], path[1], path[2]
     assert isinstance(first, nn.Linear)
     n_plan = plans.shape[-1]
     series = F.linear(hidden, first.weight[:, n_plan:], first.bias)  # [N, P]
-    return last(act(F.linear(plans, first.weight[:, :n_plan]) + series[:, None, :]))
+    planned = plans.flatten(1).ne(0).any(dim=1)
+    if bool(planned.all()):
+        return last(act(F.linear(plans, first.weight[:, :n_plan]) + series[:, None, :]))
+    effect = last(act(series))[:, None, :].expand(-1, plans.shape[1], -1)
+    if not bool(planned.any()):
+        return effect
+    rows = planned.nonzero().squeeze(1)
+    effect = effect.clone()
+    effect[rows] = last(act(F.linear(plans[rows], first.weight[:, :n_plan]) + series[rows, None, :]))
+    return effect
 
 
 class QuantileNet(nn.Module):

@@ -299,7 +299,8 @@ def run_forecast(
     with stop_on_signals() as stop:
         while not stop.requested:
             live.lease.renew()
-            reports = live.forecaster.step(limit=1)
+            with live.lease.kept():  # a close may outlast the lease's time to live
+                reports = live.forecaster.step(limit=1)
             holds.check()
             for report in reports:
                 on_close(report)
@@ -343,8 +344,9 @@ def run_ingest_and_forecast(
 
         def tick() -> None:  # between polls: keep the lease, close what can close (a stop ends a catch-up)
             live.lease.renew()
-            for report in live.forecaster.step(stop=lambda: stop.requested):
-                on_close(report)
+            with live.lease.kept():  # a close may outlast the lease's time to live
+                for report in live.forecaster.step(stop=lambda: stop.requested):
+                    on_close(report)
             holds.check()
 
         while True:

@@ -174,3 +174,30 @@ def test_a_fresh_forecaster_retakes_a_lapsed_lease_only_while_no_checkpoint_exis
     second.release()
     with pytest.raises(LeaseLost):
         first.renew()
+
+
+def test_a_long_close_keeps_its_lease_until_it_makes_no_progress(client: redis.Redis) -> None:
+    first, second = pair(client, ttl_ms=1000)
+    first.acquire()
+    first.save(b"state 1")
+    with first.kept(limit=60, every=0.2):  # a close three times as long as the time to live
+        time.sleep(3)
+        with pytest.raises(LeaseHeld):
+            second.acquire()
+    first.save(b"state 2")  # still this forecaster's
+    with first.kept(limit=1.5, every=0.2):  # no checkpoint written for 1.5 s: the renewals stop
+        time.sleep(3.5)
+        second.acquire()  # the lease lapsed: a standby takes over
+    with pytest.raises(LeaseLost):
+        first.save(b"state 3")
+
+
+def test_a_renewal_that_finds_the_lease_lost_is_raised_when_the_close_ends(client: redis.Redis) -> None:
+    first, second = pair(client, ttl_ms=1000)
+    first.acquire()
+    first.save(b"state 1")
+    client.delete(first.lease)
+    second.acquire()
+    second.save(b"state of the second")
+    with pytest.raises(LeaseLost), first.kept(every=0.1):
+        time.sleep(0.5)

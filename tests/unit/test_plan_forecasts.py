@@ -190,3 +190,27 @@ def test_a_step_planned_closed_is_zero_untrained_and_not_learned_from() -> None:
     learner.learn(history, seen, stores, skus, t, 86_400, plans=closed_label)
     assert all(torch.equal(a, p) for a, p in zip(before, learner.model.parameters(), strict=True))
     assert not learner.calibrator.offsets.any()
+
+
+def test_the_plan_path_of_a_sample_without_plans_is_computed_once_and_is_the_same() -> None:
+    from torch import nn
+
+    from tidecast.models.network import _per_step
+
+    torch.manual_seed(0)
+    path = nn.Sequential(nn.Linear(10 + 16, 8), nn.ReLU(), nn.Linear(8, 4))
+    hidden = torch.randn(6, 16, requires_grad=True)
+    plans = torch.zeros(6, 5, 10)
+    plans[[1, 4], 2] = torch.randn(2, 10)  # two samples planned, four not
+
+    def every_step(hidden: torch.Tensor) -> torch.Tensor:  # the definition: each step's cat([plan, hidden])
+        return path(torch.cat([plans, hidden[:, None, :].expand(-1, 5, -1)], dim=-1))
+
+    expected, got = every_step(hidden), _per_step(path, plans, hidden)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    grad_expected = torch.autograd.grad(expected.square().sum(), hidden)[0]
+    grad_got = torch.autograd.grad(got.square().sum(), hidden)[0]
+    torch.testing.assert_close(grad_got, grad_expected, rtol=1e-5, atol=1e-6)
+    for only in (torch.zeros(6, 5, 10), torch.randn(6, 5, 10)):  # none planned, all planned
+        plans = only
+        torch.testing.assert_close(_per_step(path, plans, hidden), every_step(hidden), rtol=1e-5, atol=1e-6)
