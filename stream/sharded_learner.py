@@ -133,8 +133,8 @@ class ShardedLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("format") != STATE_FORMAT or len(state.get("shards", ())) != len(self.shards):
             raise ValueError(f"not a {STATE_FORMAT} state of {len(self.shards)} shards")
-        self.partitions = int(state["partitions"])
-        self._shard_of.clear()
+        if int(state["partitions"]) != self.partitions:
+            raise ValueError(f"the state deals series over {state['partitions']} partitions, not {self.partitions}")
         for shard, shard_state in zip(self.shards, state["shards"], strict=True):
             shard.load_state_dict(shard_state)
 

@@ -8,9 +8,12 @@ split). Events are keyed by series (``store:sku``), and Kafka's default partitio
 
 A shard reads the windows of its own partitions only (:class:`ShardView`), but every shard still waits for
 the watermarks of *all* input partitions before it closes a bucket and reads the plans of all partitions (a
-store's plan is keyed by the store, so it may sit in another shard's partition): N shards close the same
-buckets, with the same plans, as one forecaster would, and publish one forecast per (series, origin)
-between them, with the ids one forecaster would give (the lineage does not name the shard).
+store's plan is keyed by the store, so it may sit in another shard's partition): a bucket closes for every
+shard on the same watermarks, with the same plans, as it would for one forecaster, and N shards publish one
+forecast per (series, origin) between them, with the ids one forecaster would give (the lineage does not
+name the shard). What a shard decides from its own windows stays its own: it starts at the oldest bucket
+its partitions hold, and holds on a run of empty buckets (``TIDECAST_MAX_EMPTY``) when its own series are
+quiet, so ``--allow-empty-buckets`` is given to the shard that holds.
 
 Each shard has its own checkpoint and lease (``<prefix>checkpoint:forecaster:shard-I-of-N``), and so its
 own model, trained on its own series: the model is split, not shared. What that costs in accuracy is
@@ -92,7 +95,7 @@ class Shard:
         ValueError: --shard '2/2': I must be from 0 to N-1 (shards are numbered from 0)
         """
         index, slash, count = text.strip().partition("/")
-        if not (slash and index.strip().isdigit() and count.strip().isdigit()):
+        if not (slash and index.strip().isdecimal() and count.strip().isdecimal()):
             raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/2 for the first of two shards")
         i, n = int(index), int(count)
         if n < 1:
@@ -119,8 +122,9 @@ class Shard:
 
 
 class ShardView:
-    """A :class:`~tidecast.stream.window_store.WindowStore` that shows the windows of ``shard``'s partitions
-    only; watermarks, plans, offsets and counters are those of every partition (see the module docstring).
+    """A :class:`~tidecast.stream.window_store.WindowStore` whose bucket reads (:meth:`read_bucket`,
+    :meth:`buckets`) see the windows of ``shard``'s partitions only; watermarks, plans, offsets, counters and
+    one series' windows (:meth:`series_window`) are those of every partition (see the module docstring).
 
     >>> from tidecast.stream.window_store import MemoryWindowStore
     >>> store = MemoryWindowStore()

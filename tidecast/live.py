@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from tidecast.models.learner import LearnerConfig
     from tidecast.producers.forecast_publisher import KafkaForecastSink
     from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints
+    from tidecast.stream.adapters.redis_clients import RedisClient
     from tidecast.stream.forecaster import CloseReport, Forecaster, ForecasterConfig
     from tidecast.stream.shards import Shard
     from tidecast.stream.window_store import WindowStore
@@ -182,13 +183,12 @@ def build(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) 
             for topic in settings.topics.inputs
             for partition in sorted(sink.producer.partitions_for(topic))
         )
-        partitions = len({name.rpartition(":")[2] for name in inputs})
-        if shard.count > partitions:
-            raise ConfigError(f"--shard {shard.index}/{shard.count}: the input topics have {partitions} partitions, "
-                              f"so at most {partitions} shards can each own one")
-        forecaster = Forecaster(
-            forecaster_config(settings, inputs), store, learner, sink, checkpoints, checkpoint.dumps, checkpoint.loads,
-        )
+        if shard.count > 1:
+            check_shards(shard, {topic: len(sink.producer.partitions_for(topic)) for topic in settings.topics.inputs})
+        check_layout(client, settings.topic_prefix, shard)
+        with checkpoints.kept():  # resuming reads the retained windows: long at a million series
+            forecaster = Forecaster(forecaster_config(settings, inputs), store, learner, sink, checkpoints,
+                                    checkpoint.dumps, checkpoint.loads)
     except CheckpointMismatch as exc:
         sink.close()
         checkpoints.release()
@@ -198,6 +198,45 @@ def build(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) 
         checkpoints.release()
         raise
     return LiveForecaster(forecaster, sink, store, settings, endpoints, checkpoints)
+
+
+def check_shards(shard: Shard, partitions: dict[str, int]) -> None:
+    """Refuse a shard of ``partitions`` (input topic -> partition count) that it cannot own alone: topics
+    whose counts differ put one series in other partition numbers, which two shards would each publish.
+
+    >>> from tidecast.stream.shards import Shard
+    >>> try:
+    ...     check_shards(Shard(1, 4), {"t.sales": 12, "t.clicks": 6})
+    ... except ConfigError as exc:
+    ...     print(str(exc)[:86])
+    --shard 1/4: the input topics have different partition counts (t.clicks 6, t.sales 12)
+    """
+    counts = sorted(set(partitions.values()))
+    where = f"--shard {shard.index}/{shard.count}"
+    if len(counts) > 1:
+        listed = ", ".join(f"{topic} {count}" for topic, count in sorted(partitions.items()))
+        raise ConfigError(f"{where}: the input topics have different partition counts ({listed}): a series would "
+                          "sit in other partition numbers, and two shards would publish it; give them one count "
+                          "(TIDECAST_PARTITIONS)")
+    if counts and shard.count > counts[0]:
+        raise ConfigError(f"{where}: the input topics have {counts[0]} partitions, so at most {counts[0]} shards can "
+                          "each own one")
+
+
+def check_layout(client: RedisClient, prefix: str, shard: Shard) -> None:
+    """Refuse to start shard ``I/N`` (or the one unsharded forecaster, ``0/1``) while a forecaster of another
+    layout holds a lease under ``prefix``: both would publish the same series with other values."""
+    from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints, held_leases
+    from tidecast.stream.shards import Shard
+
+    ours = {LeasedCheckpoints.lease_key(prefix, Shard(i, shard.count).name) for i in range(shard.count)}
+    others = sorted(lease for lease in held_leases(client, prefix) if lease not in ours)
+    if others:
+        raise ConfigError(
+            f"--shard {shard.index}/{shard.count}: a forecaster of another layout runs (its lease: "
+            f"{', '.join(others)}); stop every forecaster of the old layout before starting the new one "
+            "(docs/scaling.md)"
+        )
 
 
 def build_read_only(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) -> Forecaster:

@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 
 from tidecast.config import ServiceError
 from tidecast.stream.adapters.redis_clients import RedisClient
-from tidecast.stream.adapters.redis_store import RedisCheckpoints
+from tidecast.stream.adapters.redis_store import RedisCheckpoints, glob_escape
 from tidecast.stream.adapters.retry import Outage
 from tidecast.stream.ownership import owner_id
 
@@ -231,6 +231,10 @@ class LeasedCheckpoints:
         thread.start()
         try:
             yield
+        except BaseException:
+            if failed:
+                log.error("the lease %s could not be renewed during the close: %s", self.lease, failed[0])
+            raise
         finally:
             stop.set()
             thread.join()
@@ -264,6 +268,22 @@ class LeasedCheckpoints:
             log.warning("the lease %s of checkpoint %s had lapsed (a pause longer than its %g s?); nobody wrote "
                         "the checkpoint since: this forecaster took it again and carries on", self.lease, self.key,
                         self.ttl_ms / 1000)
+
+def lease_pattern(prefix: str) -> str:
+    """The ``SCAN MATCH`` pattern of every forecaster lease under ``prefix``.
+
+    >>> print(lease_pattern("t."))
+    \\{t.checkpoint:forecaster:*}:lease
+    """
+    return glob_escape("{" + RedisCheckpoints.key_for(prefix, "")) + "*}:lease"
+
+
+def held_leases(client: RedisClient, prefix: str) -> list[str]:
+    """The forecaster leases held now under ``prefix`` (their keys), on every node of a cluster."""
+    redis_client: Any = client
+    return sorted(key.decode() if isinstance(key, bytes) else key
+                  for key in redis_client.scan_iter(match=lease_pattern(prefix), count=1000))
+
 
 def _digest(blob: bytes) -> str:
     """The SHA-1 (hex) the keep script compares with ``redis.sha1hex`` of the stored checkpoint (a change

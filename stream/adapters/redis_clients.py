@@ -64,7 +64,7 @@ def cluster_nodes(url: str) -> tuple[list[str], str | None, str | None, bool]:
 
 
 def redis_client_kwargs(settings: Settings, url: str) -> dict[str, Any]:
-    """Keyword arguments for ``redis.Redis.from_url(url, ...)`` beyond the URL: the CA file for ``rediss://``."""
+    """Keyword arguments of the client beyond the URL: the CA file for ``rediss://`` (and ``rediss+cluster://``)."""
     kwargs: dict[str, Any] = {}
     if settings.redis_ca_file is not None and url.startswith(("rediss://", "rediss+cluster://")):
         kwargs["ssl_ca_certs"] = str(settings.redis_ca_file)
@@ -83,7 +83,9 @@ def redis_client(settings: Settings, url: str, caller_retries: bool = False) -> 
     ``caller_retries``: the caller retries failed calls itself (the ingest's window store, through
     :class:`~tidecast.stream.adapters.retry.RetryingStore`): redis-py's own silent retries are off, so a retried
     commit is always seen as one (its fence must be read, see the retry module), and a reply that takes over
-    :data:`SOCKET_TIMEOUT` seconds fails. Otherwise redis-py's defaults (a few quick retries of its own).
+    :data:`SOCKET_TIMEOUT` seconds fails, and a cluster client that reaches no node when it is built (it learns
+    the slot map then) is built again for up to ``TIDECAST_OUTAGE_TIMEOUT``, as a single server's first call
+    would be retried. Otherwise redis-py's defaults (a few quick retries of its own).
 
     >>> redis_client(Settings(), "redis://127.0.0.1:6379/0", caller_retries=True).get_retry().get_retries()
     0
@@ -99,4 +101,12 @@ def redis_client(settings: Settings, url: str, caller_retries: bool = False) -> 
     except ValueError as exc:
         raise ConfigError(f"TIDECAST_REDIS_URL: {exc}") from None
     startup = [ClusterNode(host, int(port)) for host, _, port in (node.rpartition(":") for node in nodes)]
-    return RedisCluster(startup_nodes=startup, username=user, password=password, ssl=tls, **kwargs)
+
+    def connect() -> RedisCluster:  # a cluster client learns the slot map when it is built
+        return RedisCluster(startup_nodes=startup, username=user, password=password, ssl=tls, **kwargs)
+
+    if not caller_retries:
+        return connect()
+    from tidecast.stream.adapters.retry import REDIS_ERRORS, Outage
+
+    return Outage("Redis Cluster", settings.outage_timeout_seconds, REDIS_ERRORS).call(connect)

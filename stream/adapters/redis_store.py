@@ -93,7 +93,7 @@ class RedisWindowStore:
         offset = offsets.get(topic.encode())
         seen: dict[int, set[str]] = {}
         seen_prefix = f"{p}seen:{topic}:"
-        for key in self.client.scan_iter(match=_glob_escape(seen_prefix) + "*", count=1000):
+        for key in self.client.scan_iter(match=glob_escape(seen_prefix) + "*", count=1000):
             bucket = int(key.decode()[len(seen_prefix):])
             seen[bucket] = {member.decode() for member in self.client.smembers(key)}
         own = [name for name, present in (
@@ -160,7 +160,7 @@ class RedisWindowStore:
         """Partitions that have ever committed a batch or recorded a gap (and that ``owned`` says yes to)."""
         found = set()
         for suffix in ("off", "gaps"):
-            for key in self.client.scan_iter(match=_glob_escape(self.prefix) + "{*}:" + suffix, count=1000):
+            for key in self.client.scan_iter(match=glob_escape(self.prefix) + "{*}:" + suffix, count=1000):
                 match = self._partition_key.match(key.decode())
                 if match:
                     found.add(int(match.group(1)))
@@ -305,7 +305,7 @@ def delete_keys(client: RedisClient, prefix: str) -> int:
 
     The backtest's ``--store redis`` runs under a key prefix of its own and deletes it afterwards.
     """
-    return _delete_matching(client, _glob_escape(prefix) + "*")
+    return _delete_matching(client, glob_escape(prefix) + "*")
 
 
 def rebuild(client: RedisClient, prefix: str) -> int:
@@ -315,7 +315,7 @@ def rebuild(client: RedisClient, prefix: str) -> int:
     Other keys under the prefix (the forecaster's checkpoint and lease) and other prefixes are left alone.
     """
     pattern = re.compile(re.escape(prefix) + r"\{\d+\}:")
-    return _delete_matching(client, _glob_escape(prefix) + "{*}:*", lambda key: bool(pattern.match(key)))
+    return _delete_matching(client, glob_escape(prefix) + "{*}:*", lambda key: bool(pattern.match(key)))
 
 
 def _delete_matching(client: RedisClient, glob: str, keep: Callable[[str], bool] = lambda key: True) -> int:
@@ -393,5 +393,10 @@ def _number(raw: bytes | None) -> float:
     return int(value) if value.is_integer() else value
 
 
-def _glob_escape(text: str) -> str:
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis ``SCAN MATCH`` pattern.
+
+    >>> print(glob_escape("t.{3}:*"))
+    t.\\{3\\}:\\*
+    """
     return re.sub(r"([*?\[\]\\{}])", r"\\\1", text)

@@ -49,10 +49,13 @@ T = TypeVar("T")
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (
     redis.ConnectionError, redis.TimeoutError,
-    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError, redis.exceptions.RedisClusterException,
 )
 """Redis failures that say nothing about the request: the server is away, restarting or paused; on a Redis
-Cluster also a cluster that is down (a master lost, a failover under way) or a slot that is moving."""
+Cluster also a cluster that is down (a master lost, a failover under way), a slot that is moving or not
+covered, and no node reachable at all (redis-py's ``RedisClusterException``: "Redis Cluster cannot be
+connected", raised while it reloads the slot map; tidecast sends no command that spans slots, the other
+reason for it)."""
 FIRST_DELAY = 0.1
 """Seconds before the first retry: a dropped connection usually reconnects at once."""
 MAX_DELAY = 5.0

@@ -351,7 +351,8 @@ class Chaos:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.crew = Crew(plan, self.env, self.logs, self.report, say)
         self.buckets = Buckets(self.settings.bucket_seconds)
-        self.redis = redis_client(self.settings, endpoints.redis)  # a cluster too (redis+cluster://)
+        # a cluster too (redis+cluster://); replies time out (caller_retries) rather than block on a paused server
+        self.redis = redis_client(self.settings, endpoints.redis, caller_retries=True)
         self.store = RedisWindowStore(self.redis, self.settings.topic_prefix)
         self.hostile: set[tuple[str, int, int]] = set()
         self.valid: list[dict] = []

@@ -20,6 +20,7 @@ from tidecast.models import checkpoint
 from tidecast.models.learner import OnlineLearner
 from tidecast.producers.faults import with_faults
 from tidecast.producers.synthetic import SyntheticConfig, generate
+from tidecast.stream.adapters.forecaster_lease import LeasedCheckpoints
 from tidecast.stream.adapters.redis_store import RedisCheckpoints, RedisWindowStore
 from tidecast.stream.forecast_message import forecast_id
 from tidecast.stream.forecaster import Forecaster
@@ -77,3 +78,15 @@ def test_two_shards_publish_what_one_forecaster_would_once_each(settings: Settin
         series = checkpoint.loads(blob)["panel"]["series"]
         assert series and all(kafka_partition(name.encode(), settings.partitions) % 2 == index for name in series)
 
+
+
+def test_a_forecaster_of_another_layout_is_refused(settings: Settings) -> None:
+    client = redis.Redis.from_url(settings.redis_url)
+    unsharded = LeasedCheckpoints(client, settings.topic_prefix)  # as a running `tidecast forecast` holds it
+    unsharded.acquire()
+    try:
+        shard = run(settings, "forecast", "--shard", "1/2", "--until-idle", "1")
+        code, err = shard.wait(timeout=120), shard.stderr.read().decode()
+    finally:
+        unsharded.release()
+    assert code == 2 and "a forecaster of another layout runs" in err and unsharded.lease in err, err[-2000:]

@@ -3,11 +3,14 @@ what is wrong, and the password never shows."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from redis.exceptions import RedisClusterException
 
 from tidecast.config import ConfigError, Settings, redact
 from tidecast.stream.adapters.redis_clients import cluster_nodes, redis_client
+from tidecast.stream.adapters.retry import OutageError
 
 
 def test_a_cluster_url_names_its_nodes_user_and_tls() -> None:
@@ -37,4 +40,12 @@ def test_settings_take_a_cluster_url_and_hide_its_password() -> None:
 
 def test_a_cluster_client_that_reaches_no_node_says_where_it_tried() -> None:
     with pytest.raises(RedisClusterException, match=r"127\.0\.0\.1:7000"):  # it learns the slots when built
-        redis_client(Settings(), "redis+cluster://127.0.0.1:7000", caller_retries=True)
+        redis_client(Settings(), "redis+cluster://127.0.0.1:7000")
+
+
+def test_a_live_jobs_cluster_client_rides_out_an_unreachable_cluster_then_says_so() -> None:
+    settings = Settings(outage_timeout_seconds=1)
+    started = time.monotonic()
+    with pytest.raises(OutageError, match=r"Redis Cluster unreachable for 1s .*127\.0\.0\.1:7000"):
+        redis_client(settings, "redis+cluster://127.0.0.1:7000", caller_retries=True)
+    assert time.monotonic() - started >= 1.0
