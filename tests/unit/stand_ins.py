@@ -65,8 +65,8 @@ def offline_worker(monkeypatch: pytest.MonkeyPatch, consumer: type, settings: Se
 
 
 class CheckpointRedis:
-    """A Redis client holding one checkpoint ``blob``; the forecaster's lease is free, and the Lua scripts it
-    runs are written down (``scripts_run``)."""
+    """A Redis client holding one checkpoint ``blob``; the forecaster's lease is free (no other lease exists),
+    and the Lua scripts it runs are written down (``scripts_run``)."""
 
     def __init__(self, blob: bytes) -> None:
         self.blob = blob
@@ -80,6 +80,9 @@ class CheckpointRedis:
 
     def get(self, key: str) -> bytes:
         return self.blob
+
+    def scan_iter(self, match: str, count: int) -> list[bytes]:
+        return []  # no other key: no forecaster of another layout holds a lease
 
 
 class RecordingSink:
