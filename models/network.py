@@ -122,9 +122,11 @@ class QuantileNet(nn.Module):
         mean_hidden: int = 64,
         plan_channels: int = 0,
         plan_hidden: int = 32,
+        lead_time: bool = False,
     ) -> None:
         super().__init__()
         self.horizon, self.n_quantiles = horizon, len(quantiles)
+        self.lead_time = lead_time
         self.plan_channels = plan_channels
         n_inputs -= horizon * plan_channels  # the plan columns feed the plan path only
         self.sku = nn.Embedding(sku_buckets, sku_dim)
@@ -144,6 +146,9 @@ class QuantileNet(nn.Module):
         )
         self.mean_head = nn.Linear(mean_hidden if mean_hidden > 0 else width, horizon)
         self.mean_skip = nn.Linear(n_inputs, horizon, bias=False)
+        # lead-time demand: quantiles of the demand summed over steps 1..L, from non-negative increments
+        self.lead_head = nn.Linear(width, horizon * self.n_quantiles) if lead_time else None
+        self.lead_skip = nn.Linear(n_inputs, horizon * self.n_quantiles, bias=False) if lead_time else None
         self.plan_path: nn.Sequential | None = None
         self.plan_mean: nn.Sequential | None = None
         if plan_channels:
@@ -167,6 +172,10 @@ class QuantileNet(nn.Module):
             steps = [prior[0]] + [b - a for a, b in itertools.pairwise(prior)]
             bias = torch.tensor([_inverse_softplus(s) for s in steps], dtype=torch.float32)
             self.head.bias.copy_(bias.repeat(horizon))
+            if self.lead_head is not None and self.lead_skip is not None:  # starts as the sums of the step priors
+                self.lead_head.weight.mul_(0.1)
+                self.lead_head.bias.copy_(bias.repeat(horizon))
+                self.lead_skip.weight.zero_()
 
     def forward(
         self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None
@@ -174,6 +183,15 @@ class QuantileNet(nn.Module):
         """``x`` [N, D], ids [N, 2] -> scaled quantiles [N, H, Q] (non-negative, monotone in Q) and scaled
         means [N, H] (non-negative). ``rate`` [N]: each series' recent mean in scaled units; the mean head then
         learns a correction to it (``softplus(raw + softplus^-1(rate))``) instead of to the scale."""
+        quantiles, mean, _ = self.forward_all(x, sku_ids, store_ids, rate)
+        return quantiles, mean
+
+    def forward_all(
+        self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward`, and with ``lead_time`` the scaled quantiles [N, H, Q] of the demand summed over
+        steps ``1 .. L`` for each ``L`` (non-negative, monotone in Q and non-decreasing in L: cumulative sums
+        of non-negative increments that are monotone in Q); None without."""
         plans = None
         if self.plan_channels:
             cut = x.shape[1] - self.horizon * self.plan_channels
@@ -185,17 +203,24 @@ class QuantileNet(nn.Module):
         if rate is not None:
             r = rate.clamp(RATE_FLOOR, 1.0)[:, None]
             mean_raw = mean_raw + (r + torch.log(-torch.expm1(-r))) - _inverse_softplus(1.0)
+        lead_raw = None
+        if self.lead_head is not None and self.lead_skip is not None:
+            lead_raw = (self.lead_head(hidden) + self.lead_skip(x)).view(-1, self.horizon, self.n_quantiles)
         if plans is not None and self.plan_path is not None and self.plan_mean is not None:
             bound = PLAN_BOUND
             effect = _per_step(self.plan_path, plans, hidden)
-            raw = raw + bound * torch.tanh(effect[..., :-1] / bound)
+            shift = bound * torch.tanh(effect[..., :-1] / bound)
+            raw = raw + shift
             gate = torch.exp(-F.softplus(effect[..., -1:]))
             effect = _per_step(self.plan_mean, plans, hidden.detach())
             mean_raw = mean_raw + bound * torch.tanh(effect[..., 0] / bound)
             is_open = (~closed_steps(plans)).to(raw.dtype)
             mean_gate = torch.exp(-F.softplus(effect[..., 1])) * is_open
-            return monotone_quantiles(raw) * gate * is_open[..., None], F.softplus(mean_raw) * mean_gate
-        return monotone_quantiles(raw), F.softplus(mean_raw)
+            step_gate = gate * is_open[..., None]
+            lead = None if lead_raw is None else torch.cumsum(monotone_quantiles(lead_raw + shift) * step_gate, dim=1)
+            return monotone_quantiles(raw) * step_gate, F.softplus(mean_raw) * mean_gate, lead
+        lead = None if lead_raw is None else torch.cumsum(monotone_quantiles(lead_raw), dim=1)
+        return monotone_quantiles(raw), F.softplus(mean_raw), lead
 
     def mean_parameters(self) -> list[nn.Parameter]:
         """The mean head's parameters (the rest of the network learns the quantiles only)."""

@@ -1,0 +1,47 @@
+"""Lead-time demand: the network's cumulative head learns the quantiles of demand summed over L buckets,
+which the sums of per-bucket quantiles are not (issue 12, part 1)."""
+
+from __future__ import annotations
+
+import torch
+
+from tidecast.models.loss import lead_time_loss, pinball_loss
+from tidecast.models.network import QuantileNet
+
+H = 14
+TAUS = torch.tensor([0.1, 0.5, 0.9])
+
+
+def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    level = torch.rand(n) * 3 + 0.2  # each series' rate, which the inputs tell
+    x = torch.stack([level, level**2, torch.ones(n), torch.randn(n)], 1)
+    return x, torch.poisson(level[:, None].expand(n, H))  # independent buckets
+
+
+def test_the_lead_time_head_covers_sums_that_summed_quantiles_overcover() -> None:
+    torch.manual_seed(0)
+    net = QuantileNet(n_inputs=4, horizon=H, quantiles=(0.1, 0.5, 0.9), lead_time=True, sku_buckets=16,
+                      store_buckets=4)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    ids, mask = torch.zeros(512, 2, dtype=torch.long), torch.ones(512, H, dtype=torch.bool)
+    for _ in range(1200):
+        x, y = batch(512)
+        q, _, lead = net.forward_all(x, ids, ids)
+        loss = pinball_loss(q, y, mask, TAUS) + lead_time_loss(lead, y, mask, TAUS)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        x, y = batch(20_000)
+        ids = torch.zeros(20_000, 2, dtype=torch.long)
+        q, _, lead = net.forward_all(x, ids, ids)
+    sums, summed = y.cumsum(1), q.cumsum(1)
+    assert bool((lead.diff(dim=1) >= 0).all()) and bool((lead.diff(dim=2) >= 0).all())  # monotone in L and Q
+
+    def coverage(band: torch.Tensor, lead_time: int) -> float:
+        s = sums[:, lead_time - 1]
+        return float(((s >= band[:, lead_time - 1, 0]) & (s <= band[:, lead_time - 1, 2])).float().mean())
+
+    for lead_time in (7, 14):
+        assert abs(coverage(lead, lead_time) - 0.8) < 0.04
+        assert coverage(summed, lead_time) > 0.95
