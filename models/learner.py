@@ -48,7 +48,7 @@ from .calibration import QuantileCalibrator, publish, series_level
 from .features import SampleBatch, build_batch, hash_ids
 from .forecast_memory import ForecastMemory, counted, meet_published
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
-from .loss import pinball_loss, poisson_loss
+from .loss import lead_time_loss, pinball_loss, poisson_loss
 from .lr_control import RateController
 from .network import QuantileNet
 from .plan_features import closed_steps, plan_inputs, plan_width
@@ -81,7 +81,7 @@ class OnlineLearner:
             self.model = QuantileNet(
                 self.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
                 cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth, cfg.mean_hidden,
-                plan_channels=plan_width(1) if cfg.plans else 0,
+                plan_channels=plan_width(1) if cfg.plans else 0, lead_time=cfg.lead_time,
             )
         mean_ids = {id(p) for p in self.model.mean_parameters()}
         self._param_groups = (  # clipped separately: the quantile path, then the mean head
@@ -102,6 +102,7 @@ class OnlineLearner:
         self.calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
                                              gamma=cfg.calibration_rate)
         self.memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
+        self.last_lead: np.ndarray | None = None  # WIP (issue 12): the last forecast's lead-time quantiles
 
     # ------------------------------------------------------------------ inputs
     def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
@@ -193,6 +194,7 @@ class OnlineLearner:
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
         mean = np.empty((n, self.config.horizon), np.float32)
+        self.last_lead = np.zeros_like(out) if self.config.lead_time else None
         band = self.calibrator.bands(series_level(hist, seen, t))
         keep = self.memory.sample(n) if remember and self.config.calibrate else None
         memo: list[tuple[np.ndarray, ...]] = []
@@ -202,8 +204,11 @@ class OnlineLearner:
                 hi = min(n, lo + chunk)
                 b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
                 x = self._plans(b, hist[lo:hi], None if plans is None else plans[lo:hi], t)
-                pred, m = self.model(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
-                                     torch.from_numpy(store_ids[lo:hi]), self._rate(torch.from_numpy(b.scale)))
+                pred, m, lead = self.model.forward_all(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
+                                                       torch.from_numpy(store_ids[lo:hi]),
+                                                       self._rate(torch.from_numpy(b.scale)))
+                if lead is not None:  # WIP (issue 12): uncalibrated, in units
+                    self.last_lead[lo:hi] = lead.numpy() * b.scale[:, None, None]
                 q = pred.numpy()
                 if self.config.calibrate:
                     q, held = self.calibrator.calibrate(q, band[lo:hi])
@@ -241,12 +246,16 @@ class OnlineLearner:
 
     def _loss(self, batch: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = batch["scale"]
-        pred, mean = self.model(batch["x"], batch["sku"], batch["store"], self._rate(scale))
+        pred, mean, lead = self.model.forward_all(batch["x"], batch["sku"], batch["store"], self._rate(scale))
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
         y = self._scaled_labels(batch["y"], scale)
         # the two parts share no trainable parameter (the mean head reads a detached representation)
-        return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
+        loss = pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
+        if lead is None:
+            return loss
+        closed = self._closed(batch["x"])  # a step planned closed is a known 0 in a sum, not a gap
+        return loss + lead_time_loss(lead, y, mask if closed is None else mask | closed, self._taus)
 
     def _rate(self, scale: torch.Tensor) -> torch.Tensor | None:
         """Each sample's recent mean units in scaled units (``1 - scale_eps / scale``), the mean head's

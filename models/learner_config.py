@@ -60,6 +60,7 @@ class LearnerConfig:
     seed: int = 0
     plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
     mean_prior: bool = True  # the mean head corrects the recent mean, not the scale (mean + scale_eps)
+    lead_time: bool = False  # a head for the quantiles of demand summed over steps 1..L (WIP, issue 12)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
