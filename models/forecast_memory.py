@@ -112,7 +112,9 @@ class ForecastMemory:
     def matured(self, t: int, stores: Sequence[str], skus: Sequence[str], units: np.ndarray,
                 first_seen: np.ndarray) -> Matured:
         """The labels of bucket ``t`` (``units`` [S] of the series ``stores``/``skus``, ``first_seen`` [S]) met by
-        the forecasts remembered at origins ``t-1 .. t-H``; series no longer present are left out."""
+        the forecasts remembered at origins ``t-1 .. t-H``; series no longer present are left out. ``units``
+        [S, H] gives each step back its own label (column ``h - 1`` for the origin ``t - h``): the lead-time
+        sums of the last ``h`` buckets."""
         wanted = {(origin, t - origin): rec for origin, rec in self._records.items() if 1 <= t - origin <= self.horizon}
         keys = {key for rec in wanted.values() for key in rec.keys}
         row_of = {key: row for row, key in enumerate(s + SEP + k for s, k in zip(stores, skus, strict=True))
@@ -125,7 +127,8 @@ class ForecastMemory:
             idx, rows = (np.array(col, np.int64) for col in zip(*pairs, strict=True))
             ok = rec.counts[idx, h - 1] & (np.asarray(first_seen)[rows] <= t)
             idx, rows = idx[ok], rows[ok]
-            parts.append((rec.published[idx, h - 1], np.asarray(units, np.float64)[rows],
+            labels = np.asarray(units, np.float64)
+            parts.append((rec.published[idx, h - 1], labels[rows] if labels.ndim == 1 else labels[rows, h - 1],
                           np.full(len(idx), h - 1, np.int64), rec.band[idx], rec.held[idx, h - 1], rec.scale[idx],
                           rows))
         if not parts:

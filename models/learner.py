@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
-from .features import SampleBatch, build_batch, hash_ids
+from .features import UNITS, SampleBatch, build_batch, hash_ids
 from .forecast_memory import ForecastMemory, counted, meet_published
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
 from .loss import lead_time_loss, pinball_loss, poisson_loss
@@ -103,6 +103,10 @@ class OnlineLearner:
                                              gamma=cfg.calibration_rate)
         self.memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
         self.last_lead: np.ndarray | None = None  # WIP (issue 12): the last forecast's lead-time quantiles
+        # WIP (issue 12): the lead-time quantiles calibrated as the per-step ones, on their own published sums
+        self.lead_calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
+                                                  gamma=cfg.calibration_rate)
+        self.lead_memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
 
     # ------------------------------------------------------------------ inputs
     def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
@@ -149,7 +153,7 @@ class OnlineLearner:
         extra = plan_inputs(plans, hist, rows, ends, self.config.horizon, self.config.lags)
         return np.concatenate([b.x, extra], axis=1)
 
-    def _closed(self, x: np.ndarray) -> np.ndarray | None:
+    def _closed(self, x: Any) -> Any:
         """Bool ``[N, H]``: the target steps a plan in ``x`` says are closed (the network forecasts 0 there);
         None without plans."""
         if not self.config.plans:
@@ -194,10 +198,11 @@ class OnlineLearner:
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
         mean = np.empty((n, self.config.horizon), np.float32)
-        self.last_lead = np.zeros_like(out) if self.config.lead_time else None
+        self.last_lead = last_lead = np.zeros_like(out) if self.config.lead_time else None
         band = self.calibrator.bands(series_level(hist, seen, t))
         keep = self.memory.sample(n) if remember and self.config.calibrate else None
         memo: list[tuple[np.ndarray, ...]] = []
+        lead_memo: list[tuple[np.ndarray, ...]] = []
         self.model.eval()
         with torch.inference_mode():
             for lo in range(0, n, chunk):
@@ -207,8 +212,15 @@ class OnlineLearner:
                 pred, m, lead = self.model.forward_all(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
                                                        torch.from_numpy(store_ids[lo:hi]),
                                                        self._rate(torch.from_numpy(b.scale)))
-                if lead is not None:  # WIP (issue 12): uncalibrated, in units
-                    self.last_lead[lo:hi] = lead.numpy() * b.scale[:, None, None]
+                if lead is not None and last_lead is not None:  # WIP (issue 12): calibrated on their own sums
+                    lq = lead.numpy()
+                    if self.config.calibrate:
+                        lq, lead_held = self.lead_calibrator.calibrate(lq, band[lo:hi])
+                        if keep is not None:
+                            sel = keep[(keep >= lo) & (keep < hi)] - lo
+                            lead_memo.append((lead_held[sel], b.scale[sel]))
+                    last_lead[lo:hi] = np.minimum(lq, np.float32(self.spec.clip) * np.arange(
+                        1, self.config.horizon + 1, dtype=np.float32)[None, :, None]) * b.scale[:, None, None]
                 q = pred.numpy()
                 if self.config.calibrate:
                     q, held = self.calibrator.calibrate(q, band[lo:hi])
@@ -227,6 +239,10 @@ class OnlineLearner:
             held, scale, counts = (np.concatenate(part) for part in zip(*memo, strict=True))
             self.memory.remember(t, [(stores[i], skus[i]) for i in keep], fc.quantiles[keep], held, band[keep], scale,
                                  counts)
+            if lead_memo and self.last_lead is not None:
+                lead_held, lead_scale = (np.concatenate(part) for part in zip(*lead_memo, strict=True))
+                self.lead_memory.remember(t, [(stores[i], skus[i]) for i in keep], self.last_lead[keep], lead_held,
+                                          band[keep], lead_scale, np.ones(1, bool))
         return fc
 
     def remember(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
@@ -297,6 +313,12 @@ class OnlineLearner:
         signal, bias, drift = self._control(fresh, back, pred, t)
         scores = meet_published(self.memory, self.calibrator, hist, seen, stores, skus, t, cfg.quantiles) \
             if cfg.calibrate else None
+        if cfg.calibrate and cfg.lead_time:  # WIP (issue 12): each origin t-h meets the sum of its h buckets
+            h = min(cfg.horizon, hist.shape[1])
+            sums = np.zeros((hist.shape[0], cfg.horizon))
+            sums[:, :h] = hist[:, -h:, UNITS][:, ::-1].cumsum(axis=1)
+            lead = self.lead_memory.matured(t, stores, skus, sums, seen)
+            self.lead_calibrator.update_published(lead.published, lead.y, lead.step, lead.band, lead.held, lead.scale)
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
