@@ -423,6 +423,8 @@ class OnlineLearner:
             "rng": self._rng.bit_generator.state,
             "calibration": self.calibrator.state_dict(),
             "forecast_memory": self.memory.state_dict(),
+            "lead_calibration": self.lead_calibrator.state_dict(),
+            "lead_memory": self.lead_memory.state_dict(),
             "counters": {"model_version": self.model_version, "steps": self.steps,
                          "quarantine_until": self.quarantine_until,
                          "last_t": -1 if self.last_t is None else self.last_t,
@@ -444,6 +446,8 @@ class OnlineLearner:
         self._rng.bit_generator.state = state["rng"]
         self.calibrator.load_state_dict(state["calibration"])
         self.memory.load_state_dict(state["forecast_memory"])
+        self.lead_calibrator.load_state_dict(state["lead_calibration"])
+        self.lead_memory.load_state_dict(state["lead_memory"])
         counters = state["counters"]
         self.model_version, self.steps = int(counters["model_version"]), int(counters["steps"])
         self.last_t = int(counters["last_t"]) if counters["has_last_t"] else None

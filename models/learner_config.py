@@ -18,8 +18,8 @@ from .quantiles import DEFAULT_QUANTILES, check_quantiles
 
 __all__ = ["STATE_FORMAT", "LearnerConfig", "check_format"]
 
-STATE_FORMAT = "tidecast.learner/5"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside;
-# /5: calibrated on the published forecasts (forecast memory)
+STATE_FORMAT = "tidecast.learner/6"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside;
+# /5: calibrated on the published forecasts (forecast memory); /6: lead-time calibration and memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,7 @@ def check_format(state: object) -> None:
     if isinstance(found, str) and found.startswith("tidecast.learner/"):
         raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose learner "
                          "differs (/3 added the dormancy inputs and the quantile calibration, /4 the day of the month "
-                         "and the closings beside each step, /5 the published forecasts it calibrates on); it cannot "
-                         "be resumed: start the forecaster afresh (delete its checkpoint key)")
+                         "and the closings beside each step, /5 the published forecasts it calibrates on, /6 the "
+                         "lead-time quantiles' calibration); it cannot be resumed: start the forecaster afresh (delete "
+                         "its checkpoint key)")
     raise ValueError(f"not a {STATE_FORMAT} state")
