@@ -84,10 +84,12 @@ class OnlineLearner:
                 plan_channels=plan_width(1) if cfg.plans else 0, lead_time=cfg.lead_time,
             )
         mean_ids = {id(p) for p in self.model.mean_parameters()}
-        self._param_groups = (  # clipped separately: the quantile path, then the mean head
-            [p for p in self.model.parameters() if id(p) not in mean_ids],
+        lead_ids = {id(p) for p in self.model.lead_parameters()}
+        self._param_groups = tuple(group for group in (  # clipped separately: quantile path, mean head, lead head
+            [p for p in self.model.parameters() if id(p) not in mean_ids | lead_ids],
             self.model.mean_parameters(),
-        )
+            self.model.lead_parameters(),
+        ) if group)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
         )

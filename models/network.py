@@ -146,9 +146,6 @@ class QuantileNet(nn.Module):
         )
         self.mean_head = nn.Linear(mean_hidden if mean_hidden > 0 else width, horizon)
         self.mean_skip = nn.Linear(n_inputs, horizon, bias=False)
-        # lead-time demand: quantiles of the demand summed over steps 1..L, from non-negative increments
-        self.lead_head = nn.Linear(width, horizon * self.n_quantiles) if lead_time else None
-        self.lead_skip = nn.Linear(n_inputs, horizon * self.n_quantiles, bias=False) if lead_time else None
         self.plan_path: nn.Sequential | None = None
         self.plan_mean: nn.Sequential | None = None
         if plan_channels:
@@ -162,6 +159,10 @@ class QuantileNet(nn.Module):
                     out.bias[-1] = -GATE_OFFSET  # the gate starts open: exp(-softplus(-6)) = 0.9975
             self.plan_path = nn.Sequential(plan_layers[0], nn.ReLU(), plan_layers[1])
             self.plan_mean = nn.Sequential(plan_layers[2], nn.ReLU(), plan_layers[3])
+        # lead-time demand: quantiles of the demand summed over steps 1..L, from non-negative increments; made
+        # last and fed a detached representation, so that it changes nothing of the per-step forecasts
+        self.lead_head = nn.Linear(width, horizon * self.n_quantiles) if lead_time else None
+        self.lead_skip = nn.Linear(n_inputs, horizon * self.n_quantiles, bias=False) if lead_time else None
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.skip.weight.zero_()
@@ -205,7 +206,7 @@ class QuantileNet(nn.Module):
             mean_raw = mean_raw + (r + torch.log(-torch.expm1(-r))) - _inverse_softplus(1.0)
         lead_raw = None
         if self.lead_head is not None and self.lead_skip is not None:
-            lead_raw = (self.lead_head(hidden) + self.lead_skip(x)).view(-1, self.horizon, self.n_quantiles)
+            lead_raw = (self.lead_head(hidden.detach()) + self.lead_skip(x)).view(-1, self.horizon, self.n_quantiles)
         if plans is not None and self.plan_path is not None and self.plan_mean is not None:
             bound = PLAN_BOUND
             effect = _per_step(self.plan_path, plans, hidden)
@@ -217,10 +218,16 @@ class QuantileNet(nn.Module):
             is_open = (~closed_steps(plans)).to(raw.dtype)
             mean_gate = torch.exp(-F.softplus(effect[..., 1])) * is_open
             step_gate = gate * is_open[..., None]
-            lead = None if lead_raw is None else torch.cumsum(monotone_quantiles(lead_raw + shift) * step_gate, dim=1)
+            lead = None if lead_raw is None else torch.cumsum(
+                monotone_quantiles(lead_raw + shift.detach()) * step_gate.detach(), dim=1)
             return monotone_quantiles(raw) * step_gate, F.softplus(mean_raw) * mean_gate, lead
         lead = None if lead_raw is None else torch.cumsum(monotone_quantiles(lead_raw), dim=1)
         return monotone_quantiles(raw), F.softplus(mean_raw), lead
+
+    def lead_parameters(self) -> list[nn.Parameter]:
+        """The lead-time head's parameters (learned from its own loss only: its input is detached)."""
+        return [] if self.lead_head is None or self.lead_skip is None else [*self.lead_head.parameters(),
+                                                                            *self.lead_skip.parameters()]
 
     def mean_parameters(self) -> list[nn.Parameter]:
         """The mean head's parameters (the rest of the network learns the quantiles only)."""
