@@ -56,7 +56,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from tidecast.models.lead_time_coverage import LeadTimeCoverage
 from tidecast.models.learner import OnlineLearner
+from tidecast.models.quantiles import interval80_pair
 from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
 from tidecast.stream.backtest.config import GC_THRESHOLDS, PLANS_TOPIC, TOPIC, BacktestConfig
 from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
@@ -118,7 +120,9 @@ class Backtest:
                                                bounds=config.bounds)
         self.plan_offset = 0
         self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel,
-                                  self._plans_ahead if config.known else None)
+                                  self._plans_ahead if config.known else None,
+                                  lambda: getattr(self.learner, "last_lead", None))
+        self.lead_coverage = LeadTimeCoverage(config.horizon)
         self.forecaster = self._forecaster()
         self.offset = 0
         self.first_bucket: int | None = None
@@ -216,6 +220,9 @@ class Backtest:
             self.lineup.trace if self.lineup is not None else None,
         )
         result.rejects = self.rejects
+        if self.lead_coverage.counted.any():
+            result.lead_time = {"coverage80": [round(float(c), 4) for c in self.lead_coverage.coverage()],
+                                "sums": self.lead_coverage.counted.tolist()}
         return result
 
     def _ingest(self, values: list[bytes]) -> None:
@@ -323,6 +330,19 @@ class Backtest:
         self.lineup.close_bucket(
             closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean), closed.plans
         )
+        self._score_lead_time(closed, series)
+
+    def _score_lead_time(self, closed: Closed, series: list[str]) -> None:
+        """The sums of lead-time demand against tidecast's lead-time 80% band (issue 12, WIP): every close
+        advances the sums; an origin past the warm-up issues its bands."""
+        sold = np.flatnonzero(closed.units)
+        self.lead_coverage.close(closed.t, {series[i]: float(closed.units[i]) for i in sold})
+        pair = interval80_pair(self.config.quantiles)
+        scored_from = self.lineup.first_scored if self.lineup is not None else closed.t + 2
+        if closed.lead is None or pair is None or closed.t + 1 < scored_from:  # the origin is t + 1
+            return
+        names = [series[i] for i in closed.published]
+        self.lead_coverage.forecast(closed.t, names, closed.lead[..., pair[0]], closed.lead[..., pair[1]])
 
     def _plans_ahead(self, t: int) -> np.ndarray:
         """The plans of ``t+1 .. t+H`` known at close ``t``, for the panel's series: the forecaster's own (it

@@ -82,6 +82,8 @@ def summary(result: BacktestResult) -> dict:
         "rejects": result.rejects.as_json(),
         "timings": {k: round(v, 3) for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])},
     }
+    if result.lead_time is not None:
+        doc["lead_time"] = result.lead_time
     return _clean(doc)
 
 

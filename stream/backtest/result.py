@@ -57,6 +57,9 @@ class BacktestResult:
     """What weighed the series in WRMSSE and WSPL: ``["revenue"]``, ``["units"]`` (no price in the window), or both."""
     comparison: dict[str, dict] = field(default_factory=dict)
     """Per metric: tidecast against the best baseline (:func:`~tidecast.stream.backtest.comparison.compare`)."""
+    lead_time: dict[str, list] | None = None
+    """tidecast's lead-time bands: ``coverage80`` per L = 1..H of the demand summed over L buckets, and the
+    ``sums`` scored per L (None when its learner makes none; issue 12, WIP)."""
 
 
 def assemble_result(

@@ -45,3 +45,26 @@ def test_the_lead_time_head_covers_sums_that_summed_quantiles_overcover() -> Non
     for lead_time in (7, 14):
         assert abs(coverage(lead, lead_time) - 0.8) < 0.04
         assert coverage(summed, lead_time) > 0.95
+
+
+def test_the_backtest_scores_lead_time_bands_when_the_learner_makes_them() -> None:
+    from dataclasses import replace
+
+    from tidecast.models.learner import LearnerConfig
+    from tidecast.stream.backtest.config import BacktestConfig
+    from tidecast.stream.backtest.engine import run_rows
+    from tidecast.stream.backtest.report import summary
+    from tidecast.stream.window_store import MemoryWindowStore
+
+    rows = [{"event_id": f"{d}{s}", "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": s,
+             "qty": (d * (i + 1)) % 5 + 1} for d in range(1, 29) for i, s in enumerate("ABCD")]
+    small = LearnerConfig(horizon=3, lags=4, aux_lags=2, scale_window=4, hidden=8, batch_size=16,
+                          replay_capacity=64, sku_buckets=64, store_buckets=8, lead_time=True)
+    result = run_rows(lambda sorting: rows, BacktestConfig(horizon=3, warmup=4, baselines=(), learner=small),
+                      MemoryWindowStore)
+    lead = summary(result)["lead_time"]
+    assert len(lead["coverage80"]) == 3 and all(0.0 <= c <= 1.0 for c in lead["coverage80"])
+    assert lead["sums"][0] >= lead["sums"][2] > 0  # a sum counts once its L buckets closed
+    plain = run_rows(lambda sorting: rows, BacktestConfig(horizon=3, warmup=4, baselines=(),
+                                                          learner=replace(small, lead_time=False)), MemoryWindowStore)
+    assert "lead_time" not in summary(plain)
