@@ -107,7 +107,7 @@ class OnlineLearner:
         self.last_lead: np.ndarray | None = None  # WIP (issue 12): the last forecast's lead-time quantiles
         # WIP (issue 12): the lead-time quantiles calibrated as the per-step ones, on their own published sums
         self.lead_calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
-                                                  gamma=cfg.calibration_rate)
+                                                  gamma=cfg.calibration_rate, limit=5.0 * cfg.horizon)
         self.lead_memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
 
     # ------------------------------------------------------------------ inputs
