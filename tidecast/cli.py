@@ -10,6 +10,7 @@ rich, the Kafka and Redis clients, the backtest) in their handlers, so parsing l
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +87,21 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return base.with_overrides(**changes)
 
 
+def _stopped_while_starting(signum: int, frame: object) -> None:
+    """SIGTERM before a command's loop installs its own handling (imports, connecting): nothing has started,
+    so the process stops cleanly (exit 0) instead of dying by the signal (exit -15)."""
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _stopped_while_starting)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)

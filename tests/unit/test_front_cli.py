@@ -174,3 +174,21 @@ def test_forecast_and_run_take_an_allowance_of_empty_buckets() -> None:
     parser = build_parser()
     assert parser.parse_args(["forecast", "--allow-empty-buckets", "30"]).allow_empty_buckets == 30
     assert parser.parse_args(["run"]).allow_empty_buckets == 0
+
+
+def test_sigterm_while_a_job_starts_is_a_clean_stop(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "TIDECAST_HOME": str(tmp_path), "TIDECAST_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+           "TIDECAST_REDIS_URL": "redis://127.0.0.1:1/0", "TIDECAST_OUTAGE_TIMEOUT": "60s"}
+    job = subprocess.Popen([sys.executable, "-m", "tidecast.cli", "forecast"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    time.sleep(3)  # still starting: its Redis is unreachable, and it waits for it
+    assert job.poll() is None
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=30)
+    assert job.returncode == 0, stderr.decode()[-2000:]
