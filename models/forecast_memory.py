@@ -27,7 +27,7 @@ the quantile levels; with the defaults (2,048 series, H = 14, 3 levels) 7.8 MiB 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,9 +36,18 @@ import torch
 from .calibration import QuantileCalibrator
 from .features import UNITS
 
-__all__ = ["ForecastMemory", "Matured", "counted", "meet_published", "published_scores"]
+__all__ = ["ForecastMemory", "Matured", "counted", "meet_published", "published_scores", "series_rows"]
 
 SEP = "\x1f"  # joins store and sku into one key (the unit separator: in no id a producer sends)
+
+
+def series_rows(stores: Sequence[str], skus: Sequence[str]) -> dict[str, int]:
+    """Each series' row, keyed as the memory keys it (store and sku joined by :data:`SEP`).
+
+    >>> series_rows(["s", "s"], ["a", "b"]) == {"s\x1fa": 0, "s\x1fb": 1}
+    True
+    """
+    return {s + SEP + k: row for row, (s, k) in enumerate(zip(stores, skus, strict=True))}
 
 
 def counted(lag_inputs: np.ndarray, closed: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
@@ -110,27 +119,26 @@ class ForecastMemory:
             del self._records[origin]
 
     def matured(self, t: int, stores: Sequence[str], skus: Sequence[str], units: np.ndarray,
-                first_seen: np.ndarray) -> Matured:
+                first_seen: np.ndarray, rows: Mapping[str, int] | None = None) -> Matured:
         """The labels of bucket ``t`` (``units`` [S] of the series ``stores``/``skus``, ``first_seen`` [S]) met by
         the forecasts remembered at origins ``t-1 .. t-H``; series no longer present are left out. ``units``
         [S, H] gives each step back its own label (column ``h - 1`` for the origin ``t - h``): the lead-time
-        sums of the last ``h`` buckets."""
+        sums of the last ``h`` buckets. ``rows``: :func:`series_rows` of ``stores``/``skus``, when the caller
+        has it already (two memories met at one close)."""
         wanted = {(origin, t - origin): rec for origin, rec in self._records.items() if 1 <= t - origin <= self.horizon}
-        keys = {key for rec in wanted.values() for key in rec.keys}
-        row_of = {key: row for row, key in enumerate(s + SEP + k for s, k in zip(stores, skus, strict=True))
-                  if key in keys}
+        row_of = series_rows(stores, skus) if rows is None else rows
         parts = []
         for (_, h), rec in wanted.items():
             pairs = [(i, row_of[key]) for i, key in enumerate(rec.keys) if key in row_of]
             if not pairs:
                 continue
-            idx, rows = (np.array(col, np.int64) for col in zip(*pairs, strict=True))
-            ok = rec.counts[idx, h - 1] & (np.asarray(first_seen)[rows] <= t)
-            idx, rows = idx[ok], rows[ok]
+            idx, at = (np.array(col, np.int64) for col in zip(*pairs, strict=True))
+            ok = rec.counts[idx, h - 1] & (np.asarray(first_seen)[at] <= t)
+            idx, at = idx[ok], at[ok]
             labels = np.asarray(units, np.float64)
-            parts.append((rec.published[idx, h - 1], labels[rows] if labels.ndim == 1 else labels[rows, h - 1],
+            parts.append((rec.published[idx, h - 1], labels[at] if labels.ndim == 1 else labels[at, h - 1],
                           np.full(len(idx), h - 1, np.int64), rec.band[idx], rec.held[idx, h - 1], rec.scale[idx],
-                          rows))
+                          at))
         if not parts:
             n_q = next(iter(self._records.values())).published.shape[-1] if self._records else 0
             return Matured(np.zeros((0, n_q), np.float32), np.zeros(0), np.zeros(0, np.int64),
@@ -198,10 +206,10 @@ def published_scores(matured: Matured, history: np.ndarray, first_seen: np.ndarr
 
 def meet_published(memory: ForecastMemory, calibrator: QuantileCalibrator, history: np.ndarray,
                    first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str], t: int,
-                   quantiles: Sequence[float]) -> dict[str, float]:
+                   quantiles: Sequence[float], rows: Mapping[str, int] | None = None) -> dict[str, float]:
     """The labels of bucket ``t`` (the last column of ``history``) met by what was published for them: one
     calibration step, and the sums that score them (:func:`published_scores`)."""
-    matured = memory.matured(t, stores, skus, history[:, -1, UNITS], first_seen)
+    matured = memory.matured(t, stores, skus, history[:, -1, UNITS], first_seen, rows)
     calibrator.update_published(matured.published, matured.y, matured.step, matured.band, matured.held,
                                 matured.scale)
     return published_scores(matured, history, first_seen, t, quantiles)

@@ -45,8 +45,9 @@ import numpy as np
 import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
-from .features import UNITS, SampleBatch, build_batch, hash_ids
-from .forecast_memory import ForecastMemory, counted, meet_published
+from .features import SampleBatch, build_batch, hash_ids
+from .forecast_memory import ForecastMemory, counted, meet_published, series_rows
+from .lead_time import LeadTimeQuantiles, young_peak
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
 from .loss import lead_time_loss, pinball_loss, poisson_loss
 from .lr_control import RateController
@@ -81,7 +82,7 @@ class OnlineLearner:
             self.model = QuantileNet(
                 self.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
                 cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth, cfg.mean_hidden,
-                plan_channels=plan_width(1) if cfg.plans else 0, lead_time=cfg.lead_time,
+                plan_channels=plan_width(1) if cfg.plans else 0, lead_quantiles=cfg.lead_quantiles,
             )
         mean_ids = {id(p) for p in self.model.mean_parameters()}
         lead_ids = {id(p) for p in self.model.lead_parameters()}
@@ -104,11 +105,9 @@ class OnlineLearner:
         self.calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
                                              gamma=cfg.calibration_rate)
         self.memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
-        self.last_lead: np.ndarray | None = None  # WIP (issue 12): the last forecast's lead-time quantiles
-        # WIP (issue 12): the lead-time quantiles calibrated as the per-step ones, on their own published sums
-        self.lead_calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
-                                                  gamma=cfg.calibration_rate, limit=5.0 * cfg.horizon)
-        self.lead_memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
+        self.lead = LeadTimeQuantiles(cfg.horizon, cfg.lead_quantiles, cfg.features.clip, cfg.calibration_rate,
+                                      cfg.calibration_sample, cfg.calibrate) if cfg.lead_time else None
+        self._lead_taus = torch.tensor(cfg.lead_quantiles, dtype=torch.float32)
 
     # ------------------------------------------------------------------ inputs
     def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
@@ -175,6 +174,12 @@ class OnlineLearner:
         return b
 
     @property
+    def last_lead(self) -> np.ndarray | None:
+        """The last forecast's lead-time quantiles in units, ``[S, H, QL]`` at the levels
+        ``config.lead_quantiles`` (the demand summed over steps ``1 .. L``); None without ``lead_time``."""
+        return None if self.lead is None else self.lead.last
+
+    @property
     def min_history(self) -> int:
         """History length that uses every input (shorter histories are left-padded as pre-launch)."""
         return self.config.lags + self.config.horizon
@@ -200,11 +205,11 @@ class OnlineLearner:
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
         mean = np.empty((n, self.config.horizon), np.float32)
-        self.last_lead = last_lead = np.zeros_like(out) if self.config.lead_time else None
+        if self.lead is not None:
+            self.lead.begin(n)
         band = self.calibrator.bands(series_level(hist, seen, t))
         keep = self.memory.sample(n) if remember and self.config.calibrate else None
         memo: list[tuple[np.ndarray, ...]] = []
-        lead_memo: list[tuple[np.ndarray, ...]] = []
         self.model.eval()
         with torch.inference_mode():
             for lo in range(0, n, chunk):
@@ -214,15 +219,10 @@ class OnlineLearner:
                 pred, m, lead = self.model.forward_all(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
                                                        torch.from_numpy(store_ids[lo:hi]),
                                                        self._rate(torch.from_numpy(b.scale)))
-                if lead is not None and last_lead is not None:  # WIP (issue 12): calibrated on their own sums
-                    lq = lead.numpy()
-                    if self.config.calibrate:
-                        lq, lead_held = self.lead_calibrator.calibrate(lq, band[lo:hi])
-                        if keep is not None:
-                            sel = keep[(keep >= lo) & (keep < hi)] - lo
-                            lead_memo.append((lead_held[sel], b.scale[sel]))
-                    last_lead[lo:hi] = np.minimum(lq, np.float32(self.spec.clip) * np.arange(
-                        1, self.config.horizon + 1, dtype=np.float32)[None, :, None]) * b.scale[:, None, None]
+                if lead is not None and self.lead is not None:
+                    self.lead.put(lo, lead.numpy(), band[lo:hi], b.scale,
+                                  None if keep is None else keep[(keep >= lo) & (keep < hi)] - lo,
+                                  peak=young_peak(hist[lo:hi], seen[lo:hi], t, self.config.lags))
                 q = pred.numpy()
                 if self.config.calibrate:
                     q, held = self.calibrator.calibrate(q, band[lo:hi])
@@ -241,10 +241,8 @@ class OnlineLearner:
             held, scale, counts = (np.concatenate(part) for part in zip(*memo, strict=True))
             self.memory.remember(t, [(stores[i], skus[i]) for i in keep], fc.quantiles[keep], held, band[keep], scale,
                                  counts)
-            if lead_memo and self.last_lead is not None:
-                lead_held, lead_scale = (np.concatenate(part) for part in zip(*lead_memo, strict=True))
-                self.lead_memory.remember(t, [(stores[i], skus[i]) for i in keep], self.last_lead[keep], lead_held,
-                                          band[keep], lead_scale, np.ones(1, bool))
+            if self.lead is not None:
+                self.lead.remember(t, [(stores[i], skus[i]) for i in keep], keep, band[keep], scale)
         return fc
 
     def remember(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
@@ -273,7 +271,7 @@ class OnlineLearner:
         if lead is None:
             return loss
         closed = self._closed(batch["x"])  # a step planned closed is a known 0 in a sum, not a gap
-        return loss + lead_time_loss(lead, y, mask if closed is None else mask | closed, self._taus)
+        return loss + lead_time_loss(lead, y, mask if closed is None else mask | closed, self._lead_taus)
 
     def _rate(self, scale: torch.Tensor) -> torch.Tensor | None:
         """Each sample's recent mean units in scaled units (``1 - scale_eps / scale``), the mean head's
@@ -313,14 +311,12 @@ class OnlineLearner:
         with torch.no_grad():  # scored before learning from them, as the forecasts that met them were
             pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
         signal, bias, drift = self._control(fresh, back, pred, t)
-        scores = meet_published(self.memory, self.calibrator, hist, seen, stores, skus, t, cfg.quantiles) \
-            if cfg.calibrate else None
-        if cfg.calibrate and cfg.lead_time:  # WIP (issue 12): each origin t-h meets the sum of its h buckets
-            h = min(cfg.horizon, hist.shape[1])
-            sums = np.zeros((hist.shape[0], cfg.horizon))
-            sums[:, :h] = hist[:, -h:, UNITS][:, ::-1].cumsum(axis=1)
-            lead = self.lead_memory.matured(t, stores, skus, sums, seen)
-            self.lead_calibrator.update_published(lead.published, lead.y, lead.step, lead.band, lead.held, lead.scale)
+        scores = None
+        if cfg.calibrate:
+            series = series_rows(stores, skus)
+            scores = meet_published(self.memory, self.calibrator, hist, seen, stores, skus, t, cfg.quantiles, series)
+            if self.lead is not None:
+                self.lead.meet(t, hist, seen, stores, skus, series)
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -425,8 +421,7 @@ class OnlineLearner:
             "rng": self._rng.bit_generator.state,
             "calibration": self.calibrator.state_dict(),
             "forecast_memory": self.memory.state_dict(),
-            "lead_calibration": self.lead_calibrator.state_dict(),
-            "lead_memory": self.lead_memory.state_dict(),
+            "lead_time": None if self.lead is None else self.lead.state_dict(),
             "counters": {"model_version": self.model_version, "steps": self.steps,
                          "quarantine_until": self.quarantine_until,
                          "last_t": -1 if self.last_t is None else self.last_t,
@@ -448,8 +443,8 @@ class OnlineLearner:
         self._rng.bit_generator.state = state["rng"]
         self.calibrator.load_state_dict(state["calibration"])
         self.memory.load_state_dict(state["forecast_memory"])
-        self.lead_calibrator.load_state_dict(state["lead_calibration"])
-        self.lead_memory.load_state_dict(state["lead_memory"])
+        if self.lead is not None:
+            self.lead.load_state_dict(state["lead_time"])
         counters = state["counters"]
         self.model_version, self.steps = int(counters["model_version"]), int(counters["steps"])
         self.last_t = int(counters["last_t"]) if counters["has_last_t"] else None

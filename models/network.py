@@ -122,11 +122,11 @@ class QuantileNet(nn.Module):
         mean_hidden: int = 64,
         plan_channels: int = 0,
         plan_hidden: int = 32,
-        lead_time: bool = False,
+        lead_quantiles: Sequence[float] = (),
     ) -> None:
         super().__init__()
         self.horizon, self.n_quantiles = horizon, len(quantiles)
-        self.lead_time = lead_time
+        self.n_lead = len(lead_quantiles)
         self.plan_channels = plan_channels
         n_inputs -= horizon * plan_channels  # the plan columns feed the plan path only
         self.sku = nn.Embedding(sku_buckets, sku_dim)
@@ -161,8 +161,8 @@ class QuantileNet(nn.Module):
             self.plan_mean = nn.Sequential(plan_layers[2], nn.ReLU(), plan_layers[3])
         # lead-time demand: quantiles of the demand summed over steps 1..L, from non-negative increments; made
         # last and fed a detached representation, so that it changes nothing of the per-step forecasts
-        self.lead_head = nn.Linear(width, horizon * self.n_quantiles) if lead_time else None
-        self.lead_skip = nn.Linear(n_inputs, horizon * self.n_quantiles, bias=False) if lead_time else None
+        self.lead_head = nn.Linear(width, horizon * self.n_lead) if self.n_lead else None
+        self.lead_skip = nn.Linear(n_inputs, horizon * self.n_lead, bias=False) if self.n_lead else None
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.skip.weight.zero_()
@@ -174,8 +174,10 @@ class QuantileNet(nn.Module):
             bias = torch.tensor([_inverse_softplus(s) for s in steps], dtype=torch.float32)
             self.head.bias.copy_(bias.repeat(horizon))
             if self.lead_head is not None and self.lead_skip is not None:  # starts as the sums of the step priors
+                prior = initial_quantiles(lead_quantiles)
+                steps = [prior[0]] + [b - a for a, b in itertools.pairwise(prior)]
                 self.lead_head.weight.mul_(0.1)
-                self.lead_head.bias.copy_(bias.repeat(horizon))
+                self.lead_head.bias.copy_(torch.tensor([_inverse_softplus(s) for s in steps]).repeat(horizon))
                 self.lead_skip.weight.zero_()
 
     def forward(
@@ -190,9 +192,10 @@ class QuantileNet(nn.Module):
     def forward_all(
         self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """:meth:`forward`, and with ``lead_time`` the scaled quantiles [N, H, Q] of the demand summed over
-        steps ``1 .. L`` for each ``L`` (non-negative, monotone in Q and non-decreasing in L: cumulative sums
-        of non-negative increments that are monotone in Q); None without."""
+        """:meth:`forward`, and with ``lead_quantiles`` the scaled quantiles [N, H, QL] of the demand summed
+        over steps ``1 .. L`` for each ``L`` (non-negative, monotone in QL and non-decreasing in L: cumulative
+        sums of non-negative increments that are monotone in QL); None without. A plan moves each increment by
+        the mean move of its step's quantiles, and a closed step adds nothing."""
         plans = None
         if self.plan_channels:
             cut = x.shape[1] - self.horizon * self.plan_channels
@@ -206,7 +209,7 @@ class QuantileNet(nn.Module):
             mean_raw = mean_raw + (r + torch.log(-torch.expm1(-r))) - _inverse_softplus(1.0)
         lead_raw = None
         if self.lead_head is not None and self.lead_skip is not None:
-            lead_raw = (self.lead_head(hidden.detach()) + self.lead_skip(x)).view(-1, self.horizon, self.n_quantiles)
+            lead_raw = (self.lead_head(hidden.detach()) + self.lead_skip(x)).view(-1, self.horizon, self.n_lead)
         if plans is not None and self.plan_path is not None and self.plan_mean is not None:
             bound = PLAN_BOUND
             effect = _per_step(self.plan_path, plans, hidden)
@@ -219,7 +222,7 @@ class QuantileNet(nn.Module):
             mean_gate = torch.exp(-F.softplus(effect[..., 1])) * is_open
             step_gate = gate * is_open[..., None]
             lead = None if lead_raw is None else torch.cumsum(
-                monotone_quantiles(lead_raw + shift.detach()) * step_gate.detach(), dim=1)
+                monotone_quantiles(lead_raw + shift.detach().mean(dim=-1, keepdim=True)) * step_gate.detach(), dim=1)
             return monotone_quantiles(raw) * step_gate, F.softplus(mean_raw) * mean_gate, lead
         lead = None if lead_raw is None else torch.cumsum(monotone_quantiles(lead_raw), dim=1)
         return monotone_quantiles(raw), F.softplus(mean_raw), lead

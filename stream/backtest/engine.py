@@ -58,7 +58,6 @@ import numpy as np
 
 from tidecast.models.lead_time_coverage import LeadTimeCoverage
 from tidecast.models.learner import OnlineLearner
-from tidecast.models.quantiles import interval80_pair
 from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
 from tidecast.stream.backtest.config import GC_THRESHOLDS, PLANS_TOPIC, TOPIC, BacktestConfig
 from tidecast.stream.backtest.file_chunks import Chunk, OutOfOrder, chunks_in_order, chunks_sorted
@@ -122,7 +121,7 @@ class Backtest:
         self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel,
                                   self._plans_ahead if config.known else None,
                                   lambda: getattr(self.learner, "last_lead", None))
-        self.lead_coverage = LeadTimeCoverage(config.horizon)
+        self.lead_coverage = LeadTimeCoverage(config.horizon, config.learner_config().lead_quantiles)
         self.forecaster = self._forecaster()
         self.offset = 0
         self.first_bucket: int | None = None
@@ -221,8 +220,7 @@ class Backtest:
         )
         result.rejects = self.rejects
         if self.lead_coverage.counted.any():
-            result.lead_time = {"coverage80": [round(float(c), 4) for c in self.lead_coverage.coverage()],
-                                "sums": self.lead_coverage.counted.tolist()}
+            result.lead_time = self.lead_coverage.as_json()
         return result
 
     def _ingest(self, values: list[bytes]) -> None:
@@ -328,21 +326,18 @@ class Backtest:
         for worker in self.baseline_workers:
             worker.close_bucket(closed.t, closed.units, closed.revenue, new_series, closed.plans)
         self.lineup.close_bucket(
-            closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean), closed.plans
+            closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean), closed.plans,
+            closed.lead,
         )
-        self._score_lead_time(closed, series)
+        self._score_lead_time(closed)
 
-    def _score_lead_time(self, closed: Closed, series: list[str]) -> None:
-        """The sums of lead-time demand against tidecast's lead-time 80% band (issue 12, WIP): every close
-        advances the sums; an origin past the warm-up issues its bands."""
-        sold = np.flatnonzero(closed.units)
-        self.lead_coverage.close(closed.t, {series[i]: float(closed.units[i]) for i in sold})
-        pair = interval80_pair(self.config.quantiles)
+    def _score_lead_time(self, closed: Closed) -> None:
+        """The sums of lead-time demand against tidecast's lead-time quantiles: every close advances the sums;
+        an origin past the warm-up issues its quantiles."""
+        self.lead_coverage.close(closed.t, closed.units)
         scored_from = self.lineup.first_scored if self.lineup is not None else closed.t + 2
-        if closed.lead is None or pair is None or closed.t + 1 < scored_from:  # the origin is t + 1
-            return
-        names = [series[i] for i in closed.published]
-        self.lead_coverage.forecast(closed.t, names, closed.lead[..., pair[0]], closed.lead[..., pair[1]])
+        if closed.lead is not None and closed.t + 1 >= scored_from:  # the origin is t + 1
+            self.lead_coverage.forecast(closed.t, closed.published, closed.lead)
 
     def _plans_ahead(self, t: int) -> np.ndarray:
         """The plans of ``t+1 .. t+H`` known at close ``t``, for the panel's series: the forecaster's own (it

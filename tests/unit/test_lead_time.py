@@ -20,7 +20,7 @@ def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_the_lead_time_head_covers_sums_that_summed_quantiles_overcover() -> None:
     torch.manual_seed(0)
-    net = QuantileNet(n_inputs=4, horizon=H, quantiles=(0.1, 0.5, 0.9), lead_time=True, sku_buckets=16,
+    net = QuantileNet(n_inputs=4, horizon=H, quantiles=(0.1, 0.5, 0.9), lead_quantiles=(0.1, 0.5, 0.9), sku_buckets=16,
                       store_buckets=4)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     ids, mask = torch.zeros(512, 2, dtype=torch.long), torch.ones(512, H, dtype=torch.bool)
@@ -59,7 +59,7 @@ def test_the_backtest_scores_lead_time_bands_when_the_learner_makes_them() -> No
     rows = [{"event_id": f"{d}{s}", "type": "sale", "ts": f"2024-01-{d:02d}T12:00:00+00:00", "sku": s,
              "qty": (d * (i + 1)) % 5 + 1} for d in range(1, 29) for i, s in enumerate("ABCD")]
     small = LearnerConfig(horizon=3, lags=4, aux_lags=2, scale_window=4, hidden=8, batch_size=16,
-                          replay_capacity=64, sku_buckets=64, store_buckets=8, lead_time=True)
+                          replay_capacity=64, sku_buckets=64, store_buckets=8)
     result = run_rows(lambda sorting: rows, BacktestConfig(horizon=3, warmup=4, baselines=(), learner=small),
                       MemoryWindowStore)
     lead = summary(result)["lead_time"]
