@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .calibration import QuantileCalibrator
-from .features import UNITS
+from .features import RETURNS, UNITS
 from .forecast_memory import ForecastMemory
 from .quantiles import median_index
 
@@ -52,14 +52,16 @@ def lead_sums(units: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def young_peak(history: np.ndarray, first_seen: np.ndarray, t: int, window: int) -> np.ndarray:
-    """``[S]``: for a series first seen fewer than ``window`` buckets before ``t``, its largest bucket in the
-    last ``window`` of ``history`` [S, T, 7]; infinite for the others (no bound).
+    """``[S]``: for a series first seen fewer than ``window`` buckets before ``t``, its largest bucket of net
+    sales (units less the units returned in that bucket) in the last ``window`` of ``history`` [S, T, 7]:
+    an order cancelled within its bucket is no evidence of demand; infinite for the others (no bound).
 
-    >>> h = np.zeros((2, 4, 7)); h[:, -1, UNITS] = [5.0, 2.0]
-    >>> young_peak(h, np.array([9, 0]), t=10, window=4).tolist()
-    [5.0, inf]
+    >>> h = np.zeros((3, 4, 7)); h[:, -1, UNITS] = [5.0, 2.0, 9.0]; h[2, -1, RETURNS] = 9.0
+    >>> young_peak(h, np.array([9, 0, 9]), t=10, window=4).tolist()
+    [5.0, inf, 0.0]
     """
-    peak = history[:, -window:, UNITS].max(axis=1).astype(np.float64)
+    recent = history[:, -window:].astype(np.float64)
+    peak = np.maximum(recent[..., UNITS] - recent[..., RETURNS], 0.0).max(axis=1)
     return np.where(int(t) - np.asarray(first_seen) < window, peak, np.inf)
 
 

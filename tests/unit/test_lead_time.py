@@ -68,3 +68,35 @@ def test_the_backtest_scores_lead_time_bands_when_the_learner_makes_them() -> No
     plain = run_rows(lambda sorting: rows, BacktestConfig(horizon=3, warmup=4, baselines=(),
                                                           learner=replace(small, lead_time=False)), MemoryWindowStore)
     assert "lead_time" not in summary(plain)
+
+
+def test_a_young_series_sums_are_held_under_its_largest_bucket_and_the_calibration_does_not_chase_them() -> None:
+    import numpy as np
+
+    from tidecast.models.lead_time import LeadTimeQuantiles, young_peak
+
+    history = np.zeros((2, 28, 7), np.float32)
+    history[:, -1, 0] = [74_215.0, 10.0]  # a bulk first day; an established series' 10 units
+    peak = young_peak(history, np.array([99, 50]), t=99, window=28)
+    lead = LeadTimeQuantiles(horizon=3, levels=(0.1, 0.5, 0.9), clip=50.0)
+    lead.begin(2)
+    raw = np.full((2, 3, 3), 11.0, np.float32)  # 11 scales for every sum
+    lead.put(0, raw, np.zeros(2, np.int64), np.array([74_215.0, 2.0], np.float32), keep=np.arange(2), peak=peak)
+    assert lead.last[0, :, 2].tolist() == [74_215.0, 148_430.0, 222_645.0]  # L x the first day, not 11 x it
+    assert lead.last[1, :, 2].tolist() == [22.0, 22.0, 22.0]  # no bound on an established series
+    held = lead._held[0]
+    assert (held[0] == -1).all() and (held[1] == 0).all()  # its held-down levels ask the calibration for no rise
+
+
+def test_lead_time_coverage_counts_each_level_per_sum() -> None:
+    import numpy as np
+
+    from tidecast.models.lead_time_coverage import LeadTimeCoverage
+
+    cov = LeadTimeCoverage(horizon=2, levels=(0.1, 0.5, 0.9))
+    q = np.array([[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]] * 4)
+    cov.forecast(0, np.arange(4), q)
+    cov.close(1, np.array([0.0, 2.0, 3.0, 9.0, 5.0]))  # a fifth series appeared since: not scored
+    cov.close(2, np.array([0.0, 2.0, 0.0, 0.0, 5.0]))
+    assert cov.hit_rates()[0.5].tolist() == [0.5, 0.75]  # L = 1: 0, 2 at or below 2; L = 2: 0, 4, 3 below 4
+    assert cov.coverage80().tolist() == [0.5, 0.5] and cov.counted.tolist() == [4, 4]
