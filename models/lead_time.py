@@ -25,14 +25,14 @@ buckets when bucket ``t`` closes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .calibration import QuantileCalibrator
 from .features import RETURNS, UNITS
-from .forecast_memory import ForecastMemory
+from .forecast_memory import ForecastMemory, SeriesIndex
 from .quantiles import median_index
 
 __all__ = ["LeadTimeQuantiles", "lead_sums", "young_peak"]
@@ -117,7 +117,7 @@ class LeadTimeQuantiles:
         self.memory.remember(t, series, self.last[rows], np.concatenate(self._held), band, scale, np.ones(1, bool))
 
     def meet(self, t: int, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
-             rows: Mapping[str, int] | None = None) -> None:
+             rows: SeriesIndex | None = None) -> None:
         """Bucket ``t`` (the last of ``history`` [S, T, 7]) closed: each origin ``t - L`` still remembered meets
         the sum of its ``L`` buckets, one calibration step."""
         if not self.calibrate:

@@ -46,7 +46,7 @@ import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
 from .features import SampleBatch, build_batch, hash_ids
-from .forecast_memory import ForecastMemory, counted, meet_published, series_rows
+from .forecast_memory import ForecastMemory, SeriesIndex, counted, meet_published
 from .lead_time import LeadTimeQuantiles, young_peak
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
 from .loss import lead_time_loss, pinball_loss, poisson_loss
@@ -313,7 +313,7 @@ class OnlineLearner:
         signal, bias, drift = self._control(fresh, back, pred, t)
         scores = None
         if cfg.calibrate:
-            series = series_rows(stores, skus)
+            series = SeriesIndex(stores, skus)
             scores = meet_published(self.memory, self.calibrator, hist, seen, stores, skus, t, cfg.quantiles, series)
             if self.lead is not None:
                 self.lead.meet(t, hist, seen, stores, skus, series)
