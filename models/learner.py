@@ -46,9 +46,10 @@ import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
 from .features import SampleBatch, build_batch, hash_ids
-from .forecast_memory import ForecastMemory, counted, meet_published
+from .forecast_memory import ForecastMemory, SeriesIndex, counted, meet_published
+from .lead_time import LeadTimeQuantiles, young_peak
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
-from .loss import pinball_loss, poisson_loss
+from .loss import lead_time_loss, pinball_loss, poisson_loss
 from .lr_control import RateController
 from .network import QuantileNet
 from .plan_features import closed_steps, plan_inputs, plan_width
@@ -81,13 +82,15 @@ class OnlineLearner:
             self.model = QuantileNet(
                 self.n_inputs, cfg.horizon, cfg.quantiles, cfg.sku_buckets, cfg.sku_dim,
                 cfg.store_buckets, cfg.store_dim, cfg.hidden, cfg.depth, cfg.mean_hidden,
-                plan_channels=plan_width(1) if cfg.plans else 0,
+                plan_channels=plan_width(1) if cfg.plans else 0, lead_quantiles=cfg.lead_quantiles,
             )
         mean_ids = {id(p) for p in self.model.mean_parameters()}
-        self._param_groups = (  # clipped separately: the quantile path, then the mean head
-            [p for p in self.model.parameters() if id(p) not in mean_ids],
+        lead_ids = {id(p) for p in self.model.lead_parameters()}
+        self._param_groups = tuple(group for group in (  # clipped separately: quantile path, mean head, lead head
+            [p for p in self.model.parameters() if id(p) not in mean_ids | lead_ids],
             self.model.mean_parameters(),
-        )
+            self.model.lead_parameters(),
+        ) if group)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
         )
@@ -102,6 +105,9 @@ class OnlineLearner:
         self.calibrator = QuantileCalibrator(cfg.horizon, cfg.quantiles, median_index(cfg.quantiles),
                                              gamma=cfg.calibration_rate)
         self.memory = ForecastMemory(cfg.horizon, cfg.calibration_sample)
+        self.lead = LeadTimeQuantiles(cfg.horizon, cfg.lead_quantiles, cfg.features.clip, cfg.calibration_rate,
+                                      cfg.calibration_sample, cfg.calibrate) if cfg.lead_time else None
+        self._lead_taus = torch.tensor(cfg.lead_quantiles, dtype=torch.float32)
 
     # ------------------------------------------------------------------ inputs
     def _check(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str],
@@ -148,7 +154,7 @@ class OnlineLearner:
         extra = plan_inputs(plans, hist, rows, ends, self.config.horizon, self.config.lags)
         return np.concatenate([b.x, extra], axis=1)
 
-    def _closed(self, x: np.ndarray) -> np.ndarray | None:
+    def _closed(self, x: Any) -> Any:
         """Bool ``[N, H]``: the target steps a plan in ``x`` says are closed (the network forecasts 0 there);
         None without plans."""
         if not self.config.plans:
@@ -166,6 +172,12 @@ class OnlineLearner:
         if closed is not None:
             b.mask = b.mask & ~closed
         return b
+
+    @property
+    def last_lead(self) -> np.ndarray | None:
+        """The last forecast's lead-time quantiles in units, ``[S, H, QL]`` at the levels
+        ``config.lead_quantiles`` (the demand summed over steps ``1 .. L``); None without ``lead_time``."""
+        return None if self.lead is None else self.lead.last
 
     @property
     def min_history(self) -> int:
@@ -193,6 +205,8 @@ class OnlineLearner:
         n, chunk = hist.shape[0], max(1, self.config.forecast_chunk)
         out = np.empty((n, self.config.horizon, len(self.config.quantiles)), np.float32)
         mean = np.empty((n, self.config.horizon), np.float32)
+        if self.lead is not None:
+            self.lead.begin(n)
         band = self.calibrator.bands(series_level(hist, seen, t))
         keep = self.memory.sample(n) if remember and self.config.calibrate else None
         memo: list[tuple[np.ndarray, ...]] = []
@@ -202,8 +216,13 @@ class OnlineLearner:
                 hi = min(n, lo + chunk)
                 b = build_batch(hist[lo:hi], seen[lo:hi], t, bucket_seconds, self.spec, with_targets=False)
                 x = self._plans(b, hist[lo:hi], None if plans is None else plans[lo:hi], t)
-                pred, m = self.model(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
-                                     torch.from_numpy(store_ids[lo:hi]), self._rate(torch.from_numpy(b.scale)))
+                pred, m, lead = self.model.forward_all(torch.from_numpy(x), torch.from_numpy(sku_ids[lo:hi]),
+                                                       torch.from_numpy(store_ids[lo:hi]),
+                                                       self._rate(torch.from_numpy(b.scale)))
+                if lead is not None and self.lead is not None:
+                    self.lead.put(lo, lead.numpy(), band[lo:hi], b.scale,
+                                  None if keep is None else keep[(keep >= lo) & (keep < hi)] - lo,
+                                  peak=young_peak(hist[lo:hi], seen[lo:hi], t, self.config.lags))
                 q = pred.numpy()
                 if self.config.calibrate:
                     q, held = self.calibrator.calibrate(q, band[lo:hi])
@@ -222,6 +241,8 @@ class OnlineLearner:
             held, scale, counts = (np.concatenate(part) for part in zip(*memo, strict=True))
             self.memory.remember(t, [(stores[i], skus[i]) for i in keep], fc.quantiles[keep], held, band[keep], scale,
                                  counts)
+            if self.lead is not None:
+                self.lead.remember(t, [(stores[i], skus[i]) for i in keep], keep, band[keep], scale)
         return fc
 
     def remember(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
@@ -241,12 +262,16 @@ class OnlineLearner:
 
     def _loss(self, batch: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = batch["scale"]
-        pred, mean = self.model(batch["x"], batch["sku"], batch["store"], self._rate(scale))
+        pred, mean, lead = self.model.forward_all(batch["x"], batch["sku"], batch["store"], self._rate(scale))
         half = 0.5 / scale if self.config.count_aware else None
         mask = batch["mask"] if mask is None else mask
         y = self._scaled_labels(batch["y"], scale)
         # the two parts share no trainable parameter (the mean head reads a detached representation)
-        return pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
+        loss = pinball_loss(pred, y, mask, self._taus, half) + poisson_loss(mean, y, mask)
+        if lead is None:
+            return loss
+        closed = self._closed(batch["x"])  # a step planned closed is a known 0 in a sum, not a gap
+        return loss + lead_time_loss(lead, y, mask if closed is None else mask | closed, self._lead_taus)
 
     def _rate(self, scale: torch.Tensor) -> torch.Tensor | None:
         """Each sample's recent mean units in scaled units (``1 - scale_eps / scale``), the mean head's
@@ -286,8 +311,12 @@ class OnlineLearner:
         with torch.no_grad():  # scored before learning from them, as the forecasts that met them were
             pred = self.model(fresh["x"], fresh["sku"], fresh["store"])[0]
         signal, bias, drift = self._control(fresh, back, pred, t)
-        scores = meet_published(self.memory, self.calibrator, hist, seen, stores, skus, t, cfg.quantiles) \
-            if cfg.calibrate else None
+        scores = None
+        if cfg.calibrate:
+            series = SeriesIndex(stores, skus)
+            scores = meet_published(self.memory, self.calibrator, hist, seen, stores, skus, t, cfg.quantiles, series)
+            if self.lead is not None:
+                self.lead.meet(t, hist, seen, stores, skus, series)
         rows, back, fresh = self._unquarantined(rows, back, fresh, t)
         lr = self._apply_lr()
         losses, n_replay = self._train(fresh, len(rows), steps, n_recent)
@@ -392,6 +421,7 @@ class OnlineLearner:
             "rng": self._rng.bit_generator.state,
             "calibration": self.calibrator.state_dict(),
             "forecast_memory": self.memory.state_dict(),
+            "lead_time": None if self.lead is None else self.lead.state_dict(),
             "counters": {"model_version": self.model_version, "steps": self.steps,
                          "quarantine_until": self.quarantine_until,
                          "last_t": -1 if self.last_t is None else self.last_t,
@@ -413,6 +443,8 @@ class OnlineLearner:
         self._rng.bit_generator.state = state["rng"]
         self.calibrator.load_state_dict(state["calibration"])
         self.memory.load_state_dict(state["forecast_memory"])
+        if self.lead is not None:
+            self.lead.load_state_dict(state["lead_time"])
         counters = state["counters"]
         self.model_version, self.steps = int(counters["model_version"]), int(counters["steps"])
         self.last_t = int(counters["last_t"]) if counters["has_last_t"] else None

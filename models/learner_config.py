@@ -16,10 +16,14 @@ from .features import FeatureSpec
 from .lr_control import RateControlConfig
 from .quantiles import DEFAULT_QUANTILES, check_quantiles
 
-__all__ = ["STATE_FORMAT", "LearnerConfig", "check_format"]
+DEFAULT_SERVICE_LEVELS: tuple[float, ...] = (0.9, 0.95, 0.98, 0.99)
+"""Service levels whose lead-time quantiles are learned besides the forecast quantiles: the common targets of
+a retailer's stock (the order-up-to level is the service quantile of the demand over lead time + review)."""
 
-STATE_FORMAT = "tidecast.learner/5"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside;
-# /5: calibrated on the published forecasts (forecast memory)
+__all__ = ["DEFAULT_SERVICE_LEVELS", "STATE_FORMAT", "LearnerConfig", "check_format"]
+
+STATE_FORMAT = "tidecast.learner/6"  # /2: mean head; /3: dormancy, calibration; /4: month day, closings beside;
+# /5: calibrated on the published forecasts (forecast memory); /6: lead-time calibration and memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +64,14 @@ class LearnerConfig:
     seed: int = 0
     plans: bool = False  # take plans of the target buckets as inputs (models/plan_features.py)
     mean_prior: bool = True  # the mean head corrects the recent mean, not the scale (mean + scale_eps)
+    lead_time: bool = True  # a head for the quantiles of the demand summed over steps 1..L (models/lead_time.py)
+    service_levels: tuple[float, ...] = DEFAULT_SERVICE_LEVELS  # lead-time levels beyond ``quantiles`` (stock targets)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "service_levels", check_quantiles(sorted({float(v) for v in self.service_levels}))
+                           if self.service_levels else ())
         if not 0.0 < self.recent_fraction <= 1.0 or self.batch_size < 1 or self.steps_per_learn < 0:
             raise ValueError("need 0 < recent_fraction <= 1, batch_size >= 1, steps_per_learn >= 0")
         if self.max_steps_per_learn < self.steps_per_learn:
@@ -81,13 +89,24 @@ class LearnerConfig:
         return min(self.steps_per_learn * days, self.max_steps_per_learn)
 
     @property
+    def lead_quantiles(self) -> tuple[float, ...]:
+        """The levels of the lead-time quantiles: ``quantiles`` and ``service_levels`` together (none without
+        ``lead_time``).
+
+        >>> LearnerConfig().lead_quantiles, LearnerConfig(lead_time=False).lead_quantiles
+        ((0.1, 0.5, 0.9, 0.95, 0.98, 0.99), ())
+        """
+        return tuple(sorted(set(self.quantiles) | set(self.service_levels))) if self.lead_time else ()
+
+    @property
     def features(self) -> FeatureSpec:
         return FeatureSpec(self.horizon, self.lags, self.aux_lags, self.scale_window, self.scale_eps)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (safe for a weights-only checkpoint)."""
         d = dataclasses.asdict(self)
-        d["quantiles"], d["betas"] = list(self.quantiles), list(self.betas)
+        for name in ("quantiles", "betas", "service_levels"):
+            d[name] = list(getattr(self, name))
         return d
 
     @classmethod
@@ -99,7 +118,7 @@ class LearnerConfig:
         values = dict(d)
         if "rate" in values:
             values["rate"] = RateControlConfig(**values["rate"])
-        for name in ("quantiles", "betas"):
+        for name in ("quantiles", "betas", "service_levels"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -113,6 +132,7 @@ def check_format(state: object) -> None:
     if isinstance(found, str) and found.startswith("tidecast.learner/"):
         raise ValueError(f"not a {STATE_FORMAT} state: a {found} state, written by an older tidecast whose learner "
                          "differs (/3 added the dormancy inputs and the quantile calibration, /4 the day of the month "
-                         "and the closings beside each step, /5 the published forecasts it calibrates on); it cannot "
-                         "be resumed: start the forecaster afresh (delete its checkpoint key)")
+                         "and the closings beside each step, /5 the published forecasts it calibrates on, /6 the "
+                         "lead-time quantiles' calibration); it cannot be resumed: start the forecaster afresh (delete "
+                         "its checkpoint key)")
     raise ValueError(f"not a {STATE_FORMAT} state")

@@ -57,3 +57,19 @@ def poisson_loss(mean: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> tor
     """
     terms = (mean - y * torch.log(mean.clamp_min(1e-6))) * mask
     return terms.sum() / mask.sum().clamp_min(1)
+
+
+def lead_time_loss(lead: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
+    """Pinball loss of lead-time quantiles ``[N, H, Q]`` (of the demand summed over steps ``1 .. L``) against
+    the summed labels ``y`` [N, H]. Each sum is read as a mean per bucket (divided by ``L``), so every ``L``
+    weighs like one step of :func:`pinball_loss`; a sum counts only where every step up to ``L`` matured.
+
+    >>> lead = torch.tensor([[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]])
+    >>> y, mask = torch.tensor([[2.0, 2.0]]), torch.tensor([[True, True]])
+    >>> round(float(lead_time_loss(lead, y, mask, torch.tensor([0.1, 0.5, 0.9]))), 4)  # sums 2, 4: as above
+    0.0667
+    """
+    steps = torch.arange(1, y.shape[1] + 1, dtype=y.dtype)
+    known = mask.to(torch.int64).cumprod(dim=1).bool()
+    sums = torch.cumsum(torch.where(mask, y, torch.zeros_like(y)), dim=1)
+    return pinball_loss(lead / steps[None, :, None], sums / steps, known, taus)

@@ -122,9 +122,11 @@ class QuantileNet(nn.Module):
         mean_hidden: int = 64,
         plan_channels: int = 0,
         plan_hidden: int = 32,
+        lead_quantiles: Sequence[float] = (),
     ) -> None:
         super().__init__()
         self.horizon, self.n_quantiles = horizon, len(quantiles)
+        self.n_lead = len(lead_quantiles)
         self.plan_channels = plan_channels
         n_inputs -= horizon * plan_channels  # the plan columns feed the plan path only
         self.sku = nn.Embedding(sku_buckets, sku_dim)
@@ -157,6 +159,10 @@ class QuantileNet(nn.Module):
                     out.bias[-1] = -GATE_OFFSET  # the gate starts open: exp(-softplus(-6)) = 0.9975
             self.plan_path = nn.Sequential(plan_layers[0], nn.ReLU(), plan_layers[1])
             self.plan_mean = nn.Sequential(plan_layers[2], nn.ReLU(), plan_layers[3])
+        # lead-time demand: quantiles of the demand summed over steps 1..L, from non-negative increments; made
+        # last and fed a detached representation, so that it changes nothing of the per-step forecasts
+        self.lead_head = nn.Linear(width, horizon * self.n_lead) if self.n_lead else None
+        self.lead_skip = nn.Linear(n_inputs, horizon * self.n_lead, bias=False) if self.n_lead else None
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.skip.weight.zero_()
@@ -167,6 +173,12 @@ class QuantileNet(nn.Module):
             steps = [prior[0]] + [b - a for a, b in itertools.pairwise(prior)]
             bias = torch.tensor([_inverse_softplus(s) for s in steps], dtype=torch.float32)
             self.head.bias.copy_(bias.repeat(horizon))
+            if self.lead_head is not None and self.lead_skip is not None:  # starts as the sums of the step priors
+                prior = initial_quantiles(lead_quantiles)
+                steps = [prior[0]] + [b - a for a, b in itertools.pairwise(prior)]
+                self.lead_head.weight.mul_(0.1)
+                self.lead_head.bias.copy_(torch.tensor([_inverse_softplus(s) for s in steps]).repeat(horizon))
+                self.lead_skip.weight.zero_()
 
     def forward(
         self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None
@@ -174,6 +186,16 @@ class QuantileNet(nn.Module):
         """``x`` [N, D], ids [N, 2] -> scaled quantiles [N, H, Q] (non-negative, monotone in Q) and scaled
         means [N, H] (non-negative). ``rate`` [N]: each series' recent mean in scaled units; the mean head then
         learns a correction to it (``softplus(raw + softplus^-1(rate))``) instead of to the scale."""
+        quantiles, mean, _ = self.forward_all(x, sku_ids, store_ids, rate)
+        return quantiles, mean
+
+    def forward_all(
+        self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward`, and with ``lead_quantiles`` the scaled quantiles [N, H, QL] of the demand summed
+        over steps ``1 .. L`` for each ``L`` (non-negative, monotone in QL and non-decreasing in L: cumulative
+        sums of non-negative increments that are monotone in QL); None without. A plan moves each increment by
+        the mean move of its step's quantiles, and a closed step adds nothing."""
         plans = None
         if self.plan_channels:
             cut = x.shape[1] - self.horizon * self.plan_channels
@@ -185,17 +207,30 @@ class QuantileNet(nn.Module):
         if rate is not None:
             r = rate.clamp(RATE_FLOOR, 1.0)[:, None]
             mean_raw = mean_raw + (r + torch.log(-torch.expm1(-r))) - _inverse_softplus(1.0)
+        lead_raw = None
+        if self.lead_head is not None and self.lead_skip is not None:
+            lead_raw = (self.lead_head(hidden.detach()) + self.lead_skip(x)).view(-1, self.horizon, self.n_lead)
         if plans is not None and self.plan_path is not None and self.plan_mean is not None:
             bound = PLAN_BOUND
             effect = _per_step(self.plan_path, plans, hidden)
-            raw = raw + bound * torch.tanh(effect[..., :-1] / bound)
+            shift = bound * torch.tanh(effect[..., :-1] / bound)
+            raw = raw + shift
             gate = torch.exp(-F.softplus(effect[..., -1:]))
             effect = _per_step(self.plan_mean, plans, hidden.detach())
             mean_raw = mean_raw + bound * torch.tanh(effect[..., 0] / bound)
             is_open = (~closed_steps(plans)).to(raw.dtype)
             mean_gate = torch.exp(-F.softplus(effect[..., 1])) * is_open
-            return monotone_quantiles(raw) * gate * is_open[..., None], F.softplus(mean_raw) * mean_gate
-        return monotone_quantiles(raw), F.softplus(mean_raw)
+            step_gate = gate * is_open[..., None]
+            lead = None if lead_raw is None else torch.cumsum(
+                monotone_quantiles(lead_raw + shift.detach().mean(dim=-1, keepdim=True)) * step_gate.detach(), dim=1)
+            return monotone_quantiles(raw) * step_gate, F.softplus(mean_raw) * mean_gate, lead
+        lead = None if lead_raw is None else torch.cumsum(monotone_quantiles(lead_raw), dim=1)
+        return monotone_quantiles(raw), F.softplus(mean_raw), lead
+
+    def lead_parameters(self) -> list[nn.Parameter]:
+        """The lead-time head's parameters (learned from its own loss only: its input is detached)."""
+        return [] if self.lead_head is None or self.lead_skip is None else [*self.lead_head.parameters(),
+                                                                            *self.lead_skip.parameters()]
 
     def mean_parameters(self) -> list[nn.Parameter]:
         """The mean head's parameters (the rest of the network learns the quantiles only)."""

@@ -41,6 +41,55 @@ import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
+class Policy:
+    """A periodic-review order-up-to policy: ``lead`` buckets between an order and the bucket before its
+    arrival, a review every ``review`` buckets, and the order-up-to level set at each ``service`` level (the
+    service quantile of the demand over the ``lead + review`` buckets of the protection period).
+
+    >>> Policy.parse("lead=2,review=1,service=0.90/0.95/0.98")
+    Policy(lead=2, review=1, services=(0.9, 0.95, 0.98))
+    >>> Policy.parse("lead=2,service=0.95").protection
+    3
+    """
+
+    lead: int = 2
+    review: int = 1
+    services: tuple[float, ...] = (0.9, 0.95, 0.98)
+
+    def __post_init__(self) -> None:
+        if self.lead < 0 or self.review < 1:
+            raise ValueError(f"lead must be >= 0 and review >= 1 buckets, got lead={self.lead}, review={self.review}")
+        if not self.services or any(not 0.0 < s < 1.0 for s in self.services) or list(self.services) != sorted(
+                set(self.services)):
+            raise ValueError(f"service levels must be distinct, increasing and inside (0, 1), got {self.services}")
+
+    @property
+    def protection(self) -> int:
+        """Buckets one order must cover: until the next order arrives (``lead + review``)."""
+        return self.lead + self.review
+
+    @classmethod
+    def parse(cls, text: str) -> Policy:
+        """``lead=L,review=R,service=S1/S2/...`` (each part optional; defaults 2, 1, 0.90/0.95/0.98)."""
+        fields: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, value = part.partition("=")
+            try:
+                if name == "lead" and sep:
+                    fields["lead"] = int(value)
+                elif name == "review" and sep:
+                    fields["review"] = int(value)
+                elif name == "service" and sep:
+                    fields["services"] = tuple(float(v) for v in value.split("/"))
+                else:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"not a policy part: {part!r} (expected lead=BUCKETS, review=BUCKETS or "
+                                 "service=LEVEL[/LEVEL...], e.g. lead=2,review=1,service=0.90/0.95/0.98)") from None
+        return cls(**fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one policy did over the scored buckets (see the module docstring)."""
 
@@ -55,6 +104,98 @@ class Outcome:
     def as_dict(self) -> dict[str, float | int]:
         return {"fill_rate": self.fill_rate, "cycle_service": self.cycle_service, "avg_stock": self.avg_stock,
                 "stockouts": self.stockouts}
+
+
+class Shelf:
+    """The policy replayed bucket by bucket for a panel that may grow (the streaming form of :func:`simulate`).
+
+    Each series joins with :meth:`add`: ``anchor``, the bucket its first order arrives in (cycles run from
+    there, ``review`` buckets each), and ``begin``, its first measured bucket. Then, for every bucket ``b`` in
+    order, :meth:`bucket` (arrivals, then the demand) and, at a review, :meth:`review` (the close's order).
+    :meth:`outcome` counts the cycles that ended up to the bucket it is given.
+
+    >>> shelf = Shelf(lead=0, review=1)
+    >>> shelf.add(1, anchor=1, begin=1)
+    >>> shelf.review(0, np.array([3.0]))                     # close of bucket 0: order 3, on the shelf in 1
+    >>> for b, units in enumerate([2.0, 2.0, 4.0], start=1):
+    ...     shelf.bucket(b, np.array([units]))
+    ...     shelf.review(b, np.array([3.0]))
+    >>> out = shelf.outcome(4)
+    >>> out.served, out.demand, out.stockouts, out.cycles, out.cycle_service
+    (7.0, 8.0, 1, 3, 0.6666666666666666)
+    """
+
+    def __init__(self, lead: int, review: int) -> None:
+        if lead < 0 or review < 1:
+            raise ValueError(f"lead must be >= 0 and review >= 1 buckets, got lead={lead}, review={review}")
+        self.lead, self.review_every = int(lead), int(review)
+        self.stock = np.zeros(0)
+        self.on_order = np.zeros(0)
+        self.pipeline = np.zeros((self.lead + 1, 0))  # row b % (lead + 1): units arriving at the start of b
+        self.anchor = np.zeros(0, np.int64)
+        self.begin = np.zeros(0, np.int64)
+        self.lost_in_cycle = np.zeros(0, bool)
+        self.served = self.demanded = self.stock_sum = 0.0
+        self.measured = self.stockouts = self.cycles = self.clean_cycles = 0
+
+    def __len__(self) -> int:
+        return len(self.stock)
+
+    def add(self, n: int, anchor: int, begin: int, on_hand: np.ndarray | float = 0.0) -> None:
+        """``n`` series join, with ``on_hand`` units on the shelf (see the class docstring)."""
+        self.stock = np.concatenate([self.stock, np.broadcast_to(np.asarray(on_hand, np.float64), (n,))])
+        self.on_order = np.concatenate([self.on_order, np.zeros(n)])
+        self.pipeline = np.concatenate([self.pipeline, np.zeros((self.lead + 1, n))], axis=1)
+        self.anchor = np.concatenate([self.anchor, np.full(n, anchor, np.int64)])
+        self.begin = np.concatenate([self.begin, np.full(n, begin, np.int64)])
+        self.lost_in_cycle = np.concatenate([self.lost_in_cycle, np.zeros(n, bool)])
+
+    def _cycles_to(self, b: int) -> None:
+        """Count the cycles ending at the start of bucket ``b``; a new cycle starts where one is due."""
+        due = (b >= self.anchor) & ((b - self.anchor) % self.review_every == 0)
+        ended = due & (b > self.anchor) & (b - self.review_every >= self.begin)
+        self.cycles += int(ended.sum())
+        self.clean_cycles += int((ended & ~self.lost_in_cycle).sum())
+        self.lost_in_cycle[due] = False
+
+    def bucket(self, b: int, demand: np.ndarray) -> None:
+        """Bucket ``b``: its arrivals go on the shelf, then ``demand`` [S] (negative counts as 0) is served."""
+        self._cycles_to(b)
+        slot = b % (self.lead + 1)
+        arriving = self.pipeline[slot].copy()
+        self.pipeline[slot] = 0.0
+        self.stock += arriving
+        self.on_order -= arriving
+        demand = np.maximum(np.asarray(demand, np.float64), 0.0)
+        served = np.minimum(self.stock, demand)
+        self.stock -= served
+        lost = demand - served > 1e-9
+        self.lost_in_cycle |= lost
+        m = b >= self.begin
+        self.served += float(served[m].sum())
+        self.demanded += float(demand[m].sum())
+        self.stock_sum += float(self.stock[m].sum())
+        self.stockouts += int((lost & m).sum())
+        self.measured += int(m.sum())
+
+    def review(self, b: int, levels: np.ndarray) -> None:
+        """The close of bucket ``b``, a review: raise each position to ``levels`` [S] (NaN: no order)."""
+        order = np.maximum(0.0, np.where(np.isnan(levels), 0.0, levels - self.stock - self.on_order))
+        self.pipeline[(b + 1 + self.lead) % (self.lead + 1)] += order
+        self.on_order += order
+
+    def outcome(self, end: int) -> Outcome:
+        """What the policy did up to the start of bucket ``end`` (the cycles ending there included)."""
+        self._cycles_to(end)
+        return Outcome(
+            fill_rate=self.served / self.demanded if self.demanded > 0 else 1.0,
+            cycle_service=self.clean_cycles / self.cycles if self.cycles else 1.0,
+            avg_stock=self.stock_sum / self.measured if self.measured else 0.0,
+            stockouts=self.stockouts,
+            demand=self.demanded,
+            served=self.served,
+            cycles=self.cycles,
+        )
 
 
 def simulate(levels: np.ndarray, demand: np.ndarray, lead: int, review: int, on_hand: np.ndarray | None = None,
@@ -72,51 +213,14 @@ def simulate(levels: np.ndarray, demand: np.ndarray, lead: int, review: int, on_
     (4.0, 7.0, 1)
     """
     levels = np.asarray(levels, np.float64)
-    demand = np.maximum(np.asarray(demand, np.float64), 0.0)
+    demand = np.asarray(demand, np.float64)
     if levels.shape != demand.shape or demand.ndim != 2:
         raise ValueError(f"levels {levels.shape} and demand {demand.shape} must both be [series, buckets]")
-    if lead < 0 or review < 1:
-        raise ValueError(f"lead must be >= 0 and review >= 1 buckets, got lead={lead}, review={review}")
+    shelf = Shelf(lead, review)
     n, buckets = demand.shape
-    stock = np.zeros(n) if on_hand is None else np.asarray(on_hand, np.float64).copy()
-    arriving = np.zeros((n, buckets + lead + 2))  # units arriving at the start of each bucket
-    on_order = np.zeros(n)
-    served_total = demanded_total = stock_sum = 0.0
-    stockouts = cycles = clean_cycles = 0
-    lost_in_cycle = np.zeros(n, bool)
-    first_arrival = review + lead  # the first review closes bucket review - 1
-    for b in range(buckets + 1):
-        ended = b > first_arrival and (b - first_arrival) % review == 0  # the cycle [b - review, b)
-        if ended and b - review >= start:
-            cycles += n
-            clean_cycles += int((~lost_in_cycle).sum())
-        if b >= first_arrival and (b - first_arrival) % review == 0:
-            lost_in_cycle[:] = False
-        if b == buckets:
-            break
-        stock += arriving[:, b]
-        on_order -= arriving[:, b]
-        served = np.minimum(stock, demand[:, b])
-        stock -= served
-        lost = demand[:, b] - served > 1e-9
-        lost_in_cycle |= lost
-        if b >= start:
-            served_total += served.sum()
-            demanded_total += demand[:, b].sum()
-            stock_sum += stock.sum()
-            stockouts += int(lost.sum())
+    shelf.add(n, anchor=review + lead, begin=start, on_hand=0.0 if on_hand is None else on_hand)
+    for b in range(buckets):
+        shelf.bucket(b, demand[:, b])
         if b % review == review - 1:
-            level = levels[:, b]
-            order = np.where(np.isnan(level), 0.0, np.maximum(0.0, level - stock - on_order))
-            arriving[:, b + 1 + lead] += order
-            on_order += order
-    measured = max(0, buckets - start)
-    return Outcome(
-        fill_rate=float(served_total / demanded_total) if demanded_total > 0 else 1.0,
-        cycle_service=clean_cycles / cycles if cycles else 1.0,
-        avg_stock=float(stock_sum / (n * measured)) if n and measured else 0.0,
-        stockouts=stockouts,
-        demand=float(demanded_total),
-        served=float(served_total),
-        cycles=cycles,
-    )
+            shelf.review(b, levels[:, b])
+    return shelf.outcome(buckets)

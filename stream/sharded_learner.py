@@ -54,6 +54,9 @@ class ShardedLearner:
         self.partitions = partitions
         self._shard_of: dict[tuple[str, str], int] = {}
 
+    last_lead: np.ndarray | None = None
+    """The shards' lead-time quantiles of the last forecast, in its rows' order (None when they make none)."""
+
     def shard_of(self, store: str, sku: str) -> int:
         """The shard (index) whose forecaster publishes series ``store:sku``."""
         key = (store, sku)
@@ -92,14 +95,22 @@ class ShardedLearner:
 
     def forecast(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
                  t: int, bucket_seconds: int, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Each shard forecasts its own rows; :attr:`last_lead` gathers their lead-time quantiles, when they
+        make them."""
         values: np.ndarray | None = None
         mean: np.ndarray | None = None
+        self.last_lead = None
         for s, rows, args, kwargs in self._split(history, first_seen, stores, skus, kw):
             part_values, part_mean = self.shards[s].forecast(*args, t, bucket_seconds, **kwargs)
             if values is None or mean is None:
                 values = np.zeros((len(stores), *part_values.shape[1:]), dtype=part_values.dtype)
                 mean = np.zeros((len(stores), *part_mean.shape[1:]), dtype=part_mean.dtype)
             values[rows], mean[rows] = part_values, part_mean
+            lead = getattr(self.shards[s], "last_lead", None)
+            if lead is not None:
+                if self.last_lead is None:
+                    self.last_lead = np.zeros((len(stores), *lead.shape[1:]), dtype=lead.dtype)
+                self.last_lead[rows] = lead
         if values is None or mean is None:  # no rows at all: ask the first shard for the empty shapes
             return self.shards[0].forecast(history, first_seen, stores, skus, t, bucket_seconds, **kw)
         return values, mean

@@ -190,3 +190,32 @@ def plot_top_series(result: BacktestResult, folder: Path) -> Path | None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def plot_stock_curve(result: BacktestResult, folder: Path) -> Path | None:
+    """``stock_curve.png`` (``--simulate``): per model, average stock on hand against the fill rate reached, one
+    point per service level: the lower a curve lies at a fill rate, the less stock that model needed for it."""
+    if not result.inventory:
+        return None
+    from tidecast.stream.backtest.config import TIDECAST
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for name, rows in result.inventory.items():
+        fill = [row["fill_rate"] for row in rows]
+        stock = [row["avg_stock"] for row in rows]
+        ax.plot(fill, stock, marker="o", label=name, linewidth=2.2 if name == TIDECAST else 1.0)
+        if name == TIDECAST:
+            for row in rows:
+                ax.annotate(f"{row['service']:g}", (row["fill_rate"], row["avg_stock"]), fontsize=8,
+                            textcoords="offset points", xytext=(4, -10))
+    policy = result.config.simulate
+    ax.set_title("Stock held against fill rate" + (f" (lead {policy.lead}, review {policy.review})" if policy else ""))
+    ax.set_xlabel("fill rate (units served / units demanded)")
+    ax.set_ylabel("average stock on hand (units per series and bucket)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    path = folder / "stock_curve.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

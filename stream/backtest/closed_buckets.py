@@ -46,15 +46,19 @@ class Closed:
     values: np.ndarray
     mean: np.ndarray
     plans: np.ndarray | None = None
+    lead: np.ndarray | None = None
+    """tidecast's lead-time quantiles [n, H, Q] of the published rows, when its learner makes them (issue 12)."""
 
 
 class ClosedBuckets:
     """The forecaster's sink: snapshots each close (the panel moves on at the next one) into :attr:`closed`."""
 
     def __init__(self, buckets: Buckets, panel: Callable[[], SeriesPanel],
-                 plans: Callable[[int], np.ndarray | None] | None = None) -> None:
+                 plans: Callable[[int], np.ndarray | None] | None = None,
+                 lead: Callable[[], np.ndarray | None] = lambda: None) -> None:
         self.buckets = buckets
         self.panel = panel
+        self.lead = lead  # the learner's last lead-time quantiles (None without)
         self.plans = plans  # the plans of t+1 .. t+H at close t (the panel's rows), for the baselines
         self.closed: list[Closed] = []
 
@@ -67,6 +71,10 @@ class ClosedBuckets:
         t = self.buckets.index(batch.origin_ms) - 1
         self.closed.append(
             Closed(t, last[:, UNITS].astype(np.float64), last[:, REVENUE].astype(np.float64), idx, values, mean,
-                   None if self.plans is None else self.plans(t))
+                   None if self.plans is None else self.plans(t), _copy(self.lead()))
         )
         return len(series)
+
+
+def _copy(array: np.ndarray | None) -> np.ndarray | None:
+    return None if array is None else array.copy()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tidecast.models.baselines import BASELINE_NAMES
 from tidecast.models.quantiles import DEFAULT_QUANTILES
+from tidecast.models.replenishment import Policy
 from tidecast.models.weights import DEFAULT_WEIGHT_WINDOW
 from tidecast.stream.events import DEFAULT_BOUNDS, Bounds
 from tidecast.stream.timebuckets import Buckets, season_for
@@ -65,6 +66,9 @@ class BacktestConfig:
     forecasting its own series (:class:`~tidecast.stream.sharded_learner.ShardedLearner`)."""
     partitions: int = 12
     """The input topics' partition count (``TIDECAST_PARTITIONS``), which deals the series to the shards."""
+    simulate: Policy | None = None
+    """Replay a replenishment policy on every model's stock targets (``--simulate``;
+    :mod:`tidecast.stream.backtest.inventory`); its service levels join the learner's lead-time levels."""
     max_rejected: float | None = None
     """Stop with :class:`~tidecast.stream.backtest.rejects.TooManyRejected` when a larger share of the rows is
     rejected (invalid or late); None: never (the command's ``--max-rejected`` defaults to 0.05)."""
@@ -86,6 +90,12 @@ class BacktestConfig:
             tuple(self.quantiles),
         ):
             raise ValueError("the learner config must have the backtest's horizon and quantiles")
+        if self.simulate is not None:
+            if self.simulate.protection > self.horizon:
+                raise ValueError(f"--simulate needs lead + review ({self.simulate.protection} buckets) within the "
+                                 f"horizon ({self.horizon}): the targets are read from the forecast")
+            if self.learner is not None and not set(self.simulate.services) <= set(self.learner.lead_quantiles):
+                raise ValueError("the learner config must learn the simulated service levels as lead-time quantiles")
 
     @property
     def buckets(self) -> Buckets:
@@ -101,8 +111,10 @@ class BacktestConfig:
 
     def learner_config(self) -> LearnerConfig:
         from tidecast.models.learner import LearnerConfig
+        from tidecast.models.learner_config import DEFAULT_SERVICE_LEVELS
 
         if self.learner is not None:
             return self.learner
+        services = set(DEFAULT_SERVICE_LEVELS) | set(self.simulate.services if self.simulate else ())
         return LearnerConfig(horizon=self.horizon, quantiles=tuple(self.quantiles), seed=self.seed,
-                             plans=bool(self.known))
+                             plans=bool(self.known), service_levels=tuple(sorted(services)))

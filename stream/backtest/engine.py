@@ -56,6 +56,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from tidecast.models.lead_time_coverage import LeadTimeCoverage
 from tidecast.models.learner import OnlineLearner
 from tidecast.stream.backtest.closed_buckets import Closed, ClosedBuckets
 from tidecast.stream.backtest.config import GC_THRESHOLDS, PLANS_TOPIC, TOPIC, BacktestConfig
@@ -118,7 +119,9 @@ class Backtest:
                                                bounds=config.bounds)
         self.plan_offset = 0
         self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel,
-                                  self._plans_ahead if config.known else None)
+                                  self._plans_ahead if config.known else None,
+                                  lambda: getattr(self.learner, "last_lead", None))
+        self.lead_coverage = LeadTimeCoverage(config.horizon, config.learner_config().lead_quantiles)
         self.forecaster = self._forecaster()
         self.offset = 0
         self.first_bucket: int | None = None
@@ -216,6 +219,8 @@ class Backtest:
             self.lineup.trace if self.lineup is not None else None,
         )
         result.rejects = self.rejects
+        if self.lead_coverage.counted.any():
+            result.lead_time = self.lead_coverage.as_json()
         return result
 
     def _ingest(self, values: list[bytes]) -> None:
@@ -321,8 +326,18 @@ class Backtest:
         for worker in self.baseline_workers:
             worker.close_bucket(closed.t, closed.units, closed.revenue, new_series, closed.plans)
         self.lineup.close_bucket(
-            closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean), closed.plans
+            closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean), closed.plans,
+            closed.lead,
         )
+        self._score_lead_time(closed)
+
+    def _score_lead_time(self, closed: Closed) -> None:
+        """The sums of lead-time demand against tidecast's lead-time quantiles: every close advances the sums;
+        an origin past the warm-up issues its quantiles."""
+        self.lead_coverage.close(closed.t, closed.units)
+        scored_from = self.lineup.first_scored if self.lineup is not None else closed.t + 2
+        if closed.lead is not None and closed.t + 1 >= scored_from:  # the origin is t + 1
+            self.lead_coverage.forecast(closed.t, closed.published, closed.lead)
 
     def _plans_ahead(self, t: int) -> np.ndarray:
         """The plans of ``t+1 .. t+H`` known at close ``t``, for the panel's series: the forecaster's own (it

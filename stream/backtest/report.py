@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from tidecast.stream.backtest.charts import plot_error_over_time, plot_top_series
+from tidecast.stream.backtest.charts import plot_error_over_time, plot_stock_curve, plot_top_series
 from tidecast.stream.backtest.comparison import COMPARED, SNAIVE, ratios_to_snaive
+from tidecast.stream.backtest.inventory import stock_at_same_fill
 from tidecast.stream.backtest.result import BacktestResult
 from tidecast.stream.timebuckets import format_duration, to_iso
 
@@ -82,6 +83,13 @@ def summary(result: BacktestResult) -> dict:
         "rejects": result.rejects.as_json(),
         "timings": {k: round(v, 3) for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])},
     }
+    if result.lead_time is not None:
+        doc["lead_time"] = result.lead_time
+    if result.inventory is not None and cfg.simulate is not None:
+        doc["policy"] = {"lead": cfg.simulate.lead, "review": cfg.simulate.review,
+                         "services": list(cfg.simulate.services)}
+        doc["inventory"] = result.inventory
+        doc["stock_at_same_fill"] = stock_at_same_fill(result.inventory)
     return _clean(doc)
 
 
@@ -149,6 +157,20 @@ def _step(model: dict, h: int) -> dict:
     return rows[h] if h < len(rows) else {}
 
 
+def inventory_table(inventory: dict[str, list[dict]]) -> str:
+    """Markdown: one row per (model, service level) of the replenishment replay, with the stock tidecast
+    holds at the same fill rate (:func:`~tidecast.stream.backtest.inventory.stock_at_same_fill`)."""
+    same = stock_at_same_fill(inventory)
+    lines = ["| model | service | fill rate | cycle service | avg stock | stock-outs "
+             "| tidecast's stock at this fill rate | ratio |", "|---" * 8 + "|"]
+    for name, rows in inventory.items():
+        matched = same.get(name, [{}] * len(rows))
+        lines += [f"| {name} | {row['service']:g} | {_fmt(row['fill_rate'])} | {_fmt(row['cycle_service'])} | "
+                  f"{_fmt(row['avg_stock'])} | {row['stockouts']:,} | {_fmt(m.get('tidecast_stock'))} | "
+                  f"{_fmt(m.get('ratio'))} |" for row, m in zip(rows, matched, strict=True)]
+    return "\n".join(lines)
+
+
 def timings_table(result: BacktestResult) -> str:
     """Markdown: seconds per stage, largest first (summed over processes when baselines run in workers)."""
     lines = ["| stage | seconds |", "|---|---|"]
@@ -183,6 +205,15 @@ def markdown(result: BacktestResult, title: str = "Backtest", plots: list[str] |
            comparison_table(result.comparison), ""] if result.comparison else []),
         "## Per horizon step", "",
         horizon_tables(result),
+        *(["## Replenishment", "",
+            f"A periodic-review order-up-to policy (lead {cfg.simulate.lead}, review {cfg.simulate.review} "
+            "buckets, lost sales) replayed on the actual demand with each model's stock targets: tidecast's "
+            "lead-time quantiles; a baseline's point forecast summed over the protection period plus the "
+            "service quantile of its own past errors of such sums. The last two columns read tidecast's curve of "
+            "stock against fill rate (linear between its service levels) at each baseline's fill rate: a ratio "
+            "below 1 means tidecast needs less stock for the same fill rate; '-' is outside the fill rates "
+            "tidecast's levels reached. See docs/decisions.md.", "",
+            inventory_table(result.inventory), ""] if result.inventory and cfg.simulate else []),
         "## Time per stage", "",
         "Seconds, summed over processes: with baseline worker processes the stages add up to more than the run.",
         "",
@@ -205,7 +236,8 @@ def write_report(result: BacktestResult, folder: Path, title: str = "Backtest") 
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     written.append(folder / "metrics.json")
     try:
-        plots = [p.name for p in (plot_error_over_time(result, folder), plot_top_series(result, folder)) if p]
+        plots = [p.name for p in (plot_error_over_time(result, folder), plot_top_series(result, folder),
+                                  plot_stock_curve(result, folder)) if p]
     except ImportError:
         plots = []
         title += " (plots skipped: matplotlib is not installed)"

@@ -57,6 +57,13 @@ class BacktestResult:
     """What weighed the series in WRMSSE and WSPL: ``["revenue"]``, ``["units"]`` (no price in the window), or both."""
     comparison: dict[str, dict] = field(default_factory=dict)
     """Per metric: tidecast against the best baseline (:func:`~tidecast.stream.backtest.comparison.compare`)."""
+    lead_time: dict[str, object] | None = None
+    """tidecast's lead-time quantiles scored (:meth:`~tidecast.models.lead_time_coverage.LeadTimeCoverage.as_json`):
+    per L = 1..H, ``coverage80`` of the demand summed over L buckets, the ``sums`` scored, and per level the
+    ``hit_rate`` at or below its quantile (None when its learner makes none)."""
+    inventory: dict[str, list[dict]] | None = None
+    """``--simulate``: per model, one entry per service level (``service``, ``fill_rate``, ``cycle_service``,
+    ``avg_stock``, ``stockouts``; :mod:`tidecast.stream.backtest.inventory`)."""
 
 
 def assemble_result(
@@ -101,7 +108,14 @@ def assemble_result(
         forecasts={name: f for group in kept for name, f in group.items()} if kept else None,
         weight_basis=sorted({b for out in outcomes for b in out.get("weight_basis", [])}),
         comparison=compare(models, config.horizon),
+        inventory=_merged_inventory(order, outcomes) if config.simulate is not None else None,
     )
+
+
+def _merged_inventory(order: list[str], outcomes: list[dict]) -> dict[str, list[dict]]:
+    """The lineups' replenishment outcomes, models in config order."""
+    found = {name: rows for out in outcomes for name, rows in (out.get("inventory") or {}).items()}
+    return {name: found[name] for name in order if name in found}
 
 
 def _merged_timings(timings: dict[str, float], outcomes: list[dict], started: float) -> tuple[dict[str, float], float]:

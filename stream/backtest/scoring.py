@@ -32,6 +32,7 @@ from tidecast.stream.backtest.config import (
     TIDECAST,
     BacktestConfig,
 )
+from tidecast.stream.backtest.inventory import InventoryReplay, SafetyStock
 
 
 @dataclass
@@ -81,6 +82,13 @@ class Lineup:
         self.forecasts: dict[str, dict[int, np.ndarray]] | None = (
             {name: {} for name in self.names} if config.keep_forecasts else None
         )
+        policy = config.simulate
+        self.inventory = None if policy is None else InventoryReplay(policy, self.names)
+        self.safety = {} if policy is None else {name: SafetyStock(policy.protection, policy.services)
+                                                 for name in self.names}
+        self._lead_at = None if policy is None or not with_tidecast else [
+            config.learner_config().lead_quantiles.index(s) for s in policy.services]
+        self.last_t: int | None = None
 
     def close_bucket(
         self,
@@ -89,10 +97,12 @@ class Lineup:
         revenue: np.ndarray,
         tidecast: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         plans: np.ndarray | None = None,
+        lead: np.ndarray | None = None,
     ) -> None:
         """Bucket ``t`` closed with ``units`` and ``revenue`` [S]; ``tidecast`` = (published rows, quantiles
         [n, H, Q], means [n, H]); ``plans`` [S, H, 8] of ``t+1 .. t+H`` known now (``--known``; every baseline
-        gets them, see :mod:`tidecast.models.baselines.known`)."""
+        gets them, see :mod:`tidecast.models.baselines.known`); ``lead``: tidecast's lead-time quantiles
+        [n, H, QL] of the published rows (the stock targets of ``--simulate``)."""
         cfg = self.config
         n = units.size
         started = time.perf_counter()
@@ -141,6 +151,11 @@ class Lineup:
         if self.forecasts is not None:
             for name, f in forecasts.items():
                 self.forecasts[name][origin] = f.copy()
+        if self.inventory is not None:
+            started = time.perf_counter()
+            self._replenish(t, units, means, scored, None if tidecast is None else tidecast[0], lead)
+            self.timings["inventory"] += time.perf_counter() - started
+        self.last_t = t
         if self.trace is not None and TIDECAST in forecasts:
             tr = self.trace
             tr.buckets.append(t)
@@ -148,6 +163,22 @@ class Lineup:
             tr.step1.append(forecasts[TIDECAST][:, 0, :].astype(np.float32))
             tr.step1_mean.append(means[TIDECAST][:, 0].astype(np.float32))
             tr.revenue = np.concatenate([tr.revenue, np.zeros(n - tr.revenue.size)]) + revenue
+
+    def _replenish(self, t: int, units: np.ndarray, means: dict[str, np.ndarray], scored: bool,
+                   published: np.ndarray | None, lead: np.ndarray | None) -> None:
+        """Every model's order-up-to levels from the forecasts of this close, onto the shelves
+        (:mod:`tidecast.stream.backtest.inventory`)."""
+        assert self.inventory is not None
+        protection = self.inventory.policy.protection
+        levels = {}
+        for name, mean in means.items():
+            if name == TIDECAST and lead is not None and published is not None and self._lead_at is not None:
+                levels[name] = np.zeros((len(units), len(self._lead_at)))
+                levels[name][published] = lead[:, protection - 1, self._lead_at]
+            else:  # a baseline, or a tidecast learner without the lead-time head
+                self.safety[name].observe(t, units)
+                levels[name] = self.safety[name].levels(t, mean[:, :protection].sum(axis=1))
+        self.inventory.close(t, units, levels, scored)
 
     def outcome(self) -> dict:
         """Picklable results: metrics per model, timings, timeline, issued origins, kept forecasts."""
@@ -159,4 +190,6 @@ class Lineup:
             "weight_basis": sorted(self.weight_basis),
             "unpublished": self.unpublished,
             "forecasts": self.forecasts,
+            "inventory": None if self.inventory is None or self.last_t is None else self.inventory.outcome(
+                self.last_t + 1),
         }

@@ -74,6 +74,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--shards", type=int, default=1, metavar="N",
                         help="replay N forecaster shards (tidecast forecast --shard I/N): one model per shard, each "
                              "learning only its own series, dealt by key over TIDECAST_PARTITIONS (default 1)")
+    parser.add_argument("--simulate", metavar="POLICY",
+                        help="replay a periodic-review order-up-to policy on every model's stock targets, with lost "
+                             "sales, e.g. lead=2,review=1,service=0.90/0.95/0.98 (lead time and review period in "
+                             "buckets); reports fill rate, cycle service level, average stock and stock-outs")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the baselines with this one (default 1; 0 = one process)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -105,6 +109,7 @@ def parse_baselines(text: str) -> tuple[str, ...]:
 
 def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestConfig:
     """The engine's config from the flags, falling back on the settings (``TIDECAST_*``)."""
+    from tidecast.models.replenishment import Policy
     from tidecast.stream.backtest.config import DEFAULT_BASELINES, BacktestConfig
     from tidecast.stream.backtest.forecast_file import forecast_format
     from tidecast.stream.backtest.known_plans import check_known
@@ -127,13 +132,17 @@ def backtest_config(args: argparse.Namespace, settings: Settings) -> BacktestCon
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
+        simulate = Policy.parse(args.simulate) if args.simulate else None
+    except ValueError as exc:
+        raise ConfigError(f"--simulate: {exc}") from None
+    try:
         return BacktestConfig(
             bucket_seconds=bucket, horizon=horizon, warmup=args.warmup, baselines=baselines,
             quantiles=settings.quantiles, lateness_seconds=settings.lateness_seconds, retention=settings.retention,
             seed=args.seed, weight_window=args.weight_window, trace=args.report is not None,
             workers=max(0, args.workers), forecasts=forecasts,
             max_rejected=args.max_rejected, bounds=Bounds(settings.max_qty, settings.max_price), known=known,
-            shards=args.shards, partitions=settings.partitions,
+            shards=args.shards, partitions=settings.partitions, simulate=simulate,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -227,6 +236,7 @@ def show(result: BacktestResult, name: str) -> None:
 
     from tidecast.console import err
     from tidecast.stream.backtest.comparison import COMPARED, ratios_to_snaive
+    from tidecast.stream.backtest.inventory import stock_at_same_fill
     from tidecast.stream.backtest.report import REPORT_METRICS
     cfg = result.config
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -247,6 +257,20 @@ def show(result: BacktestResult, name: str) -> None:
         for metric, c in result.comparison.items():
             table.add_row(metric, c["best_baseline"], _cell(c["tidecast"]), _cell(c["baseline"]),
                           _cell(c["mean_diff"]), f"[{_cell(c['ci95'][0])}, {_cell(c['ci95'][1])}]", c["verdict"])
+        console.print(table)
+    if result.inventory:
+        policy = cfg.simulate
+        same = stock_at_same_fill(result.inventory)
+        table = Table("model", "service", "fill rate", "cycle service", "avg stock", "stock-outs",
+                      "tidecast stock, same fill", "ratio",
+                      title=f"replenishment: lead {policy.lead if policy else '?'}, review "
+                            f"{policy.review if policy else '?'} (order-up-to, lost sales)")
+        for model, rows in result.inventory.items():
+            matched = same.get(model, [{}] * len(rows))
+            for row, m in zip(rows, matched, strict=True):
+                table.add_row(model, f"{row['service']:g}", _cell(row["fill_rate"]), _cell(row["cycle_service"]),
+                              _cell(row["avg_stock"]), f"{row['stockouts']:,}", _cell(m.get("tidecast_stock")),
+                              _cell(m.get("ratio")))
         console.print(table)
     stages = sorted(result.timings.items(), key=lambda kv: -kv[1])
     err.print(f"{result.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in stages if v >= 0.05))
