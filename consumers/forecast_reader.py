@@ -32,11 +32,13 @@ def waiting(last: float, now: float, until_idle: float | None) -> bool:
     return until_idle is None or now - last < until_idle
 
 
-def follow(settings: Settings, bootstrap: str, from_beginning: bool, until_idle: float | None) -> Iterator[dict]:
-    """Yield forecast documents (decoded JSON) from every partition of the forecast topic; from the oldest
-    with ``from_beginning``, else only new ones; stop after ``until_idle`` seconds without a record."""
+def follow(settings: Settings, bootstrap: str, from_beginning: bool, until_idle: float | None,
+           topic: str | None = None) -> Iterator[dict]:
+    """Yield forecast documents (decoded JSON) from every partition of the forecast topic (or ``topic``, e.g.
+    the targets); from the oldest with ``from_beginning``, else only new ones; stop after ``until_idle``
+    seconds without a record."""
     consumer = KafkaConsumer(**consumer_config(settings, bootstrap, None, reset="earliest"))
-    topic = settings.topics.forecasts
+    topic = topic or settings.topics.forecasts
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(parts)
     (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*parts)

@@ -184,6 +184,14 @@ class OnlineLearner:
         """History length that uses every input (shorter histories are left-padded as pre-launch)."""
         return self.config.lags + self.config.horizon
 
+    def inputs(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
+               t: int, bucket_seconds: int, plans: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """What the network reads at close ``t`` for every series: inputs ``x`` [S, D] (the plans' columns
+        last), sku and store ids, and scales [S] (units per scaled unit), as :meth:`forecast` builds them."""
+        hist, seen = self._check(history, first_seen, stores, skus)
+        b = build_batch(hist, seen, t, bucket_seconds, self.spec, with_targets=False)
+        return (self._plans(b, hist, plans, t), *self._ids(stores, skus), b.scale)
+
     # ---------------------------------------------------------------- forecast
     def forecast(
         self,

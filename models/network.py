@@ -189,18 +189,24 @@ class QuantileNet(nn.Module):
         quantiles, mean, _ = self.forward_all(x, sku_ids, store_ids, rate)
         return quantiles, mean
 
+    def embed(self, sku_ids: torch.Tensor, store_ids: torch.Tensor) -> torch.Tensor:
+        """``[N, sku_dim + store_dim]``: the summed hashed sku and store embeddings the body reads."""
+        return torch.cat([self.sku(sku_ids).sum(dim=1), self.store(store_ids).sum(dim=1)], dim=1)
+
     def forward_all(
-        self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None
+        self, x: torch.Tensor, sku_ids: torch.Tensor, store_ids: torch.Tensor, rate: torch.Tensor | None = None,
+        embedded: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`forward`, and with ``lead_quantiles`` the scaled quantiles [N, H, QL] of the demand summed
         over steps ``1 .. L`` for each ``L`` (non-negative, monotone in QL and non-decreasing in L: cumulative
         sums of non-negative increments that are monotone in QL); None without. A plan moves each increment by
-        the mean move of its step's quantiles, and a closed step adds nothing."""
+        the mean move of its step's quantiles, and a closed step adds nothing. ``embedded``: :meth:`embed`'s
+        output given directly (the ids are then not read; explanations move it along a path)."""
         plans = None
         if self.plan_channels:
             cut = x.shape[1] - self.horizon * self.plan_channels
             x, plans = x[:, :cut], x[:, cut:].reshape(-1, self.horizon, self.plan_channels)
-        z = torch.cat([x, self.sku(sku_ids).sum(dim=1), self.store(store_ids).sum(dim=1)], dim=1)
+        z = torch.cat([x, self.embed(sku_ids, store_ids) if embedded is None else embedded], dim=1)
         hidden = self.body(z)
         raw = (self.head(hidden) + self.skip(x)).view(-1, self.horizon, self.n_quantiles)
         mean_raw = self.mean_head(self.mean_body(hidden.detach())) + self.mean_skip(x)

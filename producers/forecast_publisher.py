@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from kafka import KafkaProducer
@@ -46,6 +46,7 @@ from tidecast.config import ServiceError, Settings
 from tidecast.stream.adapters.kafka_clients import producer_config
 from tidecast.stream.adapters.retry import Outage
 from tidecast.stream.forecast_message import ForecastBatch
+from tidecast.stream.target_message import target_messages
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -97,15 +98,20 @@ class KafkaForecastSink:
         transactional_id: str | None = None,
         publish_timeout: float | None = None,
         outage: Outage | None = None,
+        lead_levels: Sequence[float] = (),
     ) -> None:
         """``publish_timeout`` (seconds): ``TIDECAST_PUBLISH_TIMEOUT`` of ``settings`` unless given; ``outage``:
-        retry publishes that fail with :class:`PublishUnreachable` through it (not with ``transactional_id``)."""
+        retry publishes that fail with :class:`PublishUnreachable` through it (not with ``transactional_id``);
+        ``lead_levels``: the levels of the lead-time quantiles the forecaster hands over, from which each close
+        also sends a stock target per series to ``<prefix>targets`` (``settings.policy``;
+        :mod:`tidecast.stream.target_message`), acknowledged with the forecasts."""
         if publish_timeout is None:
             publish_timeout = float(settings.publish_timeout_seconds)
         if not publish_timeout > 0:
             raise ValueError(f"the publish timeout must be a positive number of seconds, got {publish_timeout!r}")
         self.publish_timeout = publish_timeout
         self.topic = settings.topics.forecasts
+        self.targets_topic, self.policy, self.lead_levels = settings.topics.targets, settings.policy, tuple(lead_levels)
         config = producer_config(settings, bootstrap, "tidecast-forecasts")
         if transactional_id:
             config["transactional_id"] = transactional_id
@@ -113,28 +119,41 @@ class KafkaForecastSink:
         self.transactional = bool(transactional_id)
         self.outage = None if self.transactional else outage
         self.partitions = len(self.producer.partitions_for(self.topic))
+        self.target_partitions = len(self.producer.partitions_for(self.targets_topic)) if self.lead_levels else 0
         if self.transactional:
             self.producer.init_transactions()
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                plans: Sequence[str | None] | None = None) -> int:
+                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
         """Send one close and wait for every acknowledgement, through outages when the sink has an ``outage``;
-        raises :class:`PublishError` otherwise. ``plans``: each series' plan hash (the forecast's ``plan``)."""
+        raises :class:`PublishError` otherwise. ``plans``: each series' plan hash (the forecast's ``plan``);
+        ``lead``: the lead-time quantiles, whose targets go to ``<prefix>targets`` when the sink has
+        ``lead_levels``. Returns the forecasts sent."""
         if self.outage is None:
-            return self._publish_once(batch, series, values, mean, plans)
-        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans))
+            return self._publish_once(batch, series, values, mean, plans, lead)
+        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans, lead))
+
+    def _messages(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
+                  plans: Sequence[str | None] | None,
+                  lead: np.ndarray | None) -> Iterator[tuple[str, int, bytes, bytes]]:
+        """``(topic, partition, key, value)``: every forecast, then every target (with lead-time quantiles)."""
+        for key, value in batch.messages(series, values, mean, plans):
+            yield self.topic, partition_for(key, self.partitions), key, value
+        if lead is not None and self.lead_levels:
+            for key, value in target_messages(batch, series, lead, self.lead_levels, self.policy):
+                yield self.targets_topic, partition_for(key, self.target_partitions), key, value
 
     def _publish_once(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                      plans: Sequence[str | None] | None = None) -> int:
+                      plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
         deadline = time.monotonic() + self.publish_timeout
         futures: list = []
         keep = futures.append
-        send, topic, partitions = self.producer.send, self.topic, self.partitions
+        send, topic = self.producer.send, self.topic
         try:
             if self.transactional:
                 self.producer.begin_transaction()
-            for key, value in batch.messages(series, values, mean, plans):
-                keep(send(topic, key=key, value=value, partition=partition_for(key, partitions)))
+            for to, partition, key, value in self._messages(batch, series, values, mean, plans, lead):
+                keep(send(to, key=key, value=value, partition=partition))
             self.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaError as exc:  # a send refused (too large, no metadata, buffer full) or the flush timed out
             self._abort()
@@ -151,7 +170,7 @@ class KafkaForecastSink:
             raise self._error(unreachable)(topic, len(failed), len(futures), cause) from cause
         if self.transactional:
             self.producer.commit_transaction()
-        return len(futures)
+        return len(series)
 
     def _error(self, unreachable: bool) -> type[PublishError]:
         return PublishUnreachable if unreachable and not self.transactional else PublishError

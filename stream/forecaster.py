@@ -264,10 +264,10 @@ class Forecaster:
                 lineage=self.config.lineage,
             )
             names = [self.panel.series[i] for i in active]
-            if hashes is None:
-                published = self.sink.publish(batch, names, values, mean)
-            else:  # which plan each forecast assumed
-                published = self.sink.publish(batch, names, values, mean, plans=[hashes[i] for i in active])
+            lead = getattr(self.learner, "last_lead", None)  # a learner's lead-time quantiles, when it makes them
+            published = self.sink.publish(batch, names, values, mean,
+                                          plans=None if hashes is None else [hashes[i] for i in active],
+                                          **({} if lead is None else {"lead": lead}))
             seconds["publish"] = _lap(started)
 
         started = time.perf_counter()

@@ -20,6 +20,7 @@ from tidecast import __version__
 from tidecast.commands import (
     backtest_cmd,
     demo_cmd,
+    explain_cmd,
     forecast_cmd,
     infra_cmd,
     ingest_cmd,
@@ -36,8 +37,8 @@ from tidecast.stream.ingest import StateLost
 from tidecast.stream.timebuckets import parse_duration
 
 COMMANDS = (
-    infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, whatif_cmd, tail_cmd, inspect_cmd, rebuild_cmd, demo_cmd,
-    backtest_cmd,
+    infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, whatif_cmd, explain_cmd, tail_cmd, inspect_cmd, rebuild_cmd,
+    demo_cmd, backtest_cmd,
 )
 """The command modules, in ``--help`` order; each adds its parsers (``forecast_cmd``: forecast and run)."""
 

@@ -79,6 +79,11 @@ class Topics:
         return f"{self.prefix}dlq"
 
     @property
+    def targets(self) -> str:
+        """Stock targets, one per series and close (docs/decisions.md)."""
+        return f"{self.prefix}targets"
+
+    @property
     def inputs(self) -> tuple[str, str]:
         """The topics whose watermarks close buckets (plans are about the future and close nothing)."""
         return (self.clicks, self.sales)
@@ -89,8 +94,8 @@ class Topics:
         return (self.clicks, self.sales, self.plans)
 
     @property
-    def all(self) -> tuple[str, str, str, str, str]:
-        return (self.clicks, self.sales, self.plans, self.forecasts, self.dlq)
+    def all(self) -> tuple[str, ...]:
+        return (self.clicks, self.sales, self.plans, self.forecasts, self.dlq, self.targets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +264,12 @@ class Settings:
     outage_timeout_seconds: int = 60
     horizon: int = 14
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    lead_time: int = 2
+    """TIDECAST_LEAD_TIME: buckets from an order to the bucket before it is on the shelf (stock targets)."""
+    review: int = 1
+    """TIDECAST_REVIEW: buckets between two orders (stock targets)."""
+    service_level: float = 0.95
+    """TIDECAST_SERVICE_LEVEL: the chance a replenishment cycle has no stock-out that the targets aim for."""
     session_timeout_ms: int = 6_000
     """An ingest worker that has not renewed its membership (in Redis) for this long is counted out."""
     heartbeat_interval_ms: int = 2_000
@@ -293,6 +304,14 @@ class Settings:
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def policy(self) -> Any:
+        """The replenishment policy of the stock targets (a :class:`~tidecast.models.replenishment.Policy`;
+        imported on use: it needs numpy)."""
+        from tidecast.models.replenishment import Policy
+
+        return Policy(self.lead_time, self.review, (self.service_level,))
 
     @property
     def consumer_group(self) -> str:
@@ -354,6 +373,13 @@ class Settings:
             check_quantiles(self.quantiles)
         except ValueError as exc:
             raise ConfigError(f"TIDECAST_QUANTILES: {exc}") from None
+        if self.lead_time < 0 or self.review < 1 or self.lead_time + self.review > self.horizon:
+            raise ConfigError(f"TIDECAST_LEAD_TIME ({self.lead_time}) and TIDECAST_REVIEW ({self.review}): expected "
+                              f"a lead time of 0 or more and a review of 1 or more buckets, together at most "
+                              f"TIDECAST_HORIZON ({self.horizon}): the targets are read from the forecast")
+        if not 0.5 <= self.service_level < 1:
+            raise ConfigError(f"TIDECAST_SERVICE_LEVEL: expected a level from 0.5 to below 1, such as 0.95, got "
+                              f"{self.service_level}")
         if self.redis_url is not None and not self.redis_url.startswith(
                 ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
             raise ConfigError(f"TIDECAST_REDIS_URL: expected redis://HOST:PORT/DB (or redis+cluster://HOST:PORT,... "
@@ -393,6 +419,9 @@ class Settings:
             "TIDECAST_OUTAGE_TIMEOUT": ("outage_timeout_seconds", parse_duration),
             "TIDECAST_HORIZON": ("horizon", _positive_int),
             "TIDECAST_QUANTILES": ("quantiles", _quantiles),
+            "TIDECAST_LEAD_TIME": ("lead_time", _count),
+            "TIDECAST_REVIEW": ("review", _positive_int),
+            "TIDECAST_SERVICE_LEVEL": ("service_level", _share),
             **_INGEST_BOUND_READERS,
         }
         values.update(_read(env, readers))
@@ -447,6 +476,23 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError(f"expected a positive integer, got {raw!r}")
     return value
+
+
+def _count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"expected a whole number of buckets, 0 or more, got {raw!r}")
+    return value
+
+
+def _share(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number such as 0.95, got {raw!r}") from None
 
 
 def _upper(raw: str) -> str:

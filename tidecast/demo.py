@@ -72,8 +72,8 @@ class _TeeSink:
         self.inner, self.forecaster, self.on_publish = inner, forecaster, on_publish
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                plans: Sequence[str | None] | None = None) -> int:
-        sent = self.inner.publish(batch, series, values, mean, plans)
+                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
+        sent = self.inner.publish(batch, series, values, mean, plans, lead)
         self.on_publish(self.forecaster.panel, batch, series, values)
         return sent
 

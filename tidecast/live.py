@@ -87,8 +87,10 @@ def stop_on_signals(signals: Iterable[signal.Signals] = STOP_SIGNALS) -> Iterato
 
 def learner_config(settings: Settings) -> LearnerConfig:
     from tidecast.models.learner import LearnerConfig
+    from tidecast.models.learner_config import DEFAULT_SERVICE_LEVELS
 
-    return LearnerConfig(horizon=settings.horizon, quantiles=settings.quantiles, plans=True)  # <prefix>plans
+    return LearnerConfig(horizon=settings.horizon, quantiles=settings.quantiles, plans=True,  # <prefix>plans
+                         service_levels=tuple(sorted({*DEFAULT_SERVICE_LEVELS, settings.service_level})))
 
 
 def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> ForecasterConfig:
@@ -173,7 +175,8 @@ def build(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) 
     checkpoints.acquire(holder_is_dead=dead_on_this_host)  # LeaseHeld: the CLI prints it and exits 1
     try:
         kafka_outage = Outage("Kafka (forecasts)", settings.outage_timeout_seconds, (PublishUnreachable,))
-        sink = KafkaForecastSink(settings, endpoints.kafka, outage=kafka_outage)
+        sink = KafkaForecastSink(settings, endpoints.kafka, outage=kafka_outage,
+                                 lead_levels=learner.config.lead_quantiles)
     except BaseException:
         checkpoints.release()
         raise

@@ -54,16 +54,14 @@ class ClosedBuckets:
     """The forecaster's sink: snapshots each close (the panel moves on at the next one) into :attr:`closed`."""
 
     def __init__(self, buckets: Buckets, panel: Callable[[], SeriesPanel],
-                 plans: Callable[[int], np.ndarray | None] | None = None,
-                 lead: Callable[[], np.ndarray | None] = lambda: None) -> None:
+                 plans: Callable[[int], np.ndarray | None] | None = None) -> None:
         self.buckets = buckets
         self.panel = panel
-        self.lead = lead  # the learner's last lead-time quantiles (None without)
         self.plans = plans  # the plans of t+1 .. t+H at close t (the panel's rows), for the baselines
         self.closed: list[Closed] = []
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                plans: Sequence[str | None] | None = None) -> int:
+                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
         panel = self.panel()
         index = panel.index
         last = panel.history[:, -1]
@@ -71,7 +69,7 @@ class ClosedBuckets:
         t = self.buckets.index(batch.origin_ms) - 1
         self.closed.append(
             Closed(t, last[:, UNITS].astype(np.float64), last[:, REVENUE].astype(np.float64), idx, values, mean,
-                   None if self.plans is None else self.plans(t), _copy(self.lead()))
+                   None if self.plans is None else self.plans(t), _copy(lead))
         )
         return len(series)
 

@@ -119,8 +119,7 @@ class Backtest:
                                                bounds=config.bounds)
         self.plan_offset = 0
         self.sink = ClosedBuckets(self.buckets, lambda: self.forecaster.panel,
-                                  self._plans_ahead if config.known else None,
-                                  lambda: getattr(self.learner, "last_lead", None))
+                                  self._plans_ahead if config.known else None)
         self.lead_coverage = LeadTimeCoverage(config.horizon, config.learner_config().lead_quantiles)
         self.forecaster = self._forecaster()
         self.offset = 0

@@ -29,6 +29,7 @@ from tidecast.stream.timebuckets import Buckets, from_iso
 pytestmark = pytest.mark.integration
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs/schemas/forecast.schema.json").read_text())
+TARGET_SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs/schemas/target.schema.json").read_text())
 
 
 def start(settings: Settings, *args: str) -> subprocess.Popen:
@@ -115,3 +116,15 @@ def test_idle_partitions_do_not_stall_closes(settings: Settings) -> None:
     by_origin = check_forecasts(read_forecasts(settings), settings)
     # 23 of 24 partitions never saw an event, yet the buckets closed (through day 18 of 20)
     assert last_closed(settings) - first_bucket(START) + 1 >= 18 and len(by_origin) >= settings.horizon
+    # each forecast came with its stock target, acknowledged with it: the same id, a valid level
+    targets = read_forecasts(settings, topic=settings.topics.targets)
+    validator = jsonschema.Draft202012Validator(TARGET_SCHEMA, format_checker=jsonschema.FormatChecker())
+    by_id = {doc["forecast_id"]: doc for doc in targets}
+    forecast_ids = {doc["forecast_id"] for docs in by_origin.values() for doc in docs.values()}
+    assert set(by_id) == forecast_ids
+    for doc in targets:
+        validator.validate(doc)
+        protection = doc["protection"]
+        assert (doc["lead_time"], doc["review"], doc["service_level"], protection["buckets"]) == (2, 1, 0.95, 3)
+        assert doc["order_up_to"] == protection["values"][protection["quantiles"].index(0.95)]
+        assert protection["values"] == sorted(protection["values"])

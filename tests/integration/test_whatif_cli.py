@@ -1,6 +1,6 @@
-"""``tidecast whatif`` through the CLI on the embedded servers, after a short ``run`` over a synthetic stream with
-its promotions announced ahead: exit 0 and the JSON document's shape, and neither the forecast topic nor the
-checkpoint changes (the what-if takes no lease, learns nothing and publishes nothing)."""
+"""``tidecast whatif`` and ``tidecast explain`` through the CLI on the embedded servers, after a short ``run`` over a
+synthetic stream with its promotions announced ahead: exit 0 and the JSON documents' shape, and neither the
+forecast topic nor the checkpoint changes (neither takes a lease, learns or publishes)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,24 @@ def test_whatif_reads_the_live_model_and_changes_nothing(settings: Settings, tmp
     bad = subprocess.run([*TIDECAST, "whatif", str(scenarios)], env=env_for(settings), capture_output=True,
                          timeout=300)
     assert bad.returncode == 2 and "unknown series" in bad.stderr.decode(), bad.stderr.decode()[-3000:]
+
+    explained = subprocess.run([*TIDECAST, "explain", series[0], series[1], "--json"], env=env_for(settings),
+                               capture_output=True, timeout=300)
+    assert explained.returncode == 0, explained.stderr.decode()[-3000:]
+    report = json.loads(explained.stdout)
+    assert [e["series"] for e in report["series"]] == series[:2] and report["horizon"] == settings.horizon
+    for e in report["series"]:
+        assert set(e["contributions"]) == {"recent sales", "clicks and carts", "price", "promotion and other plans",
+                                           "calendar", "identity and age"}
+        parts = e["reference"] + sum(e["contributions"].values()) + e["residual"]
+        assert parts == pytest.approx(e["median"], abs=1e-3) and e["published_median"] >= 0
+    readable = subprocess.run([*TIDECAST, "explain", series[0]], env=env_for(settings), capture_output=True,
+                              timeout=300)
+    text = readable.stdout.decode()
+    assert readable.returncode == 0 and "promotion and other plans" in text and "published median" in text, text
+    unknown = subprocess.run([*TIDECAST, "explain", f"{store}:no-such-sku"], env=env_for(settings),
+                             capture_output=True, timeout=300)
+    assert unknown.returncode == 2 and "unknown series" in unknown.stderr.decode()
 
     assert client.get(key) == blob  # the checkpoint is unchanged
     assert client.get(LeasedCheckpoints.lease_key(settings.topic_prefix, "all")) is None  # no lease taken

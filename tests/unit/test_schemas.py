@@ -72,3 +72,26 @@ def test_forecast_messages_match_their_schema() -> None:
         validator.validate({**docs[0], "mean": [-1.0, 2.0]})
     with pytest.raises(ValueError):
         list(batch.messages(["all:A"], values[:1], mean))  # one mean row per series
+
+
+def test_target_messages_match_their_schema_and_name_their_forecast() -> None:
+    from tidecast.models.replenishment import Policy
+    from tidecast.stream.target_message import target_messages
+
+    batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
+                          model_version=7, issued_at_ms=1_767_571_260_000)
+    levels = (0.1, 0.5, 0.9, 0.95)
+    lead = np.cumsum(np.tile(np.array([0.5, 1.0, 2.0, 2.5], np.float32), (2, 3, 1)), axis=1)  # [2, H=3, 4]
+    values = np.zeros((2, 3, 3), np.float32)
+    forecasts = [orjson.loads(v) for _, v in batch.messages(["all:A", "s1:B"], values, np.zeros((2, 3)))]
+    docs = [orjson.loads(v) for _, v in target_messages(batch, ["all:A", "s1:B"], lead, levels, Policy(1, 1, (0.95,)))]
+    validator = schema("target.schema.json")
+    for doc, forecast in zip(docs, forecasts, strict=True):
+        validator.validate(doc)
+        assert doc["forecast_id"] == forecast["forecast_id"] and doc["origin"] == forecast["origin"]
+        assert doc["order_up_to"] == 5.0 and doc["protection"] == {"buckets": 2, "quantiles": list(levels),
+                                                                  "values": [1.0, 2.0, 4.0, 5.0]}
+    with pytest.raises(ValueError, match=r"not at the service level 0\.97"):
+        list(target_messages(batch, ["all:A", "s1:B"], lead, levels, Policy(1, 1, (0.97,))))
+    with pytest.raises(ValueError, match="within the horizon"):
+        list(target_messages(batch, ["all:A", "s1:B"], lead, levels, Policy(3, 1, (0.95,))))
