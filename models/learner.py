@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
+from .explain import Explanation, explain
 from .features import SampleBatch, build_batch, hash_ids
 from .forecast_memory import ForecastMemory, SeriesIndex, counted, meet_published
 from .lead_time import LeadTimeQuantiles, young_peak
@@ -191,6 +192,12 @@ class OnlineLearner:
         hist, seen = self._check(history, first_seen, stores, skus)
         b = build_batch(hist, seen, t, bucket_seconds, self.spec, with_targets=False)
         return (self._plans(b, hist, plans, t), *self._ids(stores, skus), b.scale)
+
+    def explain(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
+                t: int, bucket_seconds: int, plans: np.ndarray | None = None,
+                rows: Sequence[int] | None = None) -> list[Explanation]:
+        """The median of the series ``rows`` split by input group (:func:`tidecast.models.explain.explain`)."""
+        return explain(self, history, first_seen, stores, skus, t, bucket_seconds, plans, rows)
 
     # ---------------------------------------------------------------- forecast
     def forecast(

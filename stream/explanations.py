@@ -3,8 +3,9 @@
 :func:`explain_series` takes a forecaster resumed read-only (:func:`tidecast.stream.whatif.read_only`), builds
 the inputs of its last closed bucket ``t`` as the next publish would (the panel's history, the stored plans of
 the history and of ``t+1 .. t+H``), and splits each chosen series' median into the contributions of the model's
-input groups (:mod:`tidecast.models.explain`). It also forecasts the series as published (calibrated, not
-remembered), so the calibration's share shows. Nothing is learned, written or published.
+input groups (the learner's ``explain``, :mod:`tidecast.models.explain`). It also forecasts the series as
+published (calibrated, not remembered), so the calibration's share shows. Nothing is learned, written or
+published.
 
 >>> from tidecast.models.learner import LearnerConfig, OnlineLearner
 >>> from tidecast.stream.forecaster import ForecasterConfig
@@ -29,11 +30,10 @@ remembered), so the calibration's share shows. Nothing is learned, written or pu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from tidecast.models.explain import explain
-from tidecast.models.learner import OnlineLearner
 from tidecast.models.quantiles import median_index
 from tidecast.stream.forecaster import Forecaster
 from tidecast.stream.plan_history import resolve
@@ -41,16 +41,16 @@ from tidecast.stream.timebuckets import to_iso
 from tidecast.stream.whatif import WhatIfError
 
 
-def explain_series(loop: Forecaster, names: Sequence[str], steps: int = 32) -> dict:
+def explain_series(loop: Forecaster, names: Sequence[str]) -> dict:
     """The ``explain --json`` document for the series ``names`` (see the module docstring): per series, the
     network's median (units per bucket, mean over the horizon), the reference's, each group's contribution,
     the residual, and the published median; WhatIfError for an unknown series or a model without a close."""
     t, panel = loop.last_closed, loop.panel
     if t is None or panel.t is None:
         raise WhatIfError("the forecaster has closed no bucket yet: nothing to explain")
-    if not isinstance(loop.learner, OnlineLearner):
+    learner: Any = loop.learner  # tidecast's OnlineLearner: it has explain() (the Learner protocol does not)
+    if not hasattr(learner, "explain"):
         raise WhatIfError("this model cannot be explained (it is not tidecast's network)")
-    learner = loop.learner
     unknown = [name for name in names if name not in panel.index]
     if unknown:
         raise WhatIfError(f"unknown series {unknown[0]!r}: the forecaster has not seen it ({len(panel)} series; "
@@ -65,7 +65,7 @@ def explain_series(loop: Forecaster, names: Sequence[str], steps: int = 32) -> d
     stores, skus = panel.stores_and_skus(np.arange(len(everyone)))
     rows = [panel.index[name] for name in names]
     args = (panel.history, panel.first_seen, stores, skus, t, loop.config.bucket_seconds)
-    found = explain(learner, *args, plans=plans, rows=rows, steps=steps)
+    found = learner.explain(*args, plans=plans, rows=rows)
     published = learner.forecast(*args, plans=plans, remember=False).quantiles[rows]  # calibrated, rounded
     mid = median_index(loop.config.quantiles)
     return {
