@@ -94,7 +94,7 @@ def test_the_web_view_shows_live_values_in_a_real_browser(settings: Settings, ch
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for(lambda: _answers(url + "health"), 60, "tidecast serve to answer")
-        browser = webdriver.Chrome(service=Service(chromium[1]), options=options)
+        browser = _start(lambda: webdriver.Chrome(service=Service(chromium[1]), options=options))
 
         def loaded(selector: str) -> list:
             browser.get(url)
@@ -137,6 +137,19 @@ def test_the_web_view_shows_live_values_in_a_real_browser(settings: Settings, ch
                 process.wait()
     assert server.returncode == 0, server.stderr.read().decode()[-3000:] if server.stderr else ""
     assert runner.returncode == 0, runner.stderr.read().decode()[-3000:] if runner.stderr else ""
+
+
+def _start(launch):
+    """The browser; a first launch right after installing chromium can fail to open its DevTools port: one
+    more try then."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return launch()
+    except WebDriverException as exc:
+        print(f"chromium did not start ({exc.msg}); trying once more")
+        time.sleep(2)
+        return launch()
 
 
 def _answers(url: str) -> bool:
