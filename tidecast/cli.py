@@ -27,6 +27,7 @@ from tidecast.commands import (
     inspect_cmd,
     produce_cmd,
     rebuild_cmd,
+    serve_cmd,
     tail_cmd,
     whatif_cmd,
 )
@@ -38,7 +39,7 @@ from tidecast.stream.timebuckets import parse_duration
 
 COMMANDS = (
     infra_cmd, produce_cmd, ingest_cmd, forecast_cmd, whatif_cmd, explain_cmd, tail_cmd, inspect_cmd, rebuild_cmd,
-    demo_cmd, backtest_cmd,
+    serve_cmd, demo_cmd, backtest_cmd,
 )
 """The command modules, in ``--help`` order; each adds its parsers (``forecast_cmd``: forecast and run)."""
 
