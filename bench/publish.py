@@ -8,8 +8,9 @@ broker, each way ``--repeats`` times in turn; every way waits for every acknowle
 checks every future, as the forecaster must before it checkpoints. The reference is the plain loop with
 tidecast's producer settings (acks=all, lz4, linger 20 ms, 512 KB batches): one ``send`` per message. The
 others change one thing: no compression, bigger batches, or the messages split between 2 processes (what
-forecaster shards would do). The last row is tidecast's sink, encoding included. Prints the machine's cores
-and load average.
+forecaster shards would do). The last rows are tidecast's sink, encoding included: forecasts only, then with
+the stock target of each series to ``<prefix>targets`` (twice the messages, as the live forecaster sends
+them). Prints the machine's cores and load average.
 """
 
 from __future__ import annotations
@@ -88,10 +89,20 @@ def main() -> None:
         create_topics(endpoints.kafka, settings.topics.all, settings.partitions)
         sink = KafkaForecastSink(settings, endpoints.kafka)
         sink.publish(batch, names[:100], values[:100], mean[:100])  # connected, metadata known
+        levels = (0.1, 0.5, 0.9, 0.95, 0.98, 0.99)
+        with_targets = KafkaForecastSink(settings, endpoints.kafka, lead_levels=levels)
+        lead = np.cumsum(np.sort(np.random.default_rng(1).gamma(2.0, 3.0, (args.series, 14, len(levels))),
+                                 axis=-1), axis=1).astype(np.float32)
+        with_targets.publish(batch, names[:100], values[:100], mean[:100], lead=lead[:100])
 
         def through_sink() -> float:
             started = time.perf_counter()
             sink.publish(batch, names, values, mean)
+            return time.perf_counter() - started
+
+        def through_sink_with_targets() -> float:
+            started = time.perf_counter()
+            with_targets.publish(batch, names, values, mean, lead=lead)
             return time.perf_counter() - started
 
         ways: dict[str, Callable[[], float]] = {
@@ -101,12 +112,14 @@ def main() -> None:
                                                            linger_ms=50),
             "2 processes, half each (as 2 shards)": lambda: two_processes(settings, messages),
             "tidecast's sink (KafkaForecastSink.publish, encoding included)": through_sink,
+            "tidecast's sink with the stock targets (twice the messages)": through_sink_with_targets,
         }
         times: dict[str, list[float]] = {name: [] for name in ways}
         for _ in range(args.repeats):  # in turn, so that the machine's drift spreads over every way
             for name, way in ways.items():
                 times[name].append(way())
         sink.close()
+        with_targets.close()
     reference = statistics.median(times[next(iter(ways))])
     table = Table(title=f"{args.series:,} forecast messages ({size:,.0f} bytes each), median of {args.repeats}")
     for column in ("way", "seconds (median)", "all runs", "msg/s", "vs reference"):
