@@ -133,9 +133,10 @@ def explain(learner: OnlineLearner, history: np.ndarray, first_seen: np.ndarray,
     for alpha in alphas:
         path_x = (refs + alpha * (xs - refs)).requires_grad_(True)
         path_e = (alpha * embedded).requires_grad_(True)
-        (median(path_x, path_e) * units).sum().backward()
-        grad_x += path_x.grad
-        grad_e += path_e.grad
+        # gradients of the inputs only: the parameters' .grad stay untouched (nothing here is learned)
+        dx, de = torch.autograd.grad((median(path_x, path_e) * units).sum(), (path_x, path_e))
+        grad_x += dx
+        grad_e += de
     attr_x = ((xs - refs) * grad_x / steps).numpy()
     attr_e = (embedded * grad_e / steps).sum(dim=1).numpy()
     index = {g: np.array([k for k, name in enumerate(groups) if name == g], np.int64) for g in GROUPS}

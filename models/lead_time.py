@@ -60,8 +60,8 @@ def young_peak(history: np.ndarray, first_seen: np.ndarray, t: int, window: int)
     >>> young_peak(h, np.array([9, 0, 9]), t=10, window=4).tolist()
     [5.0, inf, 0.0]
     """
-    recent = history[:, -window:].astype(np.float64)
-    peak = np.maximum(recent[..., UNITS] - recent[..., RETURNS], 0.0).max(axis=1)
+    recent = history[:, -window:]
+    peak = np.maximum(recent[..., UNITS].astype(np.float64) - recent[..., RETURNS], 0.0).max(axis=1)
     return np.where(int(t) - np.asarray(first_seen) < window, peak, np.inf)
 
 
@@ -79,7 +79,7 @@ class LeadTimeQuantiles:
                                              limit=5.0 * horizon)
         self.memory = ForecastMemory(horizon, sample)
         self._clip = np.float32(clip)
-        self._bound = self._clip * np.arange(1, horizon + 1, dtype=np.float32)[None, :, None]
+        self._steps = np.arange(1, horizon + 1, dtype=np.float32)[None, :, None]  # L of each column
         self.last = np.zeros((0, horizon, len(self.levels)), np.float32)
         """Units ``[S, H, QL]`` of the last forecast: the calibrated quantiles of the sums over ``L = 1 .. H``."""
         self._held: list[np.ndarray] = []
@@ -100,8 +100,9 @@ class LeadTimeQuantiles:
         held = None
         if self.calibrate:
             raw, held = self.calibrator.calibrate(raw, band)
-        bound = self._bound if peak is None else np.minimum(
-            self._bound, (np.maximum(peak, 1.0) / scale)[:, None, None].astype(np.float32) * self._bound / self._clip)
+        per_bucket = self._clip if peak is None else np.minimum(
+            self._clip, (np.maximum(peak, 1.0) / scale).astype(np.float32))[:, None, None]
+        bound = per_bucket * self._steps  # L x the bound of one bucket, in scaled units
         if held is not None:  # a quantile the bound holds down asks the calibration for no rise
             held = np.where(raw > bound, np.int8(-1), held)
         self.last[lo:lo + len(raw)] = np.minimum(raw, bound) * scale[:, None, None]

@@ -115,8 +115,9 @@ class DashboardState:
         cached_origin, cached = self._accuracy
         if origin is None or origin == cached_origin:
             return cached
-        with self.lock:
-            chosen = sorted(self.history.items(), key=lambda kv: -kv[1][-1][1])[:ACCURACY_SERIES]
+        with self.lock:  # copies: the follower thread appends to the deques meanwhile
+            chosen = [(series, list(past)) for series, past in
+                      sorted(self.history.items(), key=lambda kv: -kv[1][-1][1])[:ACCURACY_SERIES]]
         closed = origin - 1  # the last closed bucket
         tide = naive = 0.0
         points = 0
