@@ -100,7 +100,9 @@ def test_the_web_view_shows_live_values_in_a_real_browser(settings: Settings, ch
             browser.get(url)
             return browser.find_elements(By.CSS_SELECTOR, selector)
 
-        wait_for(lambda: loaded("#fan polygon.fan"), 180, "the fan chart")
+        # forecasts and targets are followed by two threads: the target may show a moment after the fan
+        wait_for(lambda: loaded("#fan polygon.fan") and browser.find_elements(By.CSS_SELECTOR, "#fan .order-up-to"),
+                 180, "the fan chart and its stock target")
         assert browser.find_elements(By.CSS_SELECTOR, "#fan polyline.actuals")
         assert browser.find_elements(By.CSS_SELECTOR, "#fan polyline.median")
         assert number(browser.find_element(By.CSS_SELECTOR, "#counters .ingested").text) > 0
