@@ -31,9 +31,11 @@ from rich.table import Table
 
 from tidecast import infra
 from tidecast.config import Settings
+from tidecast.models.replenishment import Policy
 from tidecast.producers.forecast_publisher import KafkaForecastSink, partition_for
 from tidecast.stream.adapters.kafka_clients import create_topics, producer_config
 from tidecast.stream.forecast_message import ForecastBatch
+from tidecast.stream.stock_targets import stock_targets
 
 Messages = list[tuple[bytes, bytes]]
 
@@ -90,10 +92,12 @@ def main() -> None:
         sink = KafkaForecastSink(settings, endpoints.kafka)
         sink.publish(batch, names[:100], values[:100], mean[:100])  # connected, metadata known
         levels = (0.1, 0.5, 0.9, 0.95, 0.98, 0.99)
-        with_targets = KafkaForecastSink(settings, endpoints.kafka, lead_levels=levels)
+        with_targets = KafkaForecastSink(settings, endpoints.kafka, targets=True)
         lead = np.cumsum(np.sort(np.random.default_rng(1).gamma(2.0, 3.0, (args.series, 14, len(levels))),
                                  axis=-1), axis=1).astype(np.float32)
-        with_targets.publish(batch, names[:100], values[:100], mean[:100], lead=lead[:100])
+        policy = Policy(2, 1, (0.95,))
+        with_targets.publish(batch, names[:100], values[:100], mean[:100],
+                             targets=stock_targets(names[:100], lead[:100], levels, policy, {}, {}))
 
         def through_sink() -> float:
             started = time.perf_counter()
@@ -102,7 +106,8 @@ def main() -> None:
 
         def through_sink_with_targets() -> float:
             started = time.perf_counter()
-            with_targets.publish(batch, names, values, mean, lead=lead)
+            with_targets.publish(batch, names, values, mean,
+                                 targets=stock_targets(names, lead, levels, policy, {}, {}))
             return time.perf_counter() - started
 
         ways: dict[str, Callable[[], float]] = {

@@ -1,4 +1,6 @@
-"""Send events to the clicks and sales topics, keyed by series so one series stays in one partition.
+"""Send events to their topics, keyed by series so one series stays in one partition: clicks to the clicks
+topic; plans, policies and inventories to the plans topic (a store's plan or policy keyed by the store); the
+rest to sales.
 
 >>> route({"type": "click", "sku": "A", "store": "s1"}, Topics("tidecast."))
 ('tidecast.clicks', b's1:A')
@@ -6,6 +8,8 @@
 ('tidecast.sales', b'all:A')
 >>> route({"type": "plan", "store": "s1"}, Topics("tidecast."))
 ('tidecast.plans', b's1')
+>>> route({"type": "inventory", "store": "s1", "sku": "A"}, Topics("tidecast."))
+('tidecast.plans', b's1:A')
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from tidecast.config import Settings, Topics
 from tidecast.stream.adapters.kafka_clients import producer_config
 from tidecast.stream.events import DEFAULT_STORE, series_id
 
+PLANS_TOPIC_TYPES = ("plan", "policy", "inventory")
+"""Event types sent to ``<prefix>plans``: what is known ahead, and the standing values of the stock targets."""
+
 
 def route(doc: dict, topics: Topics) -> tuple[str, bytes | None]:
-    """The topic and key for an event object (clicks to the clicks topic, plans to the plans topic, keyed by
-    their target: the series, or the store for a store's plan; anything else to sales)."""
+    """The topic and key for an event object (see the module docstring)."""
     kind = doc.get("type")
-    topic = topics.clicks if kind == "click" else topics.plans if kind == "plan" else topics.sales
+    planned = kind in PLANS_TOPIC_TYPES
+    topic = topics.clicks if kind == "click" else topics.plans if planned else topics.sales
     sku, store = doc.get("sku"), doc.get("store")
-    if kind == "plan" and sku is None:
+    if planned and sku is None:
         return topic, (store if isinstance(store, str) else DEFAULT_STORE).encode()
     if not isinstance(sku, str) or (store is not None and not isinstance(store, str)):
         return topic, None

@@ -46,6 +46,7 @@ from tidecast.config import ServiceError, Settings
 from tidecast.stream.adapters.kafka_clients import producer_config
 from tidecast.stream.adapters.retry import Outage
 from tidecast.stream.forecast_message import ForecastBatch
+from tidecast.stream.stock_targets import StockTargets
 from tidecast.stream.target_message import target_messages
 
 
@@ -98,20 +99,19 @@ class KafkaForecastSink:
         transactional_id: str | None = None,
         publish_timeout: float | None = None,
         outage: Outage | None = None,
-        lead_levels: Sequence[float] = (),
+        targets: bool = False,
     ) -> None:
         """``publish_timeout`` (seconds): ``TIDECAST_PUBLISH_TIMEOUT`` of ``settings`` unless given; ``outage``:
         retry publishes that fail with :class:`PublishUnreachable` through it (not with ``transactional_id``);
-        ``lead_levels``: the levels of the lead-time quantiles the forecaster hands over, from which each close
-        also sends a stock target per series to ``<prefix>targets`` (``settings.policy``;
-        :mod:`tidecast.stream.target_message`), acknowledged with the forecasts."""
+        ``targets``: also send the stock targets the forecaster hands over, one per series to
+        ``<prefix>targets`` (:mod:`tidecast.stream.target_message`), acknowledged with the forecasts."""
         if publish_timeout is None:
             publish_timeout = float(settings.publish_timeout_seconds)
         if not publish_timeout > 0:
             raise ValueError(f"the publish timeout must be a positive number of seconds, got {publish_timeout!r}")
         self.publish_timeout = publish_timeout
         self.topic = settings.topics.forecasts
-        self.targets_topic, self.policy, self.lead_levels = settings.topics.targets, settings.policy, tuple(lead_levels)
+        self.targets_topic, self.with_targets = settings.topics.targets, targets
         config = producer_config(settings, bootstrap, "tidecast-forecasts")
         if transactional_id:
             config["transactional_id"] = transactional_id
@@ -119,32 +119,33 @@ class KafkaForecastSink:
         self.transactional = bool(transactional_id)
         self.outage = None if self.transactional else outage
         self.partitions = len(self.producer.partitions_for(self.topic))
-        self.target_partitions = len(self.producer.partitions_for(self.targets_topic)) if self.lead_levels else 0
+        self.target_partitions = len(self.producer.partitions_for(self.targets_topic)) if targets else 0
         if self.transactional:
             self.producer.init_transactions()
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
+                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
+                targets: StockTargets | None = None) -> int:
         """Send one close and wait for every acknowledgement, through outages when the sink has an ``outage``;
         raises :class:`PublishError` otherwise. ``plans``: each series' plan hash (the forecast's ``plan``);
-        ``lead``: the lead-time quantiles, whose targets go to ``<prefix>targets`` when the sink has
-        ``lead_levels``. Returns the forecasts sent."""
+        ``lead``: the lead-time quantiles (not sent); ``targets``: the stock targets, sent to
+        ``<prefix>targets`` when the sink was made with ``targets=True``. Returns the forecasts sent."""
         if self.outage is None:
-            return self._publish_once(batch, series, values, mean, plans, lead)
-        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans, lead))
+            return self._publish_once(batch, series, values, mean, plans, targets)
+        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans, targets))
 
     def _messages(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                   plans: Sequence[str | None] | None,
-                  lead: np.ndarray | None) -> Iterator[tuple[str, int, bytes, bytes]]:
-        """``(topic, partition, key, value)``: every forecast, then every target (with lead-time quantiles)."""
+                  targets: StockTargets | None) -> Iterator[tuple[str, int, bytes, bytes]]:
+        """``(topic, partition, key, value)``: every forecast, then every stock target."""
         for key, value in batch.messages(series, values, mean, plans):
             yield self.topic, partition_for(key, self.partitions), key, value
-        if lead is not None and self.lead_levels:
-            for key, value in target_messages(batch, series, lead, self.lead_levels, self.policy):
+        if targets is not None and self.with_targets:
+            for key, value in target_messages(batch, series, targets):
                 yield self.targets_topic, partition_for(key, self.target_partitions), key, value
 
     def _publish_once(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                      plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
+                      plans: Sequence[str | None] | None = None, targets: StockTargets | None = None) -> int:
         deadline = time.monotonic() + self.publish_timeout
         futures: list = []
         keep = futures.append
@@ -152,7 +153,7 @@ class KafkaForecastSink:
         try:
             if self.transactional:
                 self.producer.begin_transaction()
-            for to, partition, key, value in self._messages(batch, series, values, mean, plans, lead):
+            for to, partition, key, value in self._messages(batch, series, values, mean, plans, targets):
                 keep(send(to, key=key, value=value, partition=partition))
             self.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaError as exc:  # a send refused (too large, no metadata, buffer full) or the flush timed out

@@ -18,6 +18,14 @@ A plan says what is known about a future bucket (``for``) of a series, or of a w
 >>> validate(b'{"event_id": "p1", "type": "plan", "ts": 0, "for": 86400000, "store": "s1", "promo": true, '
 ...          b'"event": null}')
 Plan(event_id='p1', ts_ms=0, target='s1', for_ms=86400000, values=(True, None, None, ''))
+
+Two standing events feed the stock targets (docs/decisions.md): a ``policy`` overrides the replenishment policy
+of a series or a whole store (absent fields fall back), and an ``inventory`` gives a series' stock position:
+
+>>> validate(b'{"event_id": "o1", "type": "policy", "ts": 0, "store": "s1", "service_level": 0.98}')
+Standing(event_id='o1', ts_ms=0, kind='policy', target='s1', values=(None, None, 0.98))
+>>> validate(b'{"event_id": "i1", "type": "inventory", "ts": 0, "store": "s1", "sku": "A1", "on_hand": 7}')
+Standing(event_id='i1', ts_ms=0, kind='inventory', target='s1:A1', values=(7, 0))
 """
 
 from __future__ import annotations
@@ -46,6 +54,16 @@ PLAN_FIELDS = ("promo", "price", "open", "event")
 """What a plan may say about a future bucket, in the order of :attr:`Plan.values`."""
 NO_EVENT = ""
 """``Plan.values``' event when the plan says there is no calendar event (``"event": null``); None is unknown."""
+POLICY_FIELDS = ("lead_time", "review", "service_level")
+"""What a ``policy`` event may override, in the order of :attr:`Standing.values` (None: fall back)."""
+INVENTORY_FIELDS = ("on_hand", "on_order")
+"""A series' stock position, in the order of :attr:`Standing.values`."""
+STANDING_KINDS = {"policy": POLICY_FIELDS, "inventory": INVENTORY_FIELDS}
+"""The standing events: a value that holds until the next one of its target (no bucket)."""
+MAX_POLICY_BUCKETS = 10_000
+"""Bound on a policy's ``lead_time`` and ``review`` (buckets); the horizon bounds their sum where it is used."""
+SERVICE_LEVELS = (0.5, 0.99)
+"""The service levels a ``policy`` may ask for: those the lead-time quantiles reach (their highest default level)."""
 
 
 class InvalidEvent(ValueError):
@@ -96,7 +114,19 @@ class Plan(NamedTuple):
     values: tuple[bool | None, float | None, bool | None, str | None]
 
 
-Event = Sale | Click | Plan
+class Standing(NamedTuple):
+    """A standing event of ``kind`` (:data:`STANDING_KINDS`) for ``target``: a ``policy`` of a series
+    (``store:sku``) or a store, or the ``inventory`` of a series. ``values`` follow the kind's fields; a policy's
+    None falls back to the store's, then to the settings."""
+
+    event_id: str
+    ts_ms: int
+    kind: str
+    target: str
+    values: tuple
+
+
+Event = Sale | Click | Plan | Standing
 
 
 def series_id(store: str | None, sku: str) -> str:
@@ -138,8 +168,11 @@ def validate(raw: bytes | str | None, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
 def validate_dict(doc: dict, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
     """Validate an already parsed event object."""
     get = doc.get
-    if get("type") == "plan":
+    kind = get("type")
+    if kind == "plan":
         return _plan(doc, bounds)
+    if kind in STANDING_KINDS:
+        return _standing(doc, kind, bounds)
     event_id, sku, store = get("event_id"), get("sku"), get("store")
     if not (  # the fast path checks inline; the slow one explains what is wrong
         type(event_id) is str and 0 < len(event_id) <= MAX_ID_LENGTH and event_id.isprintable()
@@ -189,21 +222,58 @@ def validate_dict(doc: dict, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
         return Click(event_id, ts_ms, series, action)
     if kind is _MISSING:
         raise InvalidEvent("missing field 'type'")
-    raise InvalidEvent(f"field 'type' must be 'sale', 'click' or 'plan', got {quote(kind)}")
+    raise InvalidEvent(f"field 'type' must be 'sale', 'click', 'plan', 'policy' or 'inventory', got {quote(kind)}")
+
+
+def _target(doc: dict) -> str:
+    """A plan's or a policy's target: ``store`` (default ``all``), or the series ``store:sku`` with a ``sku``."""
+    store = doc.get("store")
+    if store is not None:
+        store = _identifier(doc, "store")
+        if ":" in store:
+            raise InvalidEvent(f"field 'store' must not contain ':', got {quote(store)}")
+    if doc.get("sku") is not None:
+        return series_id(store, _identifier(doc, "sku"))
+    return store or DEFAULT_STORE
+
+
+def _standing(doc: dict, kind: str, bounds: Bounds) -> Standing:
+    """Validate a ``policy`` (of a series or a store) or an ``inventory`` (of a series); see docs/events.md."""
+    event_id = _identifier(doc, "event_id")
+    target = _target(doc)
+    ts_ms = parse_ts(doc.get("ts", _MISSING))
+    if kind == "inventory":
+        if ":" not in target:
+            raise InvalidEvent("missing field 'sku' (an inventory is a series' stock position)")
+        on_hand = _number(doc, "on_hand")
+        on_order = _number(doc, "on_order") if doc.get("on_order") is not None else 0
+        for name, value in (("on_hand", on_hand), ("on_order", on_order)):
+            low = 0 if name == "on_order" else -bounds.max_qty
+            if not low <= value <= bounds.max_qty:
+                raise InvalidEvent(f"field {name!r} must be within {_plain(low)} to {_plain(bounds.max_qty)} "
+                                   f"(TIDECAST_MAX_QTY), got {value!r}")
+        return Standing(event_id, ts_ms, kind, target, (on_hand, on_order))
+    values: list = []
+    for name, low in (("lead_time", 0), ("review", 1)):
+        buckets = doc.get(name)
+        if buckets is not None and not (type(buckets) is int and low <= buckets <= MAX_POLICY_BUCKETS):
+            raise InvalidEvent(f"field {name!r} must be a whole number of buckets from {low} to "
+                               f"{MAX_POLICY_BUCKETS}, got {quote(buckets)}")
+        values.append(buckets)
+    service = doc.get("service_level")
+    if service is not None:
+        service = _number(doc, "service_level")
+        low, high = SERVICE_LEVELS
+        if not low <= service <= high:
+            raise InvalidEvent(f"field 'service_level' must be within {low:g} to {high:g}, got {service!r}")
+    return Standing(event_id, ts_ms, kind, target, (*values, service))
 
 
 def _plan(doc: dict, bounds: Bounds) -> Plan:
     """Validate a plan: ``store`` (default ``all``) and optional ``sku`` name the target; see docs/events.md."""
     get = doc.get
     event_id = _identifier(doc, "event_id")
-    store = get("store")
-    if store is not None:
-        store = _identifier(doc, "store")
-        if ":" in store:
-            raise InvalidEvent(f"field 'store' must not contain ':', got {quote(store)}")
-    target = store or DEFAULT_STORE
-    if get("sku") is not None:
-        target = series_id(store, _identifier(doc, "sku"))
+    target = _target(doc)
     ts_ms = parse_ts(get("ts", _MISSING))
     for_ms = parse_ts(get("for", _MISSING), "for")
     promo, price, is_open, event = (get(name, _MISSING) for name in PLAN_FIELDS)

@@ -53,10 +53,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tidecast.models.replenishment import Policy
 from tidecast.stream.forecast_message import DEFAULT_LINEAGE, ForecastBatch
 from tidecast.stream.plan_history import PlanHistory
 from tidecast.stream.ports import CheckpointStore, ForecastSink, Learner
 from tidecast.stream.series_panel import SeriesPanel
+from tidecast.stream.stock_targets import stock_targets
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.window_store import WindowStore
 
@@ -81,6 +83,11 @@ class ForecasterConfig:
     """Empty buckets closed in a row before the loop holds (None: no limit, as in the backtest)."""
     publish_closed: bool = True
     """Publish forecasts whose every target bucket has closed already (a catch-up); False for the live jobs."""
+    policy: Policy | None = None
+    """The settings' replenishment policy: with it (and a learner that makes lead-time quantiles at
+    ``lead_levels``) every close also publishes each series' stock target, its ``policy`` and ``inventory``
+    events read from the store (:mod:`tidecast.stream.stock_targets`)."""
+    lead_levels: tuple[float, ...] = ()
 
 
 @dataclass(slots=True)
@@ -265,9 +272,13 @@ class Forecaster:
             )
             names = [self.panel.series[i] for i in active]
             lead = getattr(self.learner, "last_lead", None)  # a learner's lead-time quantiles, when it makes them
+            extra = {} if lead is None else {"lead": lead}
+            if lead is not None and self.config.policy is not None:
+                extra["targets"] = stock_targets(names, lead, self.config.lead_levels, self.config.policy,
+                                                 self.store.read_standing("policy"),
+                                                 self.store.read_standing("inventory"))
             published = self.sink.publish(batch, names, values, mean,
-                                          plans=None if hashes is None else [hashes[i] for i in active],
-                                          **({} if lead is None else {"lead": lead}))
+                                          plans=None if hashes is None else [hashes[i] for i in active], **extra)
             seconds["publish"] = _lap(started)
 
         started = time.perf_counter()

@@ -39,8 +39,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from tidecast.stream.events import DEFAULT_BOUNDS, TS_MAX_MS, Bounds, InvalidEvent, Plan, quote, validate
+from tidecast.stream.events import DEFAULT_BOUNDS, TS_MAX_MS, Bounds, InvalidEvent, Plan, Standing, quote, validate
 from tidecast.stream.plans import PlanEntry, keep_latest
+from tidecast.stream.standing import StandingEntry
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.windows import WindowDelta
 
@@ -200,6 +201,8 @@ class IngestBatch:
     (only with ``allow_gaps``); the store counts it under ``<topic>@<stored offset>``."""
     plans: dict[tuple[int, str], PlanEntry] = field(default_factory=dict)
     """(planned bucket, target) -> the batch's last plan for it (:mod:`tidecast.stream.plans`)."""
+    standing: dict[tuple[str, str], StandingEntry] = field(default_factory=dict)
+    """(kind, target) -> the batch's last ``policy`` or ``inventory`` for it (:mod:`tidecast.stream.standing`)."""
 
 
 class PartitionIngestor:
@@ -294,6 +297,7 @@ class PartitionIngestor:
         stored_ids: set[str] | tuple = ()
         batch_sets: dict[int, set[str]] = {}
         plans: dict[tuple[int, str], PlanEntry] = {}
+        standing: dict[tuple[str, str], StandingEntry] = {}
         bounds = self.bounds
         future_limit = self.future_limit_ms()
         reject = rejects.append
@@ -328,6 +332,9 @@ class PartitionIngestor:
                         counts.invalid += 1
                         reject(Reject(topic, partition, record.offset, record.key, record.value, reason))
                         continue
+                elif type(event) is Standing:
+                    keep_latest(standing, (event.kind, event.target),
+                                StandingEntry(ts, record.offset, event.values, partition))
                 else:
                     # a sale or a click; added before the id is remembered: if it raised, the record left no trace
                     add(event, bucket)  # type: ignore[arg-type]
@@ -367,6 +374,7 @@ class PartitionIngestor:
             rejects=rejects,
             gap=gap,
             plans=plans,
+            standing=standing,
         )
 
     def _plan(self, plan: Plan, bucket: int, offset: int, plans: dict[tuple[int, str], PlanEntry]) -> str | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import orjson
 
@@ -48,7 +48,13 @@ class PlanEntry(NamedTuple):
         return self.issued_ms, self.offset, self.partition
 
 
-def keep_latest(into: dict, key: object, entry: PlanEntry) -> None:
+class Ordered(Protocol):
+    """An entry that knows its place in "last write wins" (a plan, a standing value)."""
+
+    def order(self) -> tuple[int, int, int]: ...
+
+
+def keep_latest(into: dict, key: object, entry: Ordered) -> None:
     """``into[key] = entry`` unless the entry there is later (last write wins, see the module docstring).
 
     >>> d = {}; keep_latest(d, "k", PlanEntry(2, 0, (True, None, None, None)))

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry
+from tidecast.stream.standing import StandingEntry
 from tidecast.stream.window_store import Owned, StoreStats, WindowStore
 
 _M = 0x5BD1E995
@@ -153,6 +154,9 @@ class ShardView:
 
     def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
         return self.store.read_plans(first, last)
+
+    def read_standing(self, kind: str) -> dict[str, StandingEntry]:
+        return self.store.read_standing(kind)
 
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
         return self.store.series_window(series)

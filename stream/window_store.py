@@ -33,6 +33,7 @@ from typing import Protocol
 
 from tidecast.stream.ingest import COUNTERS, REPAIR, IngestBatch, PartitionState, StateLost
 from tidecast.stream.plans import PlanEntry, keep_latest
+from tidecast.stream.standing import StandingEntry, merge_standing
 from tidecast.stream.windows import METRICS, add_rows, empty_row
 
 Owned = Callable[[int], bool]
@@ -112,6 +113,10 @@ class WindowStore(Protocol):
         """Plans of buckets ``first .. last``: bucket -> target -> the latest plan over all partitions."""
         ...
 
+    def read_standing(self, kind: str) -> dict[str, StandingEntry]:
+        """Every target's latest ``kind`` (``policy`` or ``inventory``) over all partitions."""
+        ...
+
 
 def merge_plans(into: dict[int, dict[str, PlanEntry]], bucket: int, targets: dict[str, PlanEntry]) -> None:
     """Add one partition's plans of ``bucket`` to ``into``, the latest winning (a target in two partitions)."""
@@ -132,6 +137,8 @@ class MemoryWindowStore:
         self.gaps: dict[int, dict[str, int]] = defaultdict(dict)
         # plans[partition][bucket][target] -> the latest plan
         self.plans: dict[int, dict[int, dict[str, PlanEntry]]] = defaultdict(lambda: defaultdict(dict))
+        # standing[partition][kind][target] -> the latest policy or inventory
+        self.standing: dict[int, dict[str, dict[str, StandingEntry]]] = defaultdict(lambda: defaultdict(dict))
 
     def load_partition(self, topic: str, partition: int) -> PartitionState:
         key = (topic, partition)
@@ -178,6 +185,9 @@ class MemoryWindowStore:
         plans = self.plans[batch.partition]
         for (bucket, name), entry in batch.plans.items():
             keep_latest(plans[bucket], name, entry)
+        standing = self.standing[batch.partition]
+        for (kind, name), value in batch.standing.items():
+            keep_latest(standing[kind], name, value)
         if batch.trim_before is not None:
             for bucket in [b for b in windows if b < batch.trim_before]:
                 del windows[bucket]
@@ -186,8 +196,8 @@ class MemoryWindowStore:
         stored.next_offset = batch.next_offset
         stored.max_ts_ms = batch.max_ts_ms
         counters = self.counters.setdefault(key, dict.fromkeys(COUNTERS, 0))
-        for name, value in batch.counts.as_fields().items():
-            counters[name] += value
+        for name, count in batch.counts.as_fields().items():
+            counters[name] += count
         return True
 
     def series_window(self, series: str) -> list[tuple[int, dict[str, float]]]:
@@ -223,6 +233,13 @@ class MemoryWindowStore:
             for bucket, targets in by_bucket.items():
                 if first <= bucket <= last and targets:
                     merge_plans(merged, bucket, targets)
+        return merged
+
+    def read_standing(self, kind: str) -> dict[str, StandingEntry]:
+        """Every target's latest ``kind`` over all partitions (see :class:`WindowStore`)."""
+        merged: dict[str, StandingEntry] = {}
+        for by_kind in self.standing.values():
+            merge_standing(merged, by_kind.get(kind, {}))
         return merged
 
     def max_event_times(self) -> dict[str, int]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tidecast.stream.forecast_message import ForecastBatch
     from tidecast.stream.forecaster import CloseReport, Forecaster
     from tidecast.stream.series_panel import SeriesPanel
+    from tidecast.stream.stock_targets import StockTargets
     from tidecast.stream.window_store import WindowStore
 
 SUMMARY_METRICS = ("mae", "mase", "wrmsse", "wspl", "coverage80")
@@ -72,8 +73,9 @@ class _TeeSink:
         self.inner, self.forecaster, self.on_publish = inner, forecaster, on_publish
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
-        sent = self.inner.publish(batch, series, values, mean, plans, lead)
+                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
+                targets: StockTargets | None = None) -> int:
+        sent = self.inner.publish(batch, series, values, mean, plans, lead, targets)
         self.on_publish(self.forecaster.panel, batch, series, values)
         return sent
 

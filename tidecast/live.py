@@ -105,6 +105,8 @@ def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> Forecaster
         lineage=f"{settings.topic_prefix}forecaster:all",
         max_empty_buckets=settings.max_empty_buckets,
         publish_closed=False,  # catching up, forecasts whose every target has closed are not published
+        policy=settings.policy,
+        lead_levels=learner_config(settings).lead_quantiles,
     )
 
 
@@ -175,8 +177,7 @@ def build(settings: Settings, endpoints: Endpoints, shard: Shard | None = None) 
     checkpoints.acquire(holder_is_dead=dead_on_this_host)  # LeaseHeld: the CLI prints it and exits 1
     try:
         kafka_outage = Outage("Kafka (forecasts)", settings.outage_timeout_seconds, (PublishUnreachable,))
-        sink = KafkaForecastSink(settings, endpoints.kafka, outage=kafka_outage,
-                                 lead_levels=learner.config.lead_quantiles)
+        sink = KafkaForecastSink(settings, endpoints.kafka, outage=kafka_outage, targets=True)
     except BaseException:
         checkpoints.release()
         raise

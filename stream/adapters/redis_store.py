@@ -12,6 +12,8 @@ Key layout (``P`` = ``<topic prefix>{<partition>}:``, so one partition's keys sh
     P seen:<topic>:<bucket> set    event ids of a still-open bucket (deduplication)
     P plans                 zset   bucket indices that hold plans (for trimming and reading)
     P plan:<bucket>         hash   target (store:sku or store) -> [issued ms, offset, promo, price, open, event]
+    P standing:policy       hash   target (store:sku or store) -> [issued ms, offset, lead_time, review, service_level]
+    P standing:inventory    hash   series -> [issued ms, offset, on_hand, on_order]
 
 A batch is applied by one Lua script call (``lua/commit_batch.lua``) that first checks the stored offset,
 so a consumer that lost its partition cannot write over its successor. Redis does not undo a script's writes
@@ -40,9 +42,12 @@ from typing import Any
 
 import orjson
 
+from tidecast.stream import standing
 from tidecast.stream.adapters.redis_clients import RedisClient
+from tidecast.stream.events import STANDING_KINDS
 from tidecast.stream.ingest import COUNTERS, IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry, from_json, to_json
+from tidecast.stream.standing import StandingEntry, merge_standing
 from tidecast.stream.window_store import Owned, StoreStats, classify, merge_plans, no_state
 from tidecast.stream.windows import METRICS, REVENUE, add_rows, empty_row
 
@@ -143,6 +148,11 @@ class RedisWindowStore:
             problem = _plans_problem(batch)
             payload["plans"] = [[bucket, target, entry.issued_ms, entry.offset, orjson.dumps(to_json(entry)).decode()]
                                 for (bucket, target), entry in batch.plans.items()]
+        if batch.standing and problem is None:
+            problem = _standing_problem(batch)
+            payload["standing"] = [[kind, target, entry.issued_ms, entry.offset,
+                                    orjson.dumps(standing.to_json(entry)).decode()]
+                                   for (kind, target), entry in batch.standing.items()]
         if problem is None:
             try:
                 body = orjson.dumps(payload)
@@ -224,6 +234,18 @@ class RedisWindowStore:
         for (partition, bucket), found in zip(wanted, pipe.execute(), strict=True):
             targets = {target.decode(): from_json(orjson.loads(raw), partition) for target, raw in found.items()}
             merge_plans(merged, bucket, targets)
+        return merged
+
+    def read_standing(self, kind: str) -> dict[str, StandingEntry]:
+        """Every target's latest ``kind`` (``policy`` or ``inventory``) over all partitions."""
+        partitions = self.partitions()
+        pipe = self.client.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.hgetall(f"{self._p(partition)}standing:{kind}")
+        merged: dict[str, StandingEntry] = {}
+        for partition, found in zip(partitions, pipe.execute(), strict=True):
+            merge_standing(merged, {target.decode(): standing.from_json(kind, orjson.loads(raw), partition)
+                                    for target, raw in found.items()})
         return merged
 
     def max_event_times(self) -> dict[str, int]:
@@ -371,6 +393,15 @@ def _plans_problem(batch: IngestBatch) -> str | None:
         if not (_is_int(bucket, -BUCKET_LIMIT, BUCKET_LIMIT) and type(target) is str
                 and _is_int(entry.issued_ms, -EXACT_INT, EXACT_INT) and _is_int(entry.offset, 0, EXACT_INT)):
             return f"plan {(bucket, target)!r} is not (bucket within +-1e14, target) with an integer time and offset"
+    return None
+
+
+def _standing_problem(batch: IngestBatch) -> str | None:
+    """Why the batch's policies and inventories would be refused by the script, or None."""
+    for (kind, target), entry in batch.standing.items():
+        if not (kind in STANDING_KINDS and type(target) is str and _is_int(entry.issued_ms, -EXACT_INT, EXACT_INT)
+                and _is_int(entry.offset, 0, EXACT_INT)):
+            return f"{kind} of {target!r} is not (policy or inventory, target) with an integer time and offset"
     return None
 
 

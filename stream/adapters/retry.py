@@ -41,6 +41,7 @@ import redis
 from tidecast.config import ServiceError
 from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry
+from tidecast.stream.standing import StandingEntry
 from tidecast.stream.window_store import Owned, StoreStats, WindowStore
 
 log = logging.getLogger(__name__)
@@ -179,3 +180,6 @@ class RetryingStore:
 
     def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
         return self.outage.call(lambda: self.store.read_plans(first, last))
+
+    def read_standing(self, kind: str) -> dict[str, StandingEntry]:
+        return self.outage.call(lambda: self.store.read_standing(kind))

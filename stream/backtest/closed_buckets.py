@@ -29,6 +29,7 @@ import numpy as np
 
 from tidecast.stream.forecast_message import ForecastBatch
 from tidecast.stream.series_panel import SeriesPanel
+from tidecast.stream.stock_targets import StockTargets
 from tidecast.stream.timebuckets import Buckets
 from tidecast.stream.windows import REVENUE, UNITS
 
@@ -61,7 +62,8 @@ class ClosedBuckets:
         self.closed: list[Closed] = []
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None) -> int:
+                plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
+                targets: StockTargets | None = None) -> int:
         panel = self.panel()
         index = panel.index
         last = panel.history[:, -1]

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from tidecast.stream.ingest import IngestBatch, PartitionState
 from tidecast.stream.plans import PlanEntry
+from tidecast.stream.standing import StandingEntry
 from tidecast.stream.window_store import Owned, StoreStats, WindowStore
 from tidecast.stream.windows import empty_row
 
@@ -76,3 +77,6 @@ class KnownSeriesStore:
 
     def read_plans(self, first: int, last: int) -> dict[int, dict[str, PlanEntry]]:
         return self.inner.read_plans(first, last)
+
+    def read_standing(self, kind: str) -> dict[str, StandingEntry]:
+        return self.inner.read_standing(kind)

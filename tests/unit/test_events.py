@@ -59,7 +59,7 @@ def test_negative_quantity_is_a_return_not_an_error() -> None:
     ({**SALE, "ts": True}, "field 'ts' must be an ISO-8601 string or epoch milliseconds, got a boolean"),
     ({**SALE, "ts": -5}, "field 'ts' is out of range"),
     ({k: v for k, v in SALE.items() if k != "type"}, "missing field 'type'"),
-    ({**SALE, "type": "refund"}, "field 'type' must be 'sale', 'click' or 'plan', got 'refund'"),
+    ({**SALE, "type": "refund"}, "field 'type' must be 'sale', 'click', 'plan', 'policy' or 'inventory', got 'refund'"),
     ({k: v for k, v in SALE.items() if k != "qty"}, "missing field 'qty'"),
     ({**SALE, "qty": "2"}, "field 'qty' must be a finite number, got a string"),
     ({**SALE, "qty": True}, "field 'qty' must be a finite number, got a boolean"),

@@ -76,22 +76,33 @@ def test_forecast_messages_match_their_schema() -> None:
 
 def test_target_messages_match_their_schema_and_name_their_forecast() -> None:
     from tidecast.models.replenishment import Policy
+    from tidecast.stream.standing import StandingEntry
+    from tidecast.stream.stock_targets import OVER_HORIZON, stock_targets
     from tidecast.stream.target_message import target_messages
 
     batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
                           model_version=7, issued_at_ms=1_767_571_260_000)
     levels = (0.1, 0.5, 0.9, 0.95)
-    lead = np.cumsum(np.tile(np.array([0.5, 1.0, 2.0, 2.5], np.float32), (2, 3, 1)), axis=1)  # [2, H=3, 4]
-    values = np.zeros((2, 3, 3), np.float32)
-    forecasts = [orjson.loads(v) for _, v in batch.messages(["all:A", "s1:B"], values, np.zeros((2, 3)))]
-    docs = [orjson.loads(v) for _, v in target_messages(batch, ["all:A", "s1:B"], lead, levels, Policy(1, 1, (0.95,)))]
+    names = ["all:A", "s1:B", "s1:C"]
+    lead = np.cumsum(np.tile(np.array([0.5, 1.0, 2.0, 2.5], np.float32), (3, 3, 1)), axis=1)  # [3, H=3, 4]
+    values = np.zeros((3, 3, 3), np.float32)
+    forecasts = [orjson.loads(v) for _, v in batch.messages(names, values, np.zeros((3, 3)))]
+    policies = {"s1": StandingEntry(0, 0, (None, None, 0.925)), "s1:C": StandingEntry(0, 1, (3, None, None))}
+    inventory = {"s1:B": StandingEntry(1_767_560_000_000, 2, (1.25, 1.0))}
+    stock = stock_targets(names, lead, levels, Policy(1, 1, (0.95,)), policies, inventory)
+    docs = [orjson.loads(v) for _, v in target_messages(batch, names, stock)]
     validator = schema("target.schema.json")
     for doc, forecast in zip(docs, forecasts, strict=True):
         validator.validate(doc)
         assert doc["forecast_id"] == forecast["forecast_id"] and doc["origin"] == forecast["origin"]
-        assert doc["order_up_to"] == 5.0 and doc["protection"] == {"buckets": 2, "quantiles": list(levels),
-                                                                  "values": [1.0, 2.0, 4.0, 5.0]}
-    with pytest.raises(ValueError, match=r"not at the service level 0\.97"):
-        list(target_messages(batch, ["all:A", "s1:B"], lead, levels, Policy(1, 1, (0.97,))))
+        assert doc["protection"] == {"buckets": 2, "quantiles": list(levels), "values": [1.0, 2.0, 4.0, 5.0]}
+    plain, store_level, over = docs
+    assert plain["order_up_to"] == 5.0 and plain["policy_from"] == "settings" and "order_quantity" not in plain
+    # the store's 0.925 lies halfway between the learned 0.9 and 0.95; on hand + on order 2.25 -> order 2.25
+    assert store_level["order_up_to"] == 4.5 and store_level["service_level"] == 0.925
+    assert store_level["policy_from"] == "store" and store_level["order_quantity"] == 2.25
+    assert store_level["inventory"] == {"on_hand": 1.25, "on_order": 1.0, "as_of": "2026-01-04T20:53:20+00:00"}
+    # lead 3 + review 1 is longer than the horizon of 3: the settings' policy, and why
+    assert over["lead_time"] == 1 and over["policy_from"] == "settings" and over["policy_note"] == OVER_HORIZON
     with pytest.raises(ValueError, match="within the horizon"):
-        list(target_messages(batch, ["all:A", "s1:B"], lead, levels, Policy(3, 1, (0.95,))))
+        stock_targets(names, lead, levels, Policy(3, 1, (0.95,)), {}, {})

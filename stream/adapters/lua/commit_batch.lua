@@ -4,9 +4,11 @@
 --   {"next": int, "max_ts": int|null, "trim": int|null, "counts": [ingested, duplicates, late, invalid, dlq],
 --    "rows": [[bucket, series, units, orders, revenue, returns, views, add_to_cart, promo_orders], ...],
 --    "forget": [bucket, ...], "seen": [[bucket, [event_id, ...]], ...], "gap": [stored offset, first offset] (optional),
---    "plans": [[bucket, target, issued ms, offset, plan JSON], ...] (optional)}
+--    "plans": [[bucket, target, issued ms, offset, plan JSON], ...] (optional),
+--    "standing": [[kind, target, issued ms, offset, JSON], ...] (optional; kind 'policy' or 'inventory')}
 -- A plan is written to "P plan:<bucket>" target -> plan JSON ([issued, offset, promo, price, open, event]) unless the
--- stored one is later by (issued, offset): last write wins, so applying a batch twice changes nothing.
+-- stored one is later by (issued, offset): last write wins, so applying a batch twice changes nothing. A standing
+-- value is written to "P standing:<kind>" target -> JSON ([issued, offset, values...]) the same way, never trimmed.
 -- redis.call formats Lua numbers exactly (shortest round trip), so float sums lose nothing on the way.
 -- Returns 1 when applied, 0 when fenced: the stored offset is not the one the batch was built on; -1 when the
 -- batch was built on an offset and none is stored (Redis lost the partition's state: FLUSHALL, a restart).
@@ -102,6 +104,18 @@ for i, plan in ipairs(plans) do
   end
 end
 
+local standing = batch.standing
+if standing == nil or standing == null then standing = {} end
+if type(standing) ~= 'table' then return invalid("'standing' must be a list") end
+for i, entry in ipairs(standing) do
+  if type(entry) ~= 'table' or #entry ~= 5 or (entry[1] ~= 'policy' and entry[1] ~= 'inventory')
+      or type(entry[2]) ~= 'string' or not int(entry[3], -EXACT_INT, EXACT_INT) or not int(entry[4], 0, EXACT_INT)
+      or type(entry[5]) ~= 'string' then
+    return invalid("'standing' " .. i .. " must be ['policy' or 'inventory', target, issued ms, offset "
+      .. '(integers within 2^53), JSON]')
+  end
+end
+
 local gap = batch.gap
 if gap ~= nil and gap ~= null then
   if type(gap) ~= 'table' or not int(gap[1], 0, EXACT_INT) or not int(gap[2], gap[1] + 1, EXACT_INT) then
@@ -143,20 +157,28 @@ for _, group in ipairs(seen) do
   end
 end
 
+-- whether the entry stored at key/field is older by (issued, offset) than (issued, offset): last write wins
+local function older(key, field, issued, offset)
+  local stored = redis.call('HGET', key, field)
+  if not stored then return true end
+  local ok_old, old = pcall(cjson.decode, stored)
+  if ok_old and type(old) == 'table' and type(old[1]) == 'number' and type(old[2]) == 'number' then
+    return old[1] < issued or (old[1] == issued and old[2] <= offset)
+  end
+  return true
+end
+
 for _, plan in ipairs(plans) do
   local key = p .. 'plan:' .. plan[1]
-  local stored = redis.call('HGET', key, plan[2])
-  local older = true
-  if stored then
-    local ok_old, old = pcall(cjson.decode, stored)
-    if ok_old and type(old) == 'table' and type(old[1]) == 'number' and type(old[2]) == 'number' then
-      older = old[1] < plan[3] or (old[1] == plan[3] and old[2] <= plan[4])
-    end
-  end
-  if older then
+  if older(key, plan[2], plan[3], plan[4]) then
     redis.call('HSET', key, plan[2], plan[5])
     redis.call('ZADD', p .. 'plans', plan[1], plan[1])
   end
+end
+
+for _, entry in ipairs(standing) do
+  local key = p .. 'standing:' .. entry[1]
+  if older(key, entry[2], entry[3], entry[4]) then redis.call('HSET', key, entry[2], entry[5]) end
 end
 
 if batch.trim ~= null then
