@@ -1,11 +1,13 @@
 """Time one bucket-close cycle (read windows, learn, forecast, publish, checkpoint) at 10k and 100k series.
 
-    .venv/bin/python bench/forecast_cycle.py [--series 10000 100000] [--buckets 6]
+    .venv/bin/python bench/forecast_cycle.py [--series 10000 100000] [--buckets 6] [--explain]
 
 Fills the Redis windows of the embedded valkey-server directly (the same key layout the ingest writes) for
 a few daily buckets, runs the live forecaster (Redis windows and checkpoints, Kafka publisher on the
 embedded broker) through them, and reports the last close, which is the steady state: every series known,
-the panel warm. torch uses TIDECAST_TORCH_THREADS threads (default 1), as in `tidecast run`.
+the panel warm. torch uses TIDECAST_TORCH_THREADS threads (default 1), as in `tidecast run`. With
+``--explain`` each size runs a second time with ``TIDECAST_EXPLAIN`` on (every forecast published with its
+explanation), beside the first as the reference.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tidecast.stream.adapters.kafka_clients import create_topics
 from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.timebuckets import Buckets
 
-STAGES = ("read", "learn", "forecast", "publish", "checkpoint")
+STAGES = ("read", "learn", "forecast", "explain", "publish", "checkpoint")
 
 
 def fill_windows(client: redis.Redis, settings: Settings, series: int, buckets: list[int], seed: int = 0) -> None:
@@ -65,9 +67,10 @@ def hash_partition(name: str, partitions: int) -> int:
     return int.from_bytes(name.encode()[-4:].rjust(4, b"\0"), "big") % partitions
 
 
-def cycle(endpoints: infra.Endpoints, home: str, series: int, n_buckets: int) -> dict[str, float]:
+def cycle(endpoints: infra.Endpoints, home: str, series: int, n_buckets: int,
+          explain: bool = False) -> dict[str, float]:
     settings = Settings(home=Path(home), kafka_bootstrap=endpoints.kafka, redis_url=endpoints.redis,
-                        topic_prefix=f"cycle{series}.", retention=60)
+                        topic_prefix=f"cycle{series}{'x' if explain else ''}.", retention=60, explain=explain)
     create_topics(endpoints.kafka, settings.topics.all, settings.partitions)
     client = redis.Redis.from_url(endpoints.redis)
     first = Buckets(settings.bucket_seconds).index(int(time.time() * 1000)) - n_buckets
@@ -85,18 +88,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--buckets", type=int, default=6, help="buckets filled and closed; the last is timed")
+    parser.add_argument("--explain", action="store_true", help="also run each size with TIDECAST_EXPLAIN on")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=140)
+    console.print(f"{os.cpu_count()} cores; load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as home, infra.running(Settings(home=Path(home))) as endpoints:
-        results = {n: cycle(endpoints, home, n, args.buckets) for n in args.series}
+        results = {(n, explain): cycle(endpoints, home, n, args.buckets, explain)
+                   for n in args.series for explain in ((False, True) if args.explain else (False,))}
     threads = os.environ.get("TIDECAST_TORCH_THREADS", "1")
     table = Table(title=f"one bucket-close cycle (steady state, torch threads {threads})")
     table.add_column("series", justify="right")
     for stage in (*STAGES, "total"):
         table.add_column(f"{stage} s", justify="right")
-    for n, seconds in results.items():
-        table.add_row(f"{n:,}", *[f"{seconds[s]:.2f}" for s in (*STAGES, "total")])
+    for (n, explain), seconds in results.items():
+        table.add_row(f"{n:,}{' explained' if explain else ''}",
+                      *[f"{seconds.get(s, 0.0):.2f}" for s in (*STAGES, "total")])
     console.print(table)
+    console.print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -111,14 +111,27 @@ def explain(learner: OnlineLearner, history: np.ndarray, first_seen: np.ndarray,
     ref[:, promo] = 0.0
     ref[:, spec.n_inputs:] = 0.0  # no plan known
     chosen = np.arange(len(x)) if rows is None else np.asarray(list(rows), np.int64)
-    model, mid = learner.model, median_index(cfg.quantiles)
+    index = {g: np.array([k for k, name in enumerate(groups) if name == g], np.int64) for g in GROUPS}
+    chunk, out = max(1, cfg.forecast_chunk), []
+    for lo in range(0, len(chosen), chunk):  # the path's activations of a chunk at a time
+        part = chosen[lo:lo + chunk]
+        out += _integrated_gradients(learner, x[part], ref[part], sku_ids[part], store_ids[part], scale[part],
+                                     part, index, steps)
+    return out
+
+
+def _integrated_gradients(learner: OnlineLearner, x: np.ndarray, ref: np.ndarray, sku_ids: np.ndarray,
+                          store_ids: np.ndarray, scale: np.ndarray, rows: np.ndarray, index: dict[str, np.ndarray],
+                          steps: int) -> list[Explanation]:
+    """:func:`explain` of the series ``rows``, whose inputs, reference inputs, ids and scales are given."""
+    model, mid = learner.model, median_index(learner.config.quantiles)
     model.eval()
     out = []
     alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
     with torch.no_grad():
-        embedded = model.embed(torch.from_numpy(sku_ids[chosen]), torch.from_numpy(store_ids[chosen]))
-    xs, refs = torch.from_numpy(x[chosen]), torch.from_numpy(ref[chosen])
-    units = torch.from_numpy(scale[chosen])
+        embedded = model.embed(torch.from_numpy(sku_ids), torch.from_numpy(store_ids))
+    xs, refs = torch.from_numpy(x), torch.from_numpy(ref)
+    units = torch.from_numpy(scale)
     dummy = torch.zeros((1, 2), dtype=torch.long)
 
     def median(inputs: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -139,8 +152,7 @@ def explain(learner: OnlineLearner, history: np.ndarray, first_seen: np.ndarray,
         grad_e += de
     attr_x = ((xs - refs) * grad_x / steps).numpy()
     attr_e = (embedded * grad_e / steps).sum(dim=1).numpy()
-    index = {g: np.array([k for k, name in enumerate(groups) if name == g], np.int64) for g in GROUPS}
-    for n, row in enumerate(chosen):
+    for n, row in enumerate(rows):
         contributions = {g: float(attr_x[n, index[g]].sum()) if len(index[g]) else 0.0 for g in GROUPS}
         contributions[IDENTITY] += float(attr_e[n])
         med, reference = float(f_x[n]), float(f_ref[n])

@@ -195,9 +195,9 @@ class OnlineLearner:
 
     def explain(self, history: np.ndarray, first_seen: np.ndarray, stores: Sequence[str], skus: Sequence[str],
                 t: int, bucket_seconds: int, plans: np.ndarray | None = None,
-                rows: Sequence[int] | None = None) -> list[Explanation]:
+                rows: Sequence[int] | None = None, steps: int = 32) -> list[Explanation]:
         """The median of the series ``rows`` split by input group (:func:`tidecast.models.explain.explain`)."""
-        return explain(self, history, first_seen, stores, skus, t, bucket_seconds, plans, rows)
+        return explain(self, history, first_seen, stores, skus, t, bucket_seconds, plans, rows, steps)
 
     # ---------------------------------------------------------------- forecast
     def forecast(

@@ -125,27 +125,30 @@ class KafkaForecastSink:
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                 plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
-                targets: StockTargets | None = None) -> int:
+                targets: StockTargets | None = None, explanations: Sequence[dict] | None = None) -> int:
         """Send one close and wait for every acknowledgement, through outages when the sink has an ``outage``;
         raises :class:`PublishError` otherwise. ``plans``: each series' plan hash (the forecast's ``plan``);
         ``lead``: the lead-time quantiles (not sent); ``targets``: the stock targets, sent to
-        ``<prefix>targets`` when the sink was made with ``targets=True``. Returns the forecasts sent."""
+        ``<prefix>targets`` when the sink was made with ``targets=True``; ``explanations``: each forecast's
+        ``explain`` field. Returns the forecasts sent."""
         if self.outage is None:
-            return self._publish_once(batch, series, values, mean, plans, targets)
-        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans, targets))
+            return self._publish_once(batch, series, values, mean, plans, targets, explanations)
+        return self.outage.call(lambda: self._publish_once(batch, series, values, mean, plans, targets, explanations))
 
     def _messages(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                   plans: Sequence[str | None] | None,
-                  targets: StockTargets | None) -> Iterator[tuple[str, int, bytes, bytes]]:
+                  targets: StockTargets | None,
+                  explanations: Sequence[dict] | None) -> Iterator[tuple[str, int, bytes, bytes]]:
         """``(topic, partition, key, value)``: every forecast, then every stock target."""
-        for key, value in batch.messages(series, values, mean, plans):
+        for key, value in batch.messages(series, values, mean, plans, explanations):
             yield self.topic, partition_for(key, self.partitions), key, value
         if targets is not None and self.with_targets:
             for key, value in target_messages(batch, series, targets):
                 yield self.targets_topic, partition_for(key, self.target_partitions), key, value
 
     def _publish_once(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                      plans: Sequence[str | None] | None = None, targets: StockTargets | None = None) -> int:
+                      plans: Sequence[str | None] | None = None, targets: StockTargets | None = None,
+                      explanations: Sequence[dict] | None = None) -> int:
         deadline = time.monotonic() + self.publish_timeout
         futures: list = []
         keep = futures.append
@@ -153,7 +156,8 @@ class KafkaForecastSink:
         try:
             if self.transactional:
                 self.producer.begin_transaction()
-            for to, partition, key, value in self._messages(batch, series, values, mean, plans, targets):
+            for to, partition, key, value in self._messages(batch, series, values, mean, plans, targets,
+                                                                 explanations):
                 keep(send(to, key=key, value=value, partition=partition))
             self.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaError as exc:  # a send refused (too large, no metadata, buffer full) or the flush timed out

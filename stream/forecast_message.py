@@ -8,6 +8,9 @@ version starts again at 0 then, the lineage does not: it names the forecaster, e
 point for sums and squared-error metrics; the median is in ``values``. ``plan`` (when the model takes plans)
 is a short hash of the planned values the forecast assumed (:func:`tidecast.stream.plans.plan_hash`), null
 when nothing was planned for its buckets: two forecasts with the same hash assumed the same plan.
+``explain`` (with ``TIDECAST_EXPLAIN``) splits the published median, averaged over the horizon, into the
+reference's median, each input group's contribution, the path's residual and the calibration's offset
+(:func:`explain_fields`, :mod:`tidecast.models.explain`).
 
 >>> import numpy as np
 >>> batch = ForecastBatch(bucket_seconds=86_400, origin_ms=1_767_571_200_000, quantiles=(0.1, 0.5, 0.9),
@@ -35,6 +38,10 @@ from tidecast.stream.timebuckets import to_iso
 SCHEMA = "tidecast.forecast/1"
 _NAMESPACE = uuid.UUID("6f1c2a8e-2b1d-5c6e-9a57-7d1f0b3c4e21")
 
+
+EXPLAIN_STEPS = 16
+"""Points on the integration path of a published explanation: its residual stays under 0.1% of the median
+(``tidecast explain`` uses 32); the cost grows with them (docs/benchmarks.md, "Explanations")."""
 
 DEFAULT_LINEAGE = "tidecast.forecaster:all"
 """The lineage of the default forecaster under the default topic prefix (see the module docstring)."""
@@ -68,10 +75,12 @@ class ForecastBatch:
     lineage: str = DEFAULT_LINEAGE
 
     def messages(self, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
-                 plans: Sequence[str | None] | None = None) -> Iterator[tuple[bytes, bytes]]:
+                 plans: Sequence[str | None] | None = None,
+                 explanations: Sequence[dict] | None = None) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q; ``mean``
         is [S, H], non-negative; ``plans`` (optional): per series the hash of the plan its forecast assumed,
-        written as ``plan`` (null: no plan known)."""
+        written as ``plan`` (null: no plan known); ``explanations`` (optional): per series its ``explain``
+        field (:func:`tidecast.stream.explanations.explain_fields`)."""
         origin = to_iso(self.origin_ms)
         shared = orjson.dumps({
             "bucket_seconds": self.bucket_seconds,
@@ -87,10 +96,35 @@ class ForecastBatch:
         dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
         if plans is not None and len(plans) != len(series):
             raise ValueError(f"{len(series)} series but {len(plans)} plan hashes")
+        if explanations is not None and len(explanations) != len(series):
+            raise ValueError(f"{len(series)} series but {len(explanations)} explanations")
         for n, (name, row, row_mean) in enumerate(zip(series, rounded, means, strict=True)):
             store, sku = split_series(name)
             fid = forecast_id(name, origin, self.bucket_seconds, self.lineage)
             head = dumps({"schema": SCHEMA, "forecast_id": fid, "series": name, "store": store, "sku": sku})
             tail = b"}" if plans is None else b',"plan":' + dumps(plans[n]) + b"}"
+            if explanations is not None:
+                tail = b',"explain":' + dumps(explanations[n]) + tail
             yield name.encode(), b"".join((head[:-1], b",", shared, b',"values":', dumps(row, option=numpy),
                                            b',"mean":', dumps(row_mean, option=numpy), tail))
+
+
+def explain_fields(found: Sequence, values: np.ndarray, median: int) -> list[dict]:
+    """The ``explain`` field of each series from the network's explanations ``found`` (one per row of the
+    published quantiles ``values`` [S, H, Q], whose median is at index ``median``), in units per bucket
+    averaged over the horizon, rounded to 0.001: ``median`` (as published) = ``reference`` + the sum of
+    ``contributions`` + ``residual`` + ``calibration`` (the published median less the network's).
+
+    >>> from types import SimpleNamespace as Found
+    >>> e = Found(median=4.0, reference=3.0, contributions={"recent sales": 0.75, "calendar": 0.2}, residual=0.05)
+    >>> field = explain_fields([e], np.array([[[1.0, 4.5, 6.0], [1.0, 4.5, 7.0]]]), 1)[0]
+    >>> field["median"], field["reference"], field["contributions"]["calendar"], field["calibration"]
+    (4.5, 3.0, 0.2, 0.5)
+    """
+    published = np.asarray(values, np.float64)[:, :, median].mean(axis=1)
+    if len(found) != len(published):
+        raise ValueError(f"{len(found)} explanations for {len(published)} forecasts")
+    return [{"median": round(float(p), 3), "reference": round(e.reference, 3),
+             "contributions": {group: round(v, 3) for group, v in e.contributions.items()},
+             "residual": round(e.residual, 3), "calibration": round(float(p) - e.median, 3)}
+            for e, p in zip(found, published, strict=True)]

@@ -53,8 +53,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tidecast.models.quantiles import median_index
 from tidecast.models.replenishment import Policy
-from tidecast.stream.forecast_message import DEFAULT_LINEAGE, ForecastBatch
+from tidecast.stream.forecast_message import DEFAULT_LINEAGE, EXPLAIN_STEPS, ForecastBatch, explain_fields
 from tidecast.stream.plan_history import PlanHistory
 from tidecast.stream.ports import CheckpointStore, ForecastSink, Learner
 from tidecast.stream.series_panel import SeriesPanel
@@ -88,6 +89,9 @@ class ForecasterConfig:
     ``lead_levels``) every close also publishes each series' stock target, its ``policy`` and ``inventory``
     events read from the store (:mod:`tidecast.stream.stock_targets`)."""
     lead_levels: tuple[float, ...] = ()
+    explain: bool = False
+    """Publish each forecast's explanation (``explain``; :func:`~tidecast.stream.forecast_message.explain_fields`),
+    when the learner can explain (tidecast's network)."""
 
 
 @dataclass(slots=True)
@@ -272,7 +276,13 @@ class Forecaster:
             )
             names = [self.panel.series[i] for i in active]
             lead = getattr(self.learner, "last_lead", None)  # a learner's lead-time quantiles, when it makes them
-            extra = {} if lead is None else {"lead": lead}
+            extra: dict = {} if lead is None else {"lead": lead}
+            explain = getattr(self.learner, "explain", None) if self.config.explain else None
+            if explain is not None:
+                found = explain(*args, **plan_kw, steps=EXPLAIN_STEPS)
+                extra["explanations"] = explain_fields(found, values, median_index(self.config.quantiles))
+                seconds["explain"] = _lap(started)
+                started = time.perf_counter()
             if lead is not None and self.config.policy is not None:
                 extra["targets"] = stock_targets(names, lead, self.config.lead_levels, self.config.policy,
                                                  self.store.read_standing("policy"),

@@ -21,12 +21,13 @@ class ForecastSink(Protocol):
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                 plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
-                targets: StockTargets | None = None) -> int:
+                targets: StockTargets | None = None, explanations: Sequence[dict] | None = None) -> int:
         """Send one close: quantiles ``values`` [S, H, Q] and means ``mean`` [S, H] of ``series``; ``plans``:
         the hash of the plan each forecast assumed (None: no plan), given by a forecaster whose learner takes
         plans; ``lead``: the lead-time quantiles [S, H, QL] (of the demand summed over steps 1..L), given by a
         forecaster whose learner makes them; ``targets``: the series' stock targets, given by a forecaster with
-        a policy (:mod:`tidecast.stream.stock_targets`, :mod:`tidecast.stream.target_message`)."""
+        a policy (:mod:`tidecast.stream.stock_targets`, :mod:`tidecast.stream.target_message`);
+        ``explanations``: each forecast's ``explain`` field, given by a forecaster that explains."""
         ...
 
 
@@ -70,22 +71,25 @@ class Learner(Protocol):
 
 
 class MemorySink:
-    """Keeps every published batch: ``(batch, series, values, mean)``, the plan hashes in :attr:`plans` and the
-    lead-time quantiles in :attr:`leads`, the stock targets in :attr:`targets`."""
+    """Keeps every published batch: ``(batch, series, values, mean)``, and per batch the plan hashes
+    (:attr:`plans`), the lead-time quantiles (:attr:`leads`), the stock targets (:attr:`targets`) and the
+    explanations (:attr:`explanations`)."""
 
     def __init__(self) -> None:
         self.published: list[tuple[ForecastBatch, list[str], np.ndarray, np.ndarray]] = []
         self.plans: list[list[str | None] | None] = []
         self.leads: list[np.ndarray | None] = []
         self.targets: list[StockTargets | None] = []
+        self.explanations: list[list[dict] | None] = []
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                 plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
-                targets: StockTargets | None = None) -> int:
+                targets: StockTargets | None = None, explanations: Sequence[dict] | None = None) -> int:
         self.published.append((batch, list(series), values.copy(), mean.copy()))
         self.plans.append(None if plans is None else list(plans))
         self.leads.append(None if lead is None else lead.copy())
         self.targets.append(targets)
+        self.explanations.append(None if explanations is None else list(explanations))
         return len(series)
 
 

@@ -270,6 +270,8 @@ class Settings:
     """TIDECAST_REVIEW: buckets between two orders (stock targets)."""
     service_level: float = 0.95
     """TIDECAST_SERVICE_LEVEL: the chance a replenishment cycle has no stock-out that the targets aim for."""
+    explain: bool = False
+    """TIDECAST_EXPLAIN: each published forecast carries its explanation (``explain``), at some cost a close."""
     session_timeout_ms: int = 6_000
     """An ingest worker that has not renewed its membership (in Redis) for this long is counted out."""
     heartbeat_interval_ms: int = 2_000
@@ -422,6 +424,7 @@ class Settings:
             "TIDECAST_LEAD_TIME": ("lead_time", _count),
             "TIDECAST_REVIEW": ("review", _positive_int),
             "TIDECAST_SERVICE_LEVEL": ("service_level", _share),
+            "TIDECAST_EXPLAIN": ("explain", _boolean),
             **_INGEST_BOUND_READERS,
         }
         values.update(_read(env, readers))

@@ -74,8 +74,8 @@ class _TeeSink:
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                 plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
-                targets: StockTargets | None = None) -> int:
-        sent = self.inner.publish(batch, series, values, mean, plans, lead, targets)
+                targets: StockTargets | None = None, explanations: Sequence[dict] | None = None) -> int:
+        sent = self.inner.publish(batch, series, values, mean, plans, lead, targets, explanations)
         self.on_publish(self.forecaster.panel, batch, series, values)
         return sent
 

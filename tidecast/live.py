@@ -107,6 +107,7 @@ def forecaster_config(settings: Settings, inputs: tuple[str, ...]) -> Forecaster
         publish_closed=False,  # catching up, forecasts whose every target has closed are not published
         policy=settings.policy,
         lead_levels=learner_config(settings).lead_quantiles,
+        explain=settings.explain,
     )
 
 

@@ -63,7 +63,7 @@ class ClosedBuckets:
 
     def publish(self, batch: ForecastBatch, series: Sequence[str], values: np.ndarray, mean: np.ndarray,
                 plans: Sequence[str | None] | None = None, lead: np.ndarray | None = None,
-                targets: StockTargets | None = None) -> int:
+                targets: StockTargets | None = None, explanations: Sequence[dict] | None = None) -> int:
         panel = self.panel()
         index = panel.index
         last = panel.history[:, -1]

@@ -115,8 +115,8 @@ def test_idle_partitions_do_not_stall_closes(settings: Settings) -> None:
                 {"event_id": "stock-1", "type": "inventory", "ts": docs[0]["ts"], "store": store, "sku": sku,
                  "on_hand": 5, "on_order": 1}]
     produce(settings, with_faults(iter(standing + docs), malformed=0.0, duplicates=0.0))
-    result = subprocess.run([*TIDECAST, "run", "--until-idle", "6"], env=env_for(settings), capture_output=True,
-                            timeout=300)
+    result = subprocess.run([*TIDECAST, "run", "--until-idle", "6"], env={**env_for(settings), "TIDECAST_EXPLAIN": "1"},
+                            capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     by_origin = check_forecasts(read_forecasts(settings), settings)
     # 23 of 24 partitions never saw an event, yet the buckets closed (through day 18 of 20)
@@ -136,3 +136,9 @@ def test_idle_partitions_do_not_stall_closes(settings: Settings) -> None:
     assert (last["lead_time"], last["review"], last["service_level"], last["protection"]["buckets"]) == (2, 2, 0.95, 4)
     assert last["policy_from"] == "store" and last["inventory"]["on_hand"] == 5
     assert last["order_quantity"] == pytest.approx(max(0.0, last["order_up_to"] - 6), abs=0.011)
+    # with TIDECAST_EXPLAIN every forecast says why (valid against the schema above), adding up to its median
+    for docs_of_origin in by_origin.values():
+        for doc in docs_of_origin.values():
+            field = doc["explain"]
+            total = field["reference"] + sum(field["contributions"].values()) + field["residual"] + field["calibration"]
+            assert total == pytest.approx(field["median"], abs=0.01)
