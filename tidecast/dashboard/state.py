@@ -9,8 +9,8 @@ closes. From those and the windows in Redis (read through the ``series_window`` 
   naive's (the units one season before) on the same points;
 - **the series whose forecast moved most**: the next bucket's median now against what the close before said
   for the same bucket, relative to the larger of the two and 1 unit;
-- their **explanations**, from the ``explain`` it is handed (the live model, read-only), computed in the
-  background once per close.
+- their **explanations**: those published with the forecasts (``TIDECAST_EXPLAIN``), else from the
+  ``explain`` it is handed (the live model, read-only), computed in the background once per close.
 
 >>> state = DashboardState(series_window=lambda s: [], stats=dict, explain=None, season=7)
 >>> state.add_forecast({"series": "s:A", "origin": "2026-01-05T00:00:00+00:00", "bucket_seconds": 86400,
@@ -19,6 +19,9 @@ closes. From those and the windows in Redis (read through the ``series_window`` 
 ...                     "values": [[2.0, 9.0, 12.0], [1.0, 4.0, 6.0]], "model_version": 4})
 >>> [(m["series"], m["before"], m["now"]) for m in state.moved()]   # 4 said for 01-06 at 01-05, now 9
 [('s:A', 4.0, 9.0)]
+>>> state.latest["s:A"]["explain"] = {"median": 9.0, "reference": 5.0, "contributions": {"calendar": 4.0}}
+>>> state.refresh_explanations(); state.explained["series"][0]["contributions"]   # published: no model needed
+{'calendar': 4.0}
 """
 
 from __future__ import annotations
@@ -137,15 +140,22 @@ class DashboardState:
         return result
 
     def refresh_explanations(self) -> None:
-        """Explain the series that moved most, once per close (call it from a background thread)."""
+        """Explain the series that moved most, once per close (call it from a background thread): with the
+        explanations their latest forecasts carry when every one has one, else through ``explain``."""
         origin = self.last_origin
-        if self.explain is None or origin is None or origin == self._explained_origin:
+        if origin is None or origin == self._explained_origin:
             return
         names = [m["series"] for m in self.moved()]
         if not names:
             return
-        try:
-            report: Any = self.explain(names)
-        except Exception as exc:  # the model or Redis away: say so on the page, try again next close
-            report = {"error": f"{type(exc).__name__}: {exc}"}
+        published = [(self.latest.get(name) or {}).get("explain") for name in names]
+        if all(published):
+            report: Any = {"series": [{"series": name, **found} for name, found in zip(names, published, strict=True)]}
+        elif self.explain is None:
+            return
+        else:
+            try:
+                report = self.explain(names)
+            except Exception as exc:  # the model or Redis away: say so on the page, try again next close
+                report = {"error": f"{type(exc).__name__}: {exc}"}
         self.explained, self._explained_origin = report, origin
