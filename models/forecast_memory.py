@@ -203,10 +203,12 @@ def published_scores(matured: Matured, history: np.ndarray, first_seen: np.ndarr
         lo, hi = matured.published[:, levels.index(0.1)], matured.published[:, levels.index(0.9)]
         sums["covered"] = float(np.sum((matured.y >= lo) & (matured.y <= hi)))
     n_pos = history.shape[1]
-    first = np.clip(np.asarray(first_seen, np.int64)[matured.row] - (int(t) - (n_pos - 1)), 0, n_pos - 1)
-    units = history[matured.row, :, UNITS].astype(np.float64)
+    series, of_label = np.unique(matured.row, return_inverse=True)  # each series once: up to H labels share it
+    first = np.clip(np.asarray(first_seen, np.int64)[series] - (int(t) - (n_pos - 1)), 0, n_pos - 1)
+    units = history[series, :, UNITS].astype(np.float64)
     moved = (np.arange(1, n_pos) > first[:, None])  # a change between two buckets from its first activity on
-    change = np.where(moved, np.abs(np.diff(units, axis=1)), 0.0).sum(axis=1) / np.maximum(moved.sum(axis=1), 1)
+    change = (np.where(moved, np.abs(np.diff(units, axis=1)), 0.0).sum(axis=1)
+              / np.maximum(moved.sum(axis=1), 1))[of_label]
     ok = change > 0
     if not ok.any():
         return sums
