@@ -171,7 +171,7 @@ def validate_dict(doc: dict, bounds: Bounds = DEFAULT_BOUNDS) -> Event:
     kind = get("type")
     if kind == "plan":
         return _plan(doc, bounds)
-    if kind in STANDING_KINDS:
+    if type(kind) is str and kind in STANDING_KINDS:
         return _standing(doc, kind, bounds)
     event_id, sku, store = get("event_id"), get("sku"), get("store")
     if not (  # the fast path checks inline; the slow one explains what is wrong
@@ -255,7 +255,9 @@ def _standing(doc: dict, kind: str, bounds: Bounds) -> Standing:
         return Standing(event_id, ts_ms, kind, target, (on_hand, on_order))
     values: list = []
     for name, low in (("lead_time", 0), ("review", 1)):
-        buckets = doc.get(name)
+        buckets = doc.get(name)  # null is absent: the store's policy or the setting
+        if type(buckets) is float and buckets.is_integer():
+            buckets = int(buckets)  # 4.0 is the integer 4, as JSON Schema reads it
         if buckets is not None and not (type(buckets) is int and low <= buckets <= MAX_POLICY_BUCKETS):
             raise InvalidEvent(f"field {name!r} must be a whole number of buckets from {low} to "
                                f"{MAX_POLICY_BUCKETS}, got {quote(buckets)}")

@@ -41,7 +41,7 @@ _NAMESPACE = uuid.UUID("6f1c2a8e-2b1d-5c6e-9a57-7d1f0b3c4e21")
 
 EXPLAIN_STEPS = 16
 """Points on the integration path of a published explanation: its residual stays under 0.1% of the median
-(``tidecast explain`` uses 32); the cost grows with them (docs/benchmarks.md, "Explanations")."""
+(``tidecast explain`` uses 32); the cost grows with them (docs/benchmarks.md, "Published explanations")."""
 
 DEFAULT_LINEAGE = "tidecast.forecaster:all"
 """The lineage of the default forecaster under the default topic prefix (see the module docstring)."""
@@ -80,7 +80,7 @@ class ForecastBatch:
         """``(key, value)`` per series; ``values`` is [S, H, Q], non-negative and monotone along Q; ``mean``
         is [S, H], non-negative; ``plans`` (optional): per series the hash of the plan its forecast assumed,
         written as ``plan`` (null: no plan known); ``explanations`` (optional): per series its ``explain``
-        field (:func:`tidecast.stream.explanations.explain_fields`)."""
+        field (:func:`explain_fields`)."""
         origin = to_iso(self.origin_ms)
         shared = orjson.dumps({
             "bucket_seconds": self.bucket_seconds,
@@ -113,7 +113,8 @@ def explain_fields(found: Sequence, values: np.ndarray, median: int) -> list[dic
     """The ``explain`` field of each series from the network's explanations ``found`` (one per row of the
     published quantiles ``values`` [S, H, Q], whose median is at index ``median``), in units per bucket
     averaged over the horizon, rounded to 0.001: ``median`` (as published) = ``reference`` + the sum of
-    ``contributions`` + ``residual`` + ``calibration`` (the published median less the network's).
+    ``contributions`` + ``residual`` + ``calibration`` (the published median less the network's: the
+    calibration's offsets and the bounds and rounding of what is published), the residual taking the rounding.
 
     >>> from types import SimpleNamespace as Found
     >>> e = Found(median=4.0, reference=3.0, contributions={"recent sales": 0.75, "calendar": 0.2}, residual=0.05)
@@ -124,7 +125,12 @@ def explain_fields(found: Sequence, values: np.ndarray, median: int) -> list[dic
     published = np.asarray(values, np.float64)[:, :, median].mean(axis=1)
     if len(found) != len(published):
         raise ValueError(f"{len(found)} explanations for {len(published)} forecasts")
-    return [{"median": round(float(p), 3), "reference": round(e.reference, 3),
-             "contributions": {group: round(v, 3) for group, v in e.contributions.items()},
-             "residual": round(e.residual, 3), "calibration": round(float(p) - e.median, 3)}
-            for e, p in zip(found, published, strict=True)]
+    out = []
+    for e, p in zip(found, published, strict=True):
+        said, reference, calibration = round(float(p), 3), round(e.reference, 3), round(float(p) - e.median, 3)
+        contributions = {group: round(v, 3) for group, v in e.contributions.items()}
+        # the residual takes the rounding, so that the published terms add up to the published median
+        residual = round(said - reference - sum(contributions.values()) - calibration, 6)
+        out.append({"median": said, "reference": reference, "contributions": contributions, "residual": residual,
+                    "calibration": calibration})
+    return out

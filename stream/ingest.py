@@ -311,7 +311,8 @@ class PartitionIngestor:
                     reject(Reject(topic, partition, record.offset, record.key, record.value, FUTURE))
                     continue
                 bucket = bucket_of(ts)
-                if open_from is not None and bucket < open_from:
+                # late, unless a policy or an inventory: for no bucket, it holds from now however old its ts
+                if open_from is not None and bucket < open_from and type(event) is not Standing:
                     counts.late += 1
                     reject(Reject(topic, partition, record.offset, record.key, record.value, LATE))
                     continue

@@ -55,7 +55,6 @@ def target_messages(batch: ForecastBatch, series: Sequence[str],
     quantiles = orjson.dumps(list(stock.levels))
     values = np.round(stock.values, 2)
     up_to = np.round(stock.order_up_to, 2).tolist()
-    order = np.round(stock.order_quantity, 2).tolist()
     lead_time, review, service = stock.lead_time.tolist(), stock.review.tolist(), stock.service.tolist()
     dumps, numpy = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
     for i, name in enumerate(series):
@@ -68,7 +67,8 @@ def target_messages(batch: ForecastBatch, series: Sequence[str],
         if stock.as_of_ms[i] >= 0:
             head["inventory"] = {"on_hand": float(stock.on_hand[i]), "on_order": float(stock.on_order[i]),
                                  "as_of": to_iso(int(stock.as_of_ms[i]))}
-            head["order_quantity"] = order[i]
+            # from the level as written, so that a reader recomputing it from the message gets the same
+            head["order_quantity"] = round(max(0.0, up_to[i] - float(stock.on_hand[i]) - float(stock.on_order[i])), 2)
         body = dumps(head)
         yield name.encode(), b"".join((body[:-1], b",", shared, b',"protection":{"buckets":',
                                        str(lead_time[i] + review[i]).encode(), b',"quantiles":', quantiles,

@@ -103,5 +103,6 @@ def describe_close(report: CloseReport, buckets: Buckets) -> str:
         f"model v{report.model_version}, loss {learn.get('loss', float('nan')):.3f}, "
         f"lr x{learn.get('lr_multiplier', 1.0):.2f}{' DRIFT' if learn.get('drift') else ''} "
         f"(read {s['read']:.2f}s learn {s['learn']:.2f}s forecast {s['forecast']:.2f}s "
-        f"publish {s['publish']:.2f}s checkpoint {s['checkpoint']:.2f}s)"
+        + (f"explain {s['explain']:.2f}s " if "explain" in s else "")
+        + f"publish {s['publish']:.2f}s checkpoint {s['checkpoint']:.2f}s)"
     )

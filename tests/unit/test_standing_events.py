@@ -53,7 +53,11 @@ def test_a_store_policy_a_series_policy_and_an_inventory() -> None:
     assert validate(orjson.dumps(policy(sku="A", review=7))).values == (None, 7, None)
     assert validate(orjson.dumps(policy())).values == (None, None, None)  # clears the overrides
     assert validate(orjson.dumps(inventory(on_order=2.5))) == Standing("i", T0, "inventory", "s1:A", (4, 2.5))
-    for doc in (policy(lead_time=3), policy(sku="A", review=7), inventory(on_order=2.5)):
+    # null is absent (as people write it), and 4.0 is the integer 4 (as JSON Schema reads it)
+    assert validate(orjson.dumps(policy(lead_time=4.0, review=None, service_level=None))).values == (4, None, None)
+    assert validate(orjson.dumps(inventory(on_order=None))).values == (4, 0)
+    for doc in (policy(lead_time=3), policy(sku="A", review=7), inventory(on_order=2.5), policy(lead_time=4.0,
+                review=None, service_level=None), inventory(on_order=None)):
         SCHEMA.validate(doc)
 
 
@@ -67,6 +71,8 @@ def test_a_store_policy_a_series_policy_and_an_inventory() -> None:
     (inventory(on_hand=None), "missing field 'on_hand'"),
     (inventory(on_order=-1), "field 'on_order' must be within 0 to 1000000 (TIDECAST_MAX_QTY), got -1"),
     (inventory(on_hand=2e6), "field 'on_hand' must be within -1000000 to 1000000 (TIDECAST_MAX_QTY), got 2000000.0"),
+    ({**policy(sku="A"), "type": ["policy"]}, "field 'type' must be 'sale', 'click', 'plan', 'policy' or 'inventory', "
+                                       "got ['policy']"),
 ])
 def test_bad_policies_and_inventories_are_rejected_with_a_reason_the_schema_agrees_with(doc: dict,
                                                                                      reason: str) -> None:
@@ -92,6 +98,17 @@ def test_the_latest_of_each_kind_and_target_wins_and_is_never_trimmed(store: Win
     assert store.read_standing("inventory")["s1:A"].partition == 2
     commit(store, ing, [inventory("i4", ts=T0 + 10 * 86_400_000, sku="B")], first=4)  # trims partition 0's D0
     assert store.read_standing("policy")["s1"].values == (None, None, 0.9)
+
+
+def test_an_old_stock_count_is_not_late(store: WindowStore) -> None:
+    ing = ingestor(store)
+    day = 86_400_000
+    commit(store, ing, [policy("o1", ts=T0 + 3 * day + 9 * 3_600_000, review=2)])  # the watermark: day 3, 09:00
+    batch = ing.apply([Record(1, orjson.dumps(inventory("i1", ts=T0 + 21 * 3_600_000, on_hand=7)))])  # day 0
+    assert not batch.rejects and batch.counts.late == 0 and store.commit(batch)
+    assert store.read_standing("inventory")["s1:A"].values == (7, 0)
+    sale = {"event_id": "s1", "type": "sale", "ts": T0, "store": "s1", "sku": "A", "qty": 1}
+    assert ing.apply([Record(2, orjson.dumps(sale))]).counts.late == 1  # a sale of that day is late
 
 
 def test_a_replayed_batch_changes_nothing(store: WindowStore) -> None:

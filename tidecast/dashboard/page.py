@@ -99,8 +99,13 @@ def _moved(moved: list[dict], explained: dict) -> str:
     for m in moved:
         e = by_series.get(m["series"])
         if e is not None:
-            parts.append(f"<h2 class='explained'>{escape(m['series'])}: median {e['median']:,.2f} = reference "
-                         f"{e['reference']:,.2f} +</h2>" + bars(dict(sorted(
+            # published (TIDECAST_EXPLAIN): median as published, calibration given; from the model (explain --json):
+            # the network's median, and the published one beside it
+            calibration = e.get("calibration", e.get("published_median", e["median"]) - e["median"])
+            median = e["median"] + (0.0 if "calibration" in e else calibration)
+            parts.append(f"<h2 class='explained'>{escape(m['series'])}: median {median:,.2f} = reference "
+                         f"{e['reference']:,.2f} + the groups below + calibration {calibration:+,.2f} (residual "
+                         f"{e.get('residual', 0.0):+,.3f})</h2>" + bars(dict(sorted(
                              e["contributions"].items(), key=lambda kv: -abs(kv[1]))), " units"))
     parts.append("</section>")
     return "".join(parts)

@@ -148,7 +148,7 @@ class DashboardState:
         names = [m["series"] for m in self.moved()]
         if not names:
             return
-        published = [(self.latest.get(name) or {}).get("explain") for name in names]
+        published: list[Any] = [(self.latest.get(name) or {}).get("explain") for name in names]
         if all(published):
             report: Any = {"series": [{"series": name, **found} for name, found in zip(names, published, strict=True)]}
         elif self.explain is None:
