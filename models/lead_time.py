@@ -21,6 +21,9 @@ buckets when bucket ``t`` closes).
 >>> lead.put(0, raw, np.zeros(1, np.int64), np.array([2.0], np.float32))
 >>> lead.last.tolist()                                                    # units: times the scale
 [[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]]
+>>> lead.put(0, raw, np.zeros(1, np.int64), np.array([0.3], np.float32))
+>>> lead.last.astype(float).round(2).tolist()   # a sum of counts has a whole median; the others on their side
+[[[0.0, 0.0, 0.45], [0.3, 1.0, 1.0]]]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import QuantileCalibrator
+from .calibration import QuantileCalibrator, publish
 from .features import RETURNS, UNITS
 from .forecast_memory import ForecastMemory, SeriesIndex
 from .quantiles import median_index
@@ -79,6 +82,7 @@ class LeadTimeQuantiles:
                                              limit=5.0 * horizon)
         self.memory = ForecastMemory(horizon, sample)
         self._clip = np.float32(clip)
+        self._median = median_index(levels)
         self._steps = np.arange(1, horizon + 1, dtype=np.float32)[None, :, None]  # L of each column
         self.last = np.zeros((0, horizon, len(self.levels)), np.float32)
         """Units ``[S, H, QL]`` of the last forecast: the calibrated quantiles of the sums over ``L = 1 .. H``."""
@@ -105,7 +109,8 @@ class LeadTimeQuantiles:
         bound = per_bucket * self._steps  # L x the bound of one bucket, in scaled units
         if held is not None:  # a quantile the bound holds down asks the calibration for no rise
             held = np.where(raw > bound, np.int8(-1), held)
-        self.last[lo:lo + len(raw)] = np.minimum(raw, bound) * scale[:, None, None]
+        # a sum of counts is a count: its median is a whole number, as the published per-step median is
+        self.last[lo:lo + len(raw)] = publish(np.minimum(raw, bound) * scale[:, None, None], self._median)
         if held is not None and keep is not None:
             self._held.append(held[keep])
 

@@ -110,7 +110,7 @@ def test_the_backtest_replays_every_model_on_the_same_demand(tmp_path: Path) -> 
         stock = [e["avg_stock"] for e in entries]
         assert fill == sorted(fill) and stock == sorted(stock), name  # a higher level never holds or fills less
         assert 0.0 < fill[0] <= 1.0 and all(0.0 <= e["cycle_service"] <= 1.0 for e in entries)
-    assert set(doc["lead_time"]["hit_rate"]) == {"0.1", "0.5", "0.9", "0.98"}
+    assert set(doc["lead_time"]["hit_rate"]) == set(doc["lead_time"]["below_rate"]) == {"0.1", "0.5", "0.9", "0.98"}
     written = write_report(result, tmp_path / "report")
     assert tmp_path / "report" / "stock_curve.png" in written
     assert "## Replenishment" in (tmp_path / "report" / "report.md").read_text()

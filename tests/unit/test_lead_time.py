@@ -99,4 +99,5 @@ def test_lead_time_coverage_counts_each_level_per_sum() -> None:
     cov.close(1, np.array([0.0, 2.0, 3.0, 9.0, 5.0]))  # a fifth series appeared since: not scored
     cov.close(2, np.array([0.0, 2.0, 0.0, 0.0, 5.0]))
     assert cov.hit_rates()[0.5].tolist() == [0.5, 0.75]  # L = 1: 0, 2 at or below 2; L = 2: 0, 4, 3 below 4
+    assert cov.below_rates()[0.5].tolist() == [0.25, 0.5]  # strictly below: L = 1: 0; L = 2: 0, 3
     assert cov.coverage80().tolist() == [0.5, 0.5] and cov.counted.tolist() == [4, 4]
