@@ -65,6 +65,7 @@ def test_online_retail_loads_with_one_command(settings: Settings) -> None:
 
     report = json.loads(tidecast(settings, "inspect", "series", "all:85123A", "--json").stdout)
     assert report["series"] == "all:85123A" and report["bucket_seconds"] == 86_400
+    assert report["policy"] == {"series": None, "store": None} and report["inventory"] is None  # none sent
     expected = recount_sku("85123A")
     got = {row["start"][:10]: row for row in report["buckets"]}
     assert got.keys() == expected.keys()

@@ -159,3 +159,17 @@ def test_each_series_gets_its_policy_and_with_an_inventory_an_order() -> None:
     assert targets.protection.tolist() == [3, 3, 2] and targets.order_up_to.tolist() == [6.0, 6.0, 6.0]
     assert targets.source == ["store", "store", "settings"] and list(targets.notes) == [2]
     assert targets.order_quantity[0] == 2.5 and np.isnan(targets.order_quantity[1:]).all()  # 6 - 2.5 - 1
+
+
+def test_inspect_series_shows_the_policies_and_the_inventory_a_target_uses() -> None:
+    from tidecast.commands.inspect_cmd import series_report
+    from tidecast.config import Settings
+
+    store = MemoryWindowStore()
+    commit(store, ingestor(store), [policy("o1", review=2), policy("o2", sku="A", service_level=0.9),
+                                    inventory("i1", on_hand=2.5)])
+    report = series_report(store, "s1:A", Settings())
+    assert report["policy"]["store"] == {"ts": "2024-10-08T00:00:00+00:00", "lead_time": None, "review": 2,
+                                         "service_level": None}
+    assert report["policy"]["series"]["service_level"] == 0.9 and report["inventory"]["on_hand"] == 2.5
+    assert series_report(store, "s2:B", Settings())["inventory"] is None

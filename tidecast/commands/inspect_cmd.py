@@ -16,6 +16,7 @@ from tidecast.infra.endpoints import resolve
 from tidecast.stream.timebuckets import Buckets, to_iso
 
 if TYPE_CHECKING:
+    from tidecast.stream.standing import StandingEntry
     from tidecast.stream.window_store import WindowStore
 
 
@@ -31,10 +32,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def series_report(store: WindowStore, series: str, settings: Settings) -> dict:
-    """The ``inspect series --json`` document."""
+    """The ``inspect series --json`` document: the series' windows, and the ``policy`` events of the series
+    and of its store and its ``inventory`` that its stock targets use (null where there is none)."""
+    from tidecast.stream.events import INVENTORY_FIELDS, POLICY_FIELDS, split_series
+
     buckets = Buckets(settings.bucket_seconds)
     rows = [{"start": to_iso(buckets.start_ms(b)), **values} for b, values in store.series_window(series)]
-    return {"series": series, "bucket_seconds": settings.bucket_seconds, "buckets": rows}
+    policies, inventory = store.read_standing("policy"), store.read_standing("inventory").get(series)
+
+    def shown(entry: StandingEntry | None, names: tuple[str, ...]) -> dict | None:
+        return None if entry is None else {"ts": to_iso(entry.issued_ms), **dict(zip(names, entry.values, strict=True))}
+
+    return {"series": series, "bucket_seconds": settings.bucket_seconds, "buckets": rows,
+            "policy": {"series": shown(policies.get(series), POLICY_FIELDS),
+                       "store": shown(policies.get(split_series(series)[0]), POLICY_FIELDS)},
+            "inventory": shown(inventory, INVENTORY_FIELDS)}
 
 
 def stats_report(store: WindowStore, settings: Settings) -> dict:
@@ -86,7 +98,13 @@ def _print_series(report: dict, series: str) -> None:
     table = Table("start", *METRICS, title=f"{series} ({len(report['buckets'])} buckets)")
     for row in report["buckets"]:
         table.add_row(row["start"], *[f"{row[m]:,.2f}".rstrip("0").rstrip(".") for m in METRICS])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for label, entry in (("policy of the series", report["policy"]["series"]),
+                         ("policy of its store", report["policy"]["store"]), ("inventory", report["inventory"])):
+        if entry is not None:
+            console.print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if v is not None),
+                          highlight=False)
 
 
 def _print_stats(report: dict) -> None:
