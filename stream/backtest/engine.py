@@ -328,7 +328,9 @@ class Backtest:
             closed.t, closed.units, closed.revenue, (closed.published, closed.values, closed.mean), closed.plans,
             closed.lead,
         )
+        started = time.perf_counter()
         self._score_lead_time(closed)
+        self.timings["lead_time"] += time.perf_counter() - started
 
     def _score_lead_time(self, closed: Closed) -> None:
         """The sums of lead-time demand against tidecast's lead-time quantiles: every close advances the sums;
