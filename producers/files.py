@@ -15,6 +15,13 @@ and it goes to the dead-letter queue.
 {'event_id': 's.csv:2', 'type': 'sale', 'ts': '2011-12-01T00:00:00+00:00', 'sku': 'B2', 'qty': 'x'}
 >>> count_rows(folder / "s.csv")
 2
+
+Rows whose ``type`` is ``policy`` or ``inventory`` keep their fields (:data:`STANDING_FIELDS`):
+
+>>> _ = (folder / "stock.csv").write_text("type,ts,store,sku,on_hand,on_order\\ninventory,2011-06-01,s1,A1,12,\\n")
+>>> row = next(read_events(folder / "stock.csv", tz="UTC"))
+>>> row["type"], row["sku"], row["on_hand"], "on_order" in row   # an empty cell: absent (0 on order)
+('inventory', 'A1', 12, False)
 """
 
 from __future__ import annotations
@@ -32,14 +39,17 @@ import orjson
 
 from tidecast.producers import dates
 
-FIELDS = ("event_id", "type", "ts", "sku", "store", "qty", "price", "revenue", "promo", "action", "open", "event")
+STANDING_FIELDS = ("lead_time", "review", "service_level", "on_hand", "on_order")
+"""The fields of ``policy`` and ``inventory`` rows (``type`` column), so a file of them can be sent too."""
+FIELDS = ("event_id", "type", "ts", "sku", "store", "qty", "price", "revenue", "promo", "action", "open", "event",
+          *STANDING_FIELDS)
 """Event fields a column can map to (``revenue`` only serves to derive ``price``; ``open`` and ``event`` are
 carried in the record as extra fields, which the validator ignores)."""
-OPTIONAL = frozenset({"store", "price", "revenue", "promo", "open", "event"})
+OPTIONAL = frozenset({"store", "price", "revenue", "promo", "open", "event", *STANDING_FIELDS})
 """Fields for which an empty cell (or JSON null) means absent; an empty required field stays ``""``."""
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv",)
-_NUMERIC = frozenset({"qty", "price", "revenue"})
+_NUMERIC = frozenset({"qty", "price", "revenue", *STANDING_FIELDS})
 _TRUE = frozenset({"1", "1.0", "true", "t", "yes", "y"})
 """Flag cells read as true (case-insensitive, trimmed), as spreadsheets and pandas (``1.0``: a float column) write."""
 _FALSE = frozenset({"0", "0.0", "false", "f", "no", "n"})

@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     file.add_argument("path", type=Path)
     file.add_argument(
         "--columns",
-        help="FIELD=COLUMN,... mapping, fields ts,sku,store,qty,price,revenue,promo,open,event,event_id,type,action",
+        help="FIELD=COLUMN,... mapping, fields ts,sku,store,qty,price,revenue,promo,open,event,event_id,type,action "
+             "(and lead_time,review,service_level,on_hand,on_order of policy and inventory rows)",
     )
     file.add_argument("--known", metavar="FIELD,...",
                       help="fields known ahead, among promo, price, open, event (mapped by --columns): also sent "
