@@ -10,6 +10,11 @@ forecast moved most, with their explanations) and ``report`` (a backtest report,
 ...               [], {}, None, refresh=5)
 >>> "id='fan'" in page and "id='accuracy'" in page and "class='value ingested'>5<" in page
 True
+>>> target = {"order_up_to": 9.5, "lead_time": 2, "review": 1, "service_level": 0.95, "policy_from": "store",
+...           "protection": {"buckets": 3}, "order_quantity": 3.5,
+...           "inventory": {"on_hand": 5, "on_order": 1, "as_of": "2026-01-05T21:00:00+00:00"}}
+>>> "class='value order-quantity'>3.5<" in _fan({"series": "s:A", "chart": "", "target": target, "choices": []})
+True
 """
 
 from __future__ import annotations
@@ -58,7 +63,13 @@ def _fan(series: dict) -> str:
         p = target["protection"]
         parts.append(f"<p>stock target: order up to <span class='value order-up-to'>{target['order_up_to']:,.1f}"
                      f"</span> units for the next {p['buckets']} buckets (lead time {target['lead_time']}, review "
-                     f"{target['review']}, service level {target['service_level']:g})</p>")
+                     f"{target['review']}, service level {target['service_level']:g}; policy of the "
+                     f"{escape(target.get('policy_from', 'settings'))})</p>")
+        stock = target.get("inventory")
+        if stock is not None:
+            parts.append(f"<p>order <span class='value order-quantity'>{target['order_quantity']:,.1f}</span> "
+                         f"units now: on hand {stock['on_hand']:,.1f}, on order {stock['on_order']:,.1f} as of "
+                         f"{escape(stock['as_of'][:16])}</p>")
     choices = " ".join(f"<a href='/?series={quote(name)}'>{escape(name)}</a>" for name in series["choices"][:30])
     parts.append(f"<div class='choices'>{choices}</div></section>")
     return "".join(parts)
