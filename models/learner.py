@@ -46,7 +46,7 @@ import torch
 
 from .calibration import QuantileCalibrator, publish, series_level
 from .explain import Explanation, explain
-from .features import SampleBatch, build_batch, hash_ids
+from .features import HashIds, SampleBatch, build_batch
 from .forecast_memory import ForecastMemory, SeriesIndex, counted, meet_published
 from .lead_time import LeadTimeQuantiles, young_peak
 from .learner_config import STATE_FORMAT, LearnerConfig, check_format
@@ -77,6 +77,7 @@ class OnlineLearner:
     def __init__(self, config: LearnerConfig | None = None) -> None:
         self.config = cfg = config or LearnerConfig()
         self.spec = cfg.features
+        self._sku_ids, self._store_ids = HashIds(cfg.sku_buckets, "sku"), HashIds(cfg.store_buckets, "store")
         self.n_inputs = self.spec.n_inputs + (plan_width(cfg.horizon) if cfg.plans else 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -125,10 +126,9 @@ class OnlineLearner:
 
     def _ids(self, stores: Sequence[str], skus: Sequence[str],
              rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        cfg = self.config
         if rows is not None:
             stores, skus = [stores[i] for i in rows], [skus[i] for i in rows]
-        return hash_ids(skus, cfg.sku_buckets, "sku"), hash_ids(stores, cfg.store_buckets, "store")
+        return self._sku_ids(skus), self._store_ids(stores)
 
     @property
     def lr_multiplier(self) -> float:

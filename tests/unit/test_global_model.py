@@ -319,3 +319,16 @@ def test_loading_a_state_with_another_config_is_refused() -> None:
     with pytest.raises(ValueError):
         other.load_state_dict({"format": "something else"})
     assert math.isfinite(float(learner.state_dict()["counters"]["model_version"]))
+
+
+def test_cached_hash_ids_are_the_hashes_and_start_afresh_at_their_limit() -> None:
+    from tidecast.models.features import HashIds
+
+    keys = [f"sku{i}" for i in range(300)]
+    ids = HashIds(1 << 14, "sku", limit=200)
+    assert (ids(keys[:150]) == hash_ids(keys[:150], 1 << 14, "sku")).all()
+    some = [*keys[100:120], "new"]
+    assert (ids(some) == hash_ids(some, 1 << 14, "sku")).all()
+    assert len(ids.index) == 151
+    assert (ids(keys[120:300]) == hash_ids(keys[120:300], 1 << 14, "sku")).all()  # past 200: afresh
+    assert len(ids.index) == 180
