@@ -54,7 +54,7 @@ def ingest_rate(settings: Settings, processes: int, total: int) -> tuple[float, 
     client = redis.Redis.from_url(settings.redis_url or "")
     client.flushdb()
     store = RedisWindowStore(client, settings.topic_prefix)
-    command = [sys.executable, "-m", "tidecast.cli", "ingest", "--processes", str(processes), "--until-idle", "3",
+    command = [sys.executable, "-m", "tidecast", "ingest", "--processes", str(processes), "--until-idle", "3",
                "--progress", "lines"]
     process = subprocess.Popen(command, env=settings.environment(os.environ), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
@@ -88,7 +88,7 @@ def latency(settings: Settings, rate: int, seconds: float, series: int) -> dict[
     """Seconds from send to committed in Redis of probe events in a stream paced at ``rate`` events/s."""
     create_topics(settings.kafka_bootstrap or "", settings.topics.all, settings.partitions)
     client = redis.Redis.from_url(settings.redis_url or "")
-    process = subprocess.Popen([sys.executable, "-m", "tidecast.cli", "ingest", "--progress", "lines"],
+    process = subprocess.Popen([sys.executable, "-m", "tidecast", "ingest", "--progress", "lines"],
                                env=settings.environment(os.environ), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     probes: list[tuple[float, object]] = []

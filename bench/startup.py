@@ -49,7 +49,7 @@ from pathlib import Path
 from tidecast import infra
 from tidecast.config import Settings
 
-TIDECAST = [sys.executable, "-m", "tidecast.cli"]
+TIDECAST = [sys.executable, "-m", "tidecast"]
 REFERENCES = {
     "python -c pass": [sys.executable, "-c", "pass"],
     'python -c "import torch"': [sys.executable, "-c", "import torch"],
@@ -88,7 +88,7 @@ def measure(command: list[str], env: dict[str, str], runs: int) -> tuple[float, 
 
 def import_times(env: dict[str, str], top: int) -> list[tuple[int, str]]:
     """(cumulative microseconds, module) of the ``top`` costliest imports of ``tidecast --help``."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tidecast.cli", "--help"], env=env,
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tidecast", "--help"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
     rows = []
     for line in result.stderr.splitlines():

@@ -10,7 +10,6 @@ rich, the Kafka and Redis clients, the backtest) in their handlers, so parsing l
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -89,21 +88,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return base.with_overrides(**changes)
 
 
-def _stopped_while_starting(signum: int, frame: object) -> None:
-    """SIGTERM before a command's loop installs its own handling (imports, connecting): nothing has started,
-    so the process stops cleanly (exit 0) instead of dying by the signal (exit -15)."""
-    raise SystemExit(0)
-
-
 def main(argv: list[str] | None = None) -> int:
-    previous = signal.signal(signal.SIGTERM, _stopped_while_starting)
-    try:
-        return _main(argv)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    """Parse ``argv``, run the command and turn the errors a user can mend into a message and exit status.
 
-
-def _main(argv: list[str] | None) -> int:
+    The process entry point is :mod:`tidecast.__main__`, which makes SIGTERM a clean stop while this module
+    still imports."""
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
@@ -148,4 +137,6 @@ def state_lost(exc: BaseException) -> StateLost | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tidecast.__main__ import main as entry
+
+    sys.exit(entry())

@@ -100,7 +100,7 @@ def stream(
            "TIDECAST_TOPIC_PREFIX": settings.topic_prefix}
     speed = days * 86_400 / max(seconds, 1.0)
     producer = subprocess.Popen(
-        [sys.executable, "-m", "tidecast.cli", "produce", "synthetic", "--series", str(series),
+        [sys.executable, "-m", "tidecast", "produce", "synthetic", "--series", str(series),
          "--days", str(days), "--seed", str(seed), "--malformed", "0.01", "--duplicates", "0.01",
          "--speed", f"{speed:.0f}"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -55,6 +55,9 @@ from tidecast.stream.adapters.redis_store import RedisWindowStore
 from tidecast.stream.events import NO_EVENT
 from tidecast.stream.timebuckets import Buckets
 
+STARTUP_S = 1.0
+"""Seconds a process is given to start before the final SIGTERM (see :meth:`Crew.terminate`)."""
+
 COUNT_FIELDS = {1: "sale lines", 4: "views", 5: "add-to-carts", 6: "promo lines"}
 """Window fields that count events (see :data:`tidecast.stream.windows.METRICS`): a lost or doubled event shows
 in one of them."""
@@ -232,6 +235,10 @@ class Crew:
         with self.lock:
             self.stopping = True
             procs = [p for p in [*self.ingest, self.forecaster] if p is not None and p.popen.poll() is None]
+            # A process restarted a moment ago may still be in the interpreter's own startup, before any line of
+            # tidecast runs: no program can handle a signal there. Give it the second its first line needs.
+            youngest = max((p.started for p in procs), default=0.0)
+            time.sleep(max(0.0, youngest + STARTUP_S - time.monotonic()))
             started = time.monotonic()
             for proc in procs:
                 proc.popen.send_signal(signal.SIGTERM)

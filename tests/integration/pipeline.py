@@ -38,7 +38,7 @@ def env_for(settings: Settings) -> dict[str, str]:
     }
 
 
-TIDECAST = [sys.executable, "-m", "tidecast.cli"]
+TIDECAST = [sys.executable, "-m", "tidecast"]
 
 
 def start_ingest(settings: Settings, until_idle: float) -> subprocess.Popen:

@@ -185,10 +185,31 @@ def test_sigterm_while_a_job_starts_is_a_clean_stop(tmp_path) -> None:
 
     env = {**os.environ, "TIDECAST_HOME": str(tmp_path), "TIDECAST_KAFKA_BOOTSTRAP": "127.0.0.1:1",
            "TIDECAST_REDIS_URL": "redis://127.0.0.1:1/0", "TIDECAST_OUTAGE_TIMEOUT": "60s"}
-    job = subprocess.Popen([sys.executable, "-m", "tidecast.cli", "forecast"], env=env, stdout=subprocess.DEVNULL,
+    job = subprocess.Popen([sys.executable, "-m", "tidecast", "forecast"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
     time.sleep(3)  # still starting: its Redis is unreachable, and it waits for it
     assert job.poll() is None
     job.send_signal(signal.SIGTERM)
     _, stderr = job.communicate(timeout=30)
     assert job.returncode == 0, stderr.decode()[-2000:]
+
+
+def test_sigterm_while_the_commands_import_is_a_clean_stop() -> None:
+    """The signal arrives while ``tidecast.cli`` loads (a finder raises it there): exit 0, not death by -15."""
+    import subprocess
+    import sys
+
+    script = (
+        "import signal, sys\n"
+        "class SigtermOnImport:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tidecast.cli':\n"
+        "            signal.raise_signal(signal.SIGTERM)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, SigtermOnImport())\n"
+        "from tidecast.__main__ import main\n"
+        "sys.exit(main(['--version']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert b"tidecast" not in done.stdout  # it stopped before the command ran

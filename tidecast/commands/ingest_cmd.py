@@ -7,7 +7,7 @@
 >>> args.until_idle, args.processes
 (3.0, 2)
 >>> for command in child_commands(args):
-...     print(*command[3:])   # after `python -m tidecast.cli`
+...     print(*command[3:])   # after `python -m tidecast`
 ingest --progress lines --until-idle 3.0 --metrics-port 9464 --metrics-host 127.0.0.1
 ingest --progress lines --until-idle 3.0 --metrics-port 9465 --metrics-host 127.0.0.1
 """
@@ -46,7 +46,7 @@ def child_commands(args: argparse.Namespace) -> list[list[str]]:
     """The command of each of ``--processes`` workers: this one, as one process with plain progress lines."""
     commands = []
     for i in range(args.processes):
-        command = [sys.executable, "-m", "tidecast.cli", "ingest", "--progress", "lines"]
+        command = [sys.executable, "-m", "tidecast", "ingest", "--progress", "lines"]
         if args.until_idle is not None:
             command += ["--until-idle", str(args.until_idle)]
         if args.metrics_port is not None:

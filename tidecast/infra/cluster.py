@@ -47,19 +47,7 @@ def running_cluster(folder: Path, masters: int = 3, timeout: float = 30.0) -> It
     nodes: list[tuple[int, int, subprocess.Popen]] = []
     try:
         for _ in range(masters):
-            port, bus = free_port(), free_port()
-            with open(folder / f"valkey-{port}.log", "ab") as log:
-                process = subprocess.Popen(
-                    [str(valkey), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                     "--cluster-port", str(bus), "--cluster-config-file", str(folder / f"nodes-{port}.conf"),
-                     "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no", "--dir", str(folder),
-                     "--protected-mode", "yes", "--loglevel", "warning"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-            nodes.append((port, bus, process))
-        for port, _, _ in nodes:
-            if not wait_for_port(port, timeout):
-                raise InfraError(f"valkey-server (cluster node) did not listen on 127.0.0.1:{port} within "
-                                 f"{timeout:g} s; see {folder}/valkey-{port}.log")
+            nodes.append(_started_node(valkey, folder, {p for node in nodes for p in node[:2]}, timeout))
         clients = [redis.Redis(host="127.0.0.1", port=port) for port, _, _ in nodes]
         for client, (low, high) in zip(clients, slot_ranges(masters), strict=True):
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
@@ -75,6 +63,45 @@ def running_cluster(folder: Path, masters: int = 3, timeout: float = 30.0) -> It
             if process.poll() is None:
                 stop_pid(process.pid, "valkey-server")
             process.wait()
+
+
+def _started_node(valkey: Path, folder: Path, taken: set[int], timeout: float,
+                  tries: int = 3) -> tuple[int, int, subprocess.Popen]:
+    """One listening cluster node on free ports (not in ``taken``): a free port can be taken by another process
+    between choosing it and binding it, so a node that exits before it listens is started again on new ports."""
+    for _ in range(tries):
+        port, bus = _free_ports(2, taken)
+        with open(folder / f"valkey-{port}.log", "ab") as log:
+            process = subprocess.Popen(
+                [str(valkey), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-port", str(bus), "--cluster-config-file", str(folder / f"nodes-{port}.conf"),
+                 "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no", "--dir", str(folder),
+                 "--protected-mode", "yes", "--loglevel", "warning"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        deadline = time.monotonic() + timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            if wait_for_port(port, 0.5):
+                return port, bus, process
+        if process.poll() is None:
+            stop_pid(process.pid, "valkey-server")
+            process.wait()
+    raise InfraError(f"valkey-server (cluster node) did not listen on 127.0.0.1 in {tries} tries; see the "
+                     f"valkey-*.log files in {folder}")
+
+
+def _free_ports(count: int, taken: set[int]) -> list[int]:
+    """``count`` distinct free loopback ports, none in ``taken``.
+
+    >>> a, b = _free_ports(2, set())
+    >>> a != b
+    True
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _wait_ok(clients: list[redis.Redis], masters: int, timeout: float, folder: Path) -> None:
