@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -61,6 +62,20 @@ DEFAULT_SKU = "all"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECONDS_BELOW = 1e11  # epoch numbers below this are seconds (before year 5138), above it milliseconds
 _MISSING = object()
+DELIMITERS = (",", ";", "\t", "|")
+"""The CSV delimiters told apart by :func:`csv_delimiter`, the comma first."""
+MISSING_MARKERS = frozenset({"na", "n/a", "nan", "null", "none", "-", "--", "?"})
+"""Cell values (case-insensitive) that mean "not known" in an optional numeric or flag field, as an empty
+cell does: an export's ``NA`` price leaves the sale without a price instead of refusing it."""
+_MARKABLE = OPTIONAL - {"store", "event"}
+
+
+def _marks_missing(raw: object) -> bool:
+    """
+    >>> _marks_missing(" N/A "), _marks_missing("NULL"), _marks_missing("0"), _marks_missing(1.5)
+    (True, True, False, False)
+    """
+    return type(raw) is str and raw.strip().lower() in MISSING_MARKERS
 
 
 def parse_columns(spec: str | None) -> dict[str, str]:
@@ -199,8 +214,21 @@ def _open(path: Path) -> IO[str]:
     return path.open(encoding="utf-8-sig", errors="replace", newline="")
 
 
+def csv_delimiter(header_line: str) -> str:
+    """The delimiter of a CSV file, from its header line: the most frequent of ``, ; TAB |`` (a comma on a
+    tie or when there is none), so that European exports (``;``) and tab- or pipe-separated files read too.
+
+    >>> csv_delimiter("date;store;sales"), csv_delimiter("a,b"), csv_delimiter("a|b|c"), csv_delimiter("one")
+    (';', ',', '|', ',')
+    """
+    counts = {sep: header_line.count(sep) for sep in DELIMITERS}
+    best = max(DELIMITERS, key=lambda sep: counts[sep])  # first wins a tie: the comma
+    return best if counts[best] > 0 else ","
+
+
 def _csv_rows(handle: IO[str], path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict]]:
-    reader = csv.reader(handle)
+    first = handle.readline()
+    reader = csv.reader(itertools.chain([first], handle), delimiter=csv_delimiter(first))
     header = [name.strip() for name in next(reader, [])]
     if not header:
         return
@@ -262,7 +290,7 @@ class _Converter:
             return values.text.encode()  # sent as it is, so the validator gives the real reason
         event: dict = {}
         for field, raw in values.items():
-            if field in OPTIONAL and (raw is None or raw == ""):
+            if field in OPTIONAL and (raw is None or raw == "" or (field in _MARKABLE and _marks_missing(raw))):
                 continue
             if field == "ts":
                 raw = self.ts(raw)
@@ -278,6 +306,8 @@ class _Converter:
                 raw = raw.strip().lower()
             elif type(raw) is int:  # a numeric id or sku in JSON
                 raw = str(raw)
+            elif field in ("sku", "store") and type(raw) is str:
+                raw = raw.strip()  # "A1  " from a fixed-width (CHAR) export is the sku "A1"
             event[field] = raw
         revenue = event.pop("revenue", _MISSING)
         if revenue is not _MISSING and "price" not in event:

@@ -426,3 +426,28 @@ def test_open_and_event_columns_are_carried_in_the_record(tmp_path: Path) -> Non
         {"ts": "2013-01-03", "store": "1", "sku": "x", "qty": 1, "open": False, "event": "b"}])
     docs = list(read_events(jsonl))
     assert [(d.get("open"), d.get("event")) for d in docs] == [(True, None), (False, "b")]
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_semicolon_tab_and_pipe_files_read_like_comma_ones(tmp_path: Path, sep: str) -> None:
+    text = "\ufeff" + sep.join(["day", "store", "item", "units", "price"]) + "\r\n"
+    text += sep.join(["2024-01-01", "S1", "A", "3", "2.5"]) + "\r\n" + sep.join(["2024-01-02", "S1", "B", "1", ""])
+    path = tmp_path / "export.csv"
+    path.write_text(text, encoding="utf-8")
+    events = list(read_events(path, parse_columns("ts=day,store=store,sku=item,qty=units,price=price")))
+    assert [(e["store"], e["sku"], e["qty"], e.get("price")) for e in events] == [("S1", "A", 3, 2.5),
+                                                                                ("S1", "B", 1, None)]
+
+
+def test_missing_markers_leave_an_optional_field_out_and_ids_are_trimmed(tmp_path: Path) -> None:
+    rows = [["date", "store", "sku", "qty", "price", "promo"],
+            ["2024-01-01", " S1 ", "A1  ", "2", "NA", "n/a"],
+            ["2024-01-02", "S1", "A1", "1", "-", "NULL"],
+            ["2024-01-03", "S1", "A1", "4", "1.5", "1"]]
+    columns = parse_columns("ts=date,store=store,sku=sku,qty=qty,price=price,promo=promo")
+    events = list(read_events(write_csv(tmp_path / "f.csv", rows), columns))
+    for event in events:
+        assert isinstance(event, dict)
+        validate_dict(event)  # raises on an invalid event
+    assert [(e["store"], e["sku"], e.get("price"), e.get("promo")) for e in events] == [
+        ("S1", "A1", None, None), ("S1", "A1", None, None), ("S1", "A1", 1.5, True)]
