@@ -60,6 +60,8 @@ _NO_EVENT = frozenset({"", "0", "0.0"})
 DEFAULT_SKU = "all"
 """The sku of every row when ``--columns`` maps no ``sku``: one series per store (``STORE:all``)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_FROM = 1e8
+"""Epoch seconds from this on (1973-03-03) are times; smaller numbers are read as none (see :func:`_epoch`)."""
 _SECONDS_BELOW = 1e11  # epoch numbers below this are seconds (before year 5138), above it milliseconds
 _MISSING = object()
 DELIMITERS = (",", ";", "\t", "|")
@@ -350,8 +352,16 @@ def _timestamp(raw: Any, zone: tzinfo, parse_date: Callable[[str], datetime | No
 
 
 def _epoch(number: Any, raw: object) -> object:
+    """An epoch time in seconds, or milliseconds from 1e11; a number under :data:`EPOCH_FROM` is no time (an
+    Excel serial day ``45292``, a year-week ``202301``) and is kept, for the validator to refuse with its value.
+
+    >>> _epoch(1767607200, 1767607200), _epoch(45292, "45292"), _epoch(202301, 202301)
+    ('2026-01-05T10:00:00+00:00', '45292', '202301')
+    """
     if not math.isfinite(number):
         return raw
+    if abs(number) < EPOCH_FROM:
+        return raw if type(raw) is str else str(raw)
     try:
         if abs(number) < _SECONDS_BELOW:
             return (_EPOCH + timedelta(seconds=number)).isoformat()

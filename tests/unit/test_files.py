@@ -451,3 +451,14 @@ def test_missing_markers_leave_an_optional_field_out_and_ids_are_trimmed(tmp_pat
         validate_dict(event)  # raises on an invalid event
     assert [(e["store"], e["sku"], e.get("price"), e.get("promo")) for e in events] == [
         ("S1", "A1", None, None), ("S1", "A1", None, None), ("S1", "A1", 1.5, True)]
+
+
+def test_small_numbers_are_no_epoch_times_and_are_refused_with_their_value(tmp_path: Path) -> None:
+    """An Excel serial day (45292) or a year-week (202301) once read as seconds after 1970: every row in
+    one bucket of 1970-01-01, silently. Now the validator refuses them and says the value."""
+    rows = [["date", "sku", "qty"], ["45292", "A", "2"], ["202301", "A", "1"]]
+    events = list(read_events(write_csv(tmp_path / "serial.csv", rows), parse_columns("ts=date,sku=sku,qty=qty")))
+    for event, value in zip(events, ("45292", "202301"), strict=True):
+        assert isinstance(event, dict) and event["ts"] == value
+        with pytest.raises(InvalidEvent, match=value):
+            validate_dict(event)

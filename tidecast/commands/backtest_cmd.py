@@ -189,13 +189,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except TooManyRejected as exc:
         err.print(f"tidecast: {path.name}: {exc}; top reasons:", markup=False, highlight=False, soft_wrap=True)
         err.print("\n".join(exc.tally.lines()), markup=False, highlight=False, soft_wrap=True)
-        err.print("check --columns (which column is which event field) and --tz (the zone of naive times); "
+        err.print("check --columns (which column is which event field), --tz (the zone of naive times) and "
+                  "--date-format (a strptime format for dates that are not ISO-8601, such as %d-%b-%Y); "
                   f"--max-rejected (now {exc.limit}) sets the share allowed", markup=False, highlight=False,
                   soft_wrap=True)
         return 2
     if not result.counts.get("ingested") and not result.counts.get("panel_zeros"):
         err.print(f"[yellow]no valid row in {path.name} ({result.counts.get('invalid', 0):,} invalid): "
-                  "check --columns and --tz[/]")
+                  "check --columns, --tz and --date-format[/]")
     if result.rejects.total:
         rows = result.counts.get("rows", 0)
         err.print(result.rejects.describe(rows), markup=False, highlight=False, soft_wrap=True)
