@@ -26,6 +26,7 @@ Rows whose ``type`` is ``policy`` or ``inventory`` keep their fields (:data:`STA
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import itertools
@@ -211,9 +212,32 @@ def _kind(path: Path) -> str:
 
 
 def _open(path: Path) -> IO[str]:
+    encoding = file_encoding(path)
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
-    return path.open(encoding="utf-8-sig", errors="replace", newline="")
+        return gzip.open(path, "rt", encoding=encoding, errors="replace", newline="")
+    return path.open(encoding=encoding, errors="replace", newline="")
+
+
+def file_encoding(path: Path, sample: int = 1 << 20) -> str:
+    r"""``utf-8-sig`` when the file's first ``sample`` bytes (decompressed) are UTF-8, else ``cp1252``: the
+    encoding of Windows spreadsheet exports in Western Europe and the Americas (Latin-1 in effect), where
+    "Café" read as UTF-8 would become "Caf\ufffd" and merge with every other name that differs only there.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "u.csv").write_bytes("sku\nCafé\n".encode()) and file_encoding(folder / "u.csv")
+    'utf-8-sig'
+    >>> (folder / "w.csv").write_bytes("sku\nCafé\n".encode("cp1252")) and file_encoding(folder / "w.csv")
+    'cp1252'
+    """
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as handle:
+        head = handle.read(sample)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a character cut at the end is fine
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8-sig"
 
 
 def csv_delimiter(header_line: str) -> str:

@@ -462,3 +462,10 @@ def test_small_numbers_are_no_epoch_times_and_are_refused_with_their_value(tmp_p
         assert isinstance(event, dict) and event["ts"] == value
         with pytest.raises(InvalidEvent, match=value):
             validate_dict(event)
+
+
+def test_a_windows_1252_file_keeps_its_accented_names_apart(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes("date,sku,qty\n2024-01-01,Café,1\n2024-01-01,Cafè,2\n".encode("cp1252"))
+    events = list(read_events(path, parse_columns("ts=date,sku=sku,qty=qty")))
+    assert [e["sku"] for e in events if isinstance(e, dict)] == ["Café", "Cafè"]
