@@ -31,6 +31,7 @@ import csv
 import gzip
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -65,6 +66,7 @@ EPOCH_FROM = 1e8
 """Epoch seconds from this on (1973-03-03) are times; smaller numbers are read as none (see :func:`_epoch`)."""
 _SECONDS_BELOW = 1e11  # epoch numbers below this are seconds (before year 5138), above it milliseconds
 _MISSING = object()
+_DECIMAL_COMMA = re.compile(r"[-+]?(\d+|\d{1,3}(\.\d{3})+),\d+")
 DELIMITERS = (",", ";", "\t", "|")
 """The CSV delimiters told apart by :func:`csv_delimiter`, the comma first."""
 MISSING_MARKERS = frozenset({"na", "n/a", "nan", "null", "none", "-", "--", "?"})
@@ -254,7 +256,8 @@ def csv_delimiter(header_line: str) -> str:
 
 def _csv_rows(handle: IO[str], path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict]]:
     first = handle.readline()
-    reader = csv.reader(itertools.chain([first], handle), delimiter=csv_delimiter(first))
+    delimiter = csv_delimiter(first)
+    reader = csv.reader(itertools.chain([first], handle), delimiter=delimiter)
     header = [name.strip() for name in next(reader, [])]
     if not header:
         return
@@ -268,9 +271,28 @@ def _csv_rows(handle: IO[str], path: Path, mapping: dict[str, str]) -> Iterator[
         elif column != field:
             have = ", ".join(header)
             raise ValueError(f"{path.name} has no column {column!r} (for {field!r}); its columns: {have}")
+    numeric = {field for field, _ in plan if field in _NUMERIC} if delimiter != "," else set()
     for row, cells in enumerate(reader, start=1):
         width = len(cells)
-        yield row, {field: cells[i] if i < width else None for field, i in plan}
+        values = {field: cells[i] if i < width else None for field, i in plan}
+        for field in numeric:
+            values[field] = decimal_point(values[field])
+        yield row, values
+
+
+def decimal_point(cell: str | None) -> str | None:
+    """A number written with a decimal comma, as files separated by ``;``, tab or ``|`` write them
+    (``1,5`` or ``1.234,50``), with a decimal point; any other cell unchanged (``1.5``, ``1.234``, ``NA``).
+
+    >>> [decimal_point(cell) for cell in ("1,5", "-1.234,50", "1.5", "1.234", "a,b", None)]
+    ['1.5', '-1234.50', '1.5', '1.234', 'a,b', None]
+    """
+    if cell is None or "," not in cell:
+        return cell
+    text = cell.strip()
+    if _DECIMAL_COMMA.fullmatch(text):
+        return text.replace(".", "").replace(",", ".")
+    return cell
 
 
 def _json_rows(handle: IO[str], path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict | _BadLine]]:

@@ -429,9 +429,9 @@ def test_open_and_event_columns_are_carried_in_the_record(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("sep", [";", "\t", "|"])
-def test_semicolon_tab_and_pipe_files_read_like_comma_ones(tmp_path: Path, sep: str) -> None:
+def test_semicolon_tab_and_pipe_files_read_like_comma_ones_with_decimal_commas(tmp_path: Path, sep: str) -> None:
     text = "\ufeff" + sep.join(["day", "store", "item", "units", "price"]) + "\r\n"
-    text += sep.join(["2024-01-01", "S1", "A", "3", "2.5"]) + "\r\n" + sep.join(["2024-01-02", "S1", "B", "1", ""])
+    text += sep.join(["2024-01-01", "S1", "A", "3", "2,5"]) + "\r\n" + sep.join(["2024-01-02", "S1", "B", "1", ""])
     path = tmp_path / "export.csv"
     path.write_text(text, encoding="utf-8")
     events = list(read_events(path, parse_columns("ts=day,store=store,sku=item,qty=units,price=price")))
